@@ -1,0 +1,299 @@
+//! Byte-level BPE tokenizer rebuilt from GGUF metadata. It exists because the
+//! model file is the single source of truth (no separate tokenizer.json), and
+//! candle's own GGUF tokenizer helper adds a prefix space that SmolLM2 does not
+//! use. Also precomputes each token's raw bytes so streamed text can be
+//! released incrementally without re-decoding the whole completion.
+
+use std::collections::HashMap;
+
+use candle_core::quantized::gguf_file::Value;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::gguf::Metadata;
+use crate::EngineError;
+
+/// GGUF `token_type` for ordinary vocabulary entries.
+const TOKEN_TYPE_NORMAL: i64 = 1;
+/// GGUF `token_type` for control tokens such as `<|im_start|>`.
+const TOKEN_TYPE_CONTROL: i64 = 3;
+/// GGUF `token_type` for user-defined tokens, matched verbatim like specials.
+const TOKEN_TYPE_USER_DEFINED: i64 = 4;
+
+/// A tokenizer plus the per-token facts generation needs.
+pub(crate) struct GgufTokenizer {
+    inner: Tokenizer,
+    /// Raw bytes each token id decodes to (what the ByteLevel decoder emits).
+    token_bytes: Vec<Vec<u8>>,
+    /// Token string -> id for every token (used for special-token lookups).
+    ids: HashMap<String, u32>,
+    pub(crate) bos_id: Option<u32>,
+    pub(crate) eos_id: Option<u32>,
+}
+
+impl GgufTokenizer {
+    /// Build the tokenizer from `tokenizer.ggml.*` metadata.
+    pub(crate) fn from_metadata(md: &Metadata<'_>) -> Result<Self, EngineError> {
+        let model = md.string("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(EngineError::Tokenizer {
+                reason: format!("tokenizer.ggml.model is {model:?}; only \"gpt2\" (byte-level BPE) is supported"),
+            });
+        }
+        let tokens = md.string_array("tokenizer.ggml.tokens")?;
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidMetadata {
+                key: "tokenizer.ggml.tokens".into(),
+                reason: "empty vocabulary".into(),
+            });
+        }
+        let types = match md.get("tokenizer.ggml.token_type") {
+            Some(_) => md.int_array("tokenizer.ggml.token_type")?,
+            None => vec![TOKEN_TYPE_NORMAL; tokens.len()],
+        };
+        if types.len() != tokens.len() {
+            return Err(EngineError::InvalidMetadata {
+                key: "tokenizer.ggml.token_type".into(),
+                reason: format!("{} entries for {} tokens", types.len(), tokens.len()),
+            });
+        }
+        let merges = match md.get("tokenizer.ggml.merges") {
+            Some(_) => parse_merges(&md.string_array("tokenizer.ggml.merges")?)?,
+            None => Vec::new(),
+        };
+        let inner = build_tokenizer(&tokens, &types, merges)?;
+        let ids: HashMap<String, u32> = tokens
+            .iter()
+            .enumerate()
+            .rev() // first occurrence wins for duplicated strings
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let token_bytes = tokens.iter().map(|t| token_to_bytes(t)).collect();
+        let vocab = tokens.len();
+        Ok(Self {
+            inner,
+            token_bytes,
+            ids,
+            bos_id: optional_id(md, "tokenizer.ggml.bos_token_id", vocab)?,
+            eos_id: optional_id(md, "tokenizer.ggml.eos_token_id", vocab)?,
+        })
+    }
+
+    /// Number of tokens in the vocabulary.
+    pub(crate) fn vocab_size(&self) -> usize {
+        self.token_bytes.len()
+    }
+
+    /// Id of a token given its exact string, if the vocabulary has it.
+    pub(crate) fn token_id(&self, token: &str) -> Option<u32> {
+        self.ids.get(token).copied()
+    }
+
+    /// Encode text; special tokens written literally are recognised. No BOS.
+    pub(crate) fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| EngineError::Tokenizer {
+                reason: format!("encode failed: {e}"),
+            })?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Decode ids to text (special tokens are kept, invalid UTF-8 becomes U+FFFD).
+    pub(crate) fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
+        self.check_ids(ids)?;
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| EngineError::Tokenizer {
+                reason: format!("decode failed: {e}"),
+            })
+    }
+
+    /// Raw bytes of one token (the id must be valid).
+    pub(crate) fn bytes_of(&self, id: u32) -> Result<&[u8], EngineError> {
+        self.token_bytes
+            .get(id as usize)
+            .map(Vec::as_slice)
+            .ok_or(EngineError::UnknownToken {
+                id,
+                vocab_size: self.vocab_size(),
+            })
+    }
+
+    /// Fail with [`EngineError::UnknownToken`] on the first out-of-range id.
+    pub(crate) fn check_ids(&self, ids: &[u32]) -> Result<(), EngineError> {
+        match ids.iter().find(|&&id| id as usize >= self.vocab_size()) {
+            Some(&id) => Err(EngineError::UnknownToken {
+                id,
+                vocab_size: self.vocab_size(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Assemble the `tokenizers` pipeline: BPE model, digit-splitting + ByteLevel
+/// pre-tokenizer (no prefix space), ByteLevel decoder, control tokens as specials.
+fn build_tokenizer(
+    tokens: &[String],
+    types: &[i64],
+    merges: Vec<(String, String)>,
+) -> Result<Tokenizer, EngineError> {
+    let mut vocab = Vocab::default();
+    for (i, t) in tokens.iter().enumerate() {
+        vocab.entry(t.clone()).or_insert(i as u32);
+    }
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| EngineError::Tokenizer {
+            reason: format!("cannot build BPE model: {e}"),
+        })?;
+    let mut tok = Tokenizer::new(bpe);
+    let pre = Sequence::new(vec![
+        PreTokenizerWrapper::Digits(Digits::new(true)),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
+    ]);
+    tok.with_pre_tokenizer(Some(pre));
+    tok.with_decoder(Some(ByteLevelDecoder::default()));
+    let pick = |ty: i64| -> Vec<AddedToken> {
+        tokens
+            .iter()
+            .zip(types)
+            .filter(|(_, &t)| t == ty)
+            .map(|(s, _)| AddedToken::from(s.clone(), ty == TOKEN_TYPE_CONTROL))
+            .collect()
+    };
+    tok.add_special_tokens(&pick(TOKEN_TYPE_CONTROL));
+    tok.add_tokens(&pick(TOKEN_TYPE_USER_DEFINED));
+    for (i, (s, &t)) in tokens.iter().zip(types).enumerate() {
+        let special = t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED;
+        if special && tok.token_to_id(s) != Some(i as u32) && tokens[..i].iter().all(|p| p != s) {
+            return Err(EngineError::Tokenizer {
+                reason: format!("special token {s:?} did not keep id {i}"),
+            });
+        }
+    }
+    Ok(tok)
+}
+
+/// Split GGUF merges ("a b") into pairs.
+fn parse_merges(raw: &[String]) -> Result<Vec<(String, String)>, EngineError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut parts = m.split(' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty() => {
+                    Ok((a.to_string(), b.to_string()))
+                }
+                _ => Err(EngineError::InvalidMetadata {
+                    key: "tokenizer.ggml.merges".into(),
+                    reason: format!("merge #{i} {m:?} is not two space-separated tokens"),
+                }),
+            }
+        })
+        .collect()
+}
+
+fn optional_id(md: &Metadata<'_>, key: &str, vocab: usize) -> Result<Option<u32>, EngineError> {
+    if md.get(key).is_none() {
+        return Ok(None);
+    }
+    let id = md.usize(key)?;
+    if id >= vocab {
+        return Err(EngineError::InvalidMetadata {
+            key: key.into(),
+            reason: format!("id {id} is outside the {vocab}-token vocabulary"),
+        });
+    }
+    Ok(Some(id as u32))
+}
+
+/// GPT-2's byte <-> printable-char table: byte b is written as `BYTE_CHARS[b]`.
+pub(crate) fn byte_chars() -> [char; 256] {
+    let mut out = ['\0'; 256];
+    let mut extra = 0u32;
+    for b in 0..256u32 {
+        let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || b >= 0xae;
+        let c = if printable {
+            b
+        } else {
+            extra += 1;
+            255 + extra
+        };
+        out[b as usize] = char::from_u32(c).unwrap_or('\u{fffd}');
+    }
+    out
+}
+
+/// The bytes a token decodes to, mirroring the ByteLevel decoder: every char is
+/// mapped back through the byte table, unless some char is not in the table, in
+/// which case the token's own UTF-8 is used verbatim.
+fn token_to_bytes(token: &str) -> Vec<u8> {
+    thread_local! {
+        static REVERSE: HashMap<char, u8> =
+            byte_chars().iter().enumerate().map(|(b, &c)| (c, b as u8)).collect();
+    }
+    REVERSE.with(|rev| {
+        token
+            .chars()
+            .map(|c| rev.get(&c).copied())
+            .collect::<Option<Vec<u8>>>()
+            .unwrap_or_else(|| token.as_bytes().to_vec())
+    })
+}
+
+/// Helper for writers of GGUF files: the string form of a single byte token.
+pub(crate) fn byte_token(b: u8) -> String {
+    byte_chars()[b as usize].to_string()
+}
+
+/// Build a GGUF string-array value.
+pub(crate) fn string_array<S: AsRef<str>>(items: &[S]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|s| Value::String(s.as_ref().to_string()))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_table_is_a_bijection_onto_distinct_chars() {
+        let chars = byte_chars();
+        let set: std::collections::HashSet<char> = chars.iter().copied().collect();
+        assert_eq!(set.len(), 256);
+        assert_eq!(chars[b' ' as usize], 'Ġ');
+        assert_eq!(chars[b'\n' as usize], 'Ċ');
+        assert_eq!(chars[b'a' as usize], 'a');
+    }
+
+    #[test]
+    fn token_bytes_map_back_through_the_table() {
+        assert_eq!(token_to_bytes("Ġhello"), b" hello");
+        assert_eq!(token_to_bytes("<|im_start|>"), b"<|im_start|>");
+        // '€' is not in the byte table, so the token's own UTF-8 is used.
+        assert_eq!(token_to_bytes("a€"), "a€".as_bytes());
+        // 'é' (U+00E9) is the table's char for byte 0xE9.
+        assert_eq!(token_to_bytes("é"), [0xe9]);
+    }
+
+    #[test]
+    fn malformed_merges_are_rejected() {
+        assert!(parse_merges(&["a b".into()]).is_ok());
+        let err = parse_merges(&["ab".into()]).unwrap_err();
+        assert!(matches!(err, EngineError::InvalidMetadata { .. }), "{err}");
+        assert!(parse_merges(&["a b c".into()]).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! Digests that receipts commit to: the request, the response and the client.
+//!
+//! Each is SHA-256 over a [`crate::canon`] encoding with its own domain label,
+//! written as `sha256:<64 lowercase hex>`. Provider and coordinator compute them
+//! independently and must agree, so their definitions live here, once.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::canon::Encoder;
+use crate::receipt::SamplingRecord;
+
+/// A `sha256:<hex>` digest string, validated on construction.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Digest(String);
+
+impl Digest {
+    /// SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+    }
+
+    /// The digest as its `sha256:<hex>` string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Wraps a raw lowercase hex SHA-256 (as produced by hashing a file).
+    pub fn from_hex(hex_str: &str) -> Result<Self, String> {
+        Digest::try_from(format!("sha256:{hex_str}"))
+    }
+}
+
+impl TryFrom<String> for Digest {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let Some(h) = s.strip_prefix("sha256:") else {
+            return Err(format!("digest {s:?} does not start with \"sha256:\""));
+        };
+        let ok = h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !ok {
+            return Err(format!("digest {s:?} is not 64 lowercase hex digits"));
+        }
+        Ok(Digest(s))
+    }
+}
+
+impl From<Digest> for String {
+    fn from(d: Digest) -> String {
+        d.0
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a request digest covers: the model, the conversation and the sampling.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestForDigest<'a> {
+    /// Model digest the request was dispatched for.
+    pub model: &'a Digest,
+    /// `(role, content)` pairs in order.
+    pub messages: &'a [(String, String)],
+    /// Sampling parameters, seed included.
+    pub sampling: &'a SamplingRecord,
+}
+
+/// Digest of a chat request as dispatched to a provider.
+pub fn request_digest(req: RequestForDigest<'_>) -> Digest {
+    let mut e = Encoder::new("proofmesh/request/v1");
+    e.str("model", req.model.as_str());
+    e.u64("messages", req.messages.len() as u64);
+    for (role, content) in req.messages {
+        e.str("role", role).str("content", content);
+    }
+    req.sampling.encode(&mut e);
+    Digest::of(&e.finish())
+}
+
+/// Digest of a provider's answer: the token ids, the text and why it stopped.
+pub fn response_digest(completion_tokens: &[u32], text: &str, finish_reason: &str) -> Digest {
+    let mut e = Encoder::new("proofmesh/response/v1");
+    e.u32s("tokens", completion_tokens)
+        .str("text", text)
+        .str("finish_reason", finish_reason);
+    Digest::of(&e.finish())
+}
+
+/// The pseudonymous client id written into receipts: a hash, so a published
+/// receipt does not reveal which account made the request.
+pub fn client_hash(client_id: &str) -> Digest {
+    let mut e = Encoder::new("proofmesh/client/v1");
+    e.str("client", client_id);
+    Digest::of(&e.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_validation() {
+        assert!(Digest::try_from("sha256:".to_string() + &"a".repeat(64)).is_ok());
+        assert!(Digest::try_from("sha256:".to_string() + &"A".repeat(64)).is_err());
+        assert!(Digest::try_from("sha1:".to_string() + &"a".repeat(64)).is_err());
+        assert!(Digest::try_from("sha256:abc".to_string()).is_err());
+    }
+
+    #[test]
+    fn response_digest_covers_every_part() {
+        let base = response_digest(&[1, 2], "hi", "stop");
+        assert_ne!(base, response_digest(&[1, 3], "hi", "stop"));
+        assert_ne!(base, response_digest(&[1, 2], "ho", "stop"));
+        assert_ne!(base, response_digest(&[1, 2], "hi", "length"));
+    }
+
+    #[test]
+    fn sha256_known_vector() {
+        // FIPS 180-2 test vector for "abc".
+        assert_eq!(
+            Digest::of(b"abc").as_str(),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! Messages that cross process boundaries: the provider ⇄ coordinator protocol
+//! (JSON text frames over a WebSocket the provider dials out on) and the
+//! OpenAI-compatible chat types the gateway speaks.
+//!
+//! Both sides depend on this crate, so the protocol is defined once.
+
+pub mod openai;
+pub mod provider;
+
+pub use provider::{
+    auth_message, ChatMessage, CoordinatorMsg, Gpu, Hardware, JobResult, JobSpec, ModelAdvert,
+    PriceRate, ProviderMsg, PROTOCOL_VERSION,
+};

@@ -1,0 +1,247 @@
+//! The provider protocol.
+//!
+//! 1. Provider dials `GET /v1/provider/connect` (WebSocket).
+//! 2. Coordinator sends [`CoordinatorMsg::Challenge`] with a fresh nonce.
+//! 3. Provider answers [`ProviderMsg::Hello`]: its key, a signature over
+//!    [`auth_message`], its hardware and models.
+//! 4. Coordinator answers [`CoordinatorMsg::Welcome`] or closes with a reason.
+//! 5. Jobs flow as [`CoordinatorMsg::Job`]; the provider streams
+//!    [`ProviderMsg::Token`]s and ends with [`ProviderMsg::Done`] (a
+//!    provider-signed receipt) or [`ProviderMsg::Failed`].
+//! 6. The provider sends [`ProviderMsg::Heartbeat`] every few seconds.
+
+use proofmesh_receipt::canon::Encoder;
+use proofmesh_receipt::{Digest, PublicKey, Receipt, SamplingRecord, Signature};
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible protocol change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The bytes a provider signs to prove possession of its key: bound to the
+/// coordinator's nonce and the coordinator's own key, so a signature cannot be
+/// replayed to another coordinator or another session.
+pub fn auth_message(nonce: &str, coordinator: &PublicKey, provider: &PublicKey) -> Vec<u8> {
+    let mut e = Encoder::new("proofmesh/provider-auth/v1");
+    e.str("nonce", nonce)
+        .str("coordinator_key", coordinator.as_str())
+        .str("provider_key", provider.as_str());
+    e.finish()
+}
+
+/// One chat message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// "system", "user" or "assistant".
+    pub role: String,
+    /// Text content.
+    pub content: String,
+}
+
+/// A GPU as advertised.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gpu {
+    /// Model name, e.g. "NVIDIA H100 80GB HBM3".
+    pub model: String,
+    /// Memory in bytes.
+    pub vram_bytes: u64,
+}
+
+/// Self-declared hardware of a provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hardware {
+    /// CPU model string.
+    pub cpu_model: String,
+    /// Logical CPU count.
+    pub cpu_cores: u32,
+    /// System memory in bytes.
+    pub memory_bytes: u64,
+    /// GPUs, empty on CPU-only providers.
+    #[serde(default)]
+    pub gpus: Vec<Gpu>,
+}
+
+/// Per-model price in integer micro-units per 1M tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceRate {
+    /// Currency code.
+    pub currency: String,
+    /// Per 1M prompt tokens.
+    pub input_per_mtok_micros: u64,
+    /// Per 1M completion tokens.
+    pub output_per_mtok_micros: u64,
+}
+
+/// A model a provider has loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelAdvert {
+    /// SHA-256 of the model file: its identity.
+    pub digest: Digest,
+    /// Human name, e.g. "SmolLM2-135M-Instruct".
+    pub name: String,
+    /// Context window in tokens.
+    pub context_length: u32,
+    /// Price for this model.
+    pub price: PriceRate,
+}
+
+/// A job as dispatched to a provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Job id.
+    pub job_id: String,
+    /// Receipt id to use.
+    pub receipt_id: String,
+    /// Hashed client id for the receipt.
+    pub client: Digest,
+    /// Model digest to run.
+    pub model: Digest,
+    /// Conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling, with the coordinator-chosen seed.
+    pub sampling: SamplingRecord,
+    /// Dispatch time, unix ms.
+    pub dispatched_at_ms: u64,
+    /// Rates the provider advertised, to be charged.
+    pub price: PriceRate,
+    /// Whether to stream tokens.
+    pub stream: bool,
+}
+
+impl JobSpec {
+    /// The request digest both sides compute for this job.
+    pub fn request_digest(&self) -> Digest {
+        let msgs: Vec<(String, String)> =
+            self.messages.iter().map(|m| (m.role.clone(), m.content.clone())).collect();
+        proofmesh_receipt::request_digest(proofmesh_receipt::RequestForDigest {
+            model: &self.model,
+            messages: &msgs,
+            sampling: &self.sampling,
+        })
+    }
+}
+
+/// A finished job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The provider-signed receipt (no countersignature yet).
+    pub receipt: Receipt,
+    /// Completion token ids.
+    pub completion_token_ids: Vec<u32>,
+    /// Completion text.
+    pub text: String,
+    /// Per generated position, top-k logit ids and values (the fingerprint data).
+    pub logits: Vec<TopK>,
+}
+
+/// Top-k logits at one position.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopK {
+    /// Token ids, by value descending.
+    pub ids: Vec<u32>,
+    /// Logit values.
+    pub values: Vec<f32>,
+}
+
+/// Coordinator → provider.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoordinatorMsg {
+    /// Prove possession of your key by signing this.
+    Challenge {
+        /// Fresh random nonce, hex.
+        nonce: String,
+        /// The coordinator's key.
+        coordinator_key: PublicKey,
+        /// Protocol version the coordinator speaks.
+        protocol_version: u32,
+    },
+    /// Registration accepted.
+    Welcome {
+        /// Heartbeat interval the coordinator expects, ms.
+        heartbeat_ms: u64,
+    },
+    /// Run this job.
+    Job(JobSpec),
+    /// Stop working on a job (client went away).
+    Cancel {
+        /// The job.
+        job_id: String,
+    },
+}
+
+/// Provider → coordinator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProviderMsg {
+    /// Answer to the challenge.
+    Hello {
+        /// The provider's key.
+        provider_key: PublicKey,
+        /// Signature over [`auth_message`].
+        signature: Signature,
+        /// Protocol version the provider speaks.
+        protocol_version: u32,
+        /// Agent software version.
+        agent_version: String,
+        /// Hardware (self-declared).
+        hardware: Hardware,
+        /// Loaded models.
+        models: Vec<ModelAdvert>,
+        /// Max concurrent jobs.
+        max_concurrent_jobs: u32,
+    },
+    /// Liveness and load.
+    Heartbeat {
+        /// Jobs running now.
+        in_flight: u32,
+    },
+    /// One generated token.
+    Token {
+        /// The job.
+        job_id: String,
+        /// 0-based token index.
+        index: u32,
+        /// Token id.
+        token_id: u32,
+        /// Text added by this token (may be empty while a UTF-8 char or stop string is pending).
+        text: String,
+    },
+    /// Job finished.
+    Done {
+        /// The job.
+        job_id: String,
+        /// Result and signed receipt.
+        result: Box<JobResult>,
+    },
+    /// Job failed on the provider.
+    Failed {
+        /// The job.
+        job_id: String,
+        /// Why.
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proofmesh_receipt::Identity;
+
+    #[test]
+    fn auth_message_binds_all_parts() {
+        let c = Identity::from_seed([1; 32]);
+        let p = Identity::from_seed([2; 32]);
+        let a = auth_message("n1", c.public(), p.public());
+        assert_ne!(a, auth_message("n2", c.public(), p.public()));
+        assert_ne!(a, auth_message("n1", p.public(), p.public()));
+    }
+
+    #[test]
+    fn messages_roundtrip_as_tagged_json() {
+        let m = ProviderMsg::Heartbeat { in_flight: 3 };
+        let s = serde_json::to_string(&m).unwrap();
+        assert_eq!(s, r#"{"type":"heartbeat","in_flight":3}"#);
+        assert_eq!(serde_json::from_str::<ProviderMsg>(&s).unwrap(), m);
+        assert!(serde_json::from_str::<ProviderMsg>(r#"{"type":"bogus"}"#).is_err());
+    }
+}
