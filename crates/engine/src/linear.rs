@@ -58,13 +58,6 @@ impl Linear {
         }
     }
 
-    /// Output width `n`.
-    pub(crate) fn out_dim(&self) -> usize {
-        match self {
-            Linear::Quant { n, .. } | Linear::Dense { n, .. } => *n,
-        }
-    }
-
     /// Apply to `m` rows of `x` (`m * k` values); returns `m * n` values.
     pub(crate) fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>, EngineError> {
         match self {
@@ -174,7 +167,6 @@ mod tests {
             (GgmlDType::F32, 20, 48),
         ] {
             let lin = Linear::new("w", weights(dtype, n, k)).unwrap();
-            assert_eq!(lin.out_dim(), n);
             for m in [3usize, 36] {
                 let x = activations(m, k);
                 let batched = lin.forward(&x, m).unwrap();

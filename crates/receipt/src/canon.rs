@@ -27,7 +27,9 @@ pub struct Encoder {
 impl Encoder {
     /// Starts an encoding under a domain-separation label.
     pub fn new(domain: &str) -> Self {
-        let mut e = Encoder { buf: Vec::with_capacity(512) };
+        let mut e = Encoder {
+            buf: Vec::with_capacity(512),
+        };
         e.raw_str(domain);
         e
     }

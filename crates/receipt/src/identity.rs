@@ -24,7 +24,9 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// The key file is readable by group or others.
-    #[error("key file {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)")]
+    #[error(
+        "key file {path} has mode {mode:o}; it must not be readable by group or others (chmod 600)"
+    )]
     InsecurePermissions {
         /// The key file.
         path: PathBuf,
@@ -75,15 +77,23 @@ impl PublicKey {
 
     /// Parses `ed25519:<hex>`.
     pub fn parse(s: &str) -> Result<Self, IdentityError> {
-        let bad = |reason| IdentityError::BadPublicKey { value: s.to_string(), reason };
-        let h = s.strip_prefix("ed25519:").ok_or_else(|| bad("missing \"ed25519:\" prefix"))?;
+        let bad = |reason| IdentityError::BadPublicKey {
+            value: s.to_string(),
+            reason,
+        };
+        let h = s
+            .strip_prefix("ed25519:")
+            .ok_or_else(|| bad("missing \"ed25519:\" prefix"))?;
         if h.len() != 64 || !h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(bad("expected 64 lowercase hex digits"));
         }
         let mut raw = [0u8; 32];
         hex::decode_to_slice(h, &mut raw).map_err(|_| bad("not hex"))?;
         let key = VerifyingKey::from_bytes(&raw).map_err(|_| bad("not a valid curve point"))?;
-        Ok(PublicKey { text: s.to_string(), key })
+        Ok(PublicKey {
+            text: s.to_string(),
+            key,
+        })
     }
 
     /// Raw 32 key bytes.
@@ -96,7 +106,9 @@ impl PublicKey {
         let s = ed25519_dalek::Signature::from_bytes(&sig.0);
         self.key
             .verify_strict(msg, &s)
-            .map_err(|_| IdentityError::SignatureMismatch { key: self.text.clone() })
+            .map_err(|_| IdentityError::SignatureMismatch {
+                key: self.text.clone(),
+            })
     }
 }
 
@@ -134,7 +146,9 @@ impl Signature {
     /// Parses 128 lowercase hex digits.
     pub fn parse(s: &str) -> Result<Self, IdentityError> {
         if s.len() != 128 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(IdentityError::BadSignature { reason: "expected 128 lowercase hex digits" });
+            return Err(IdentityError::BadSignature {
+                reason: "expected 128 lowercase hex digits",
+            });
         }
         let mut raw = [0u8; 64];
         hex::decode_to_slice(s, &mut raw)
@@ -165,7 +179,9 @@ pub struct Identity {
 impl std::fmt::Debug for Identity {
     // Never print the private key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("public", &self.public.text).finish_non_exhaustive()
+        f.debug_struct("Identity")
+            .field("public", &self.public.text)
+            .finish_non_exhaustive()
     }
 }
 
@@ -212,26 +228,35 @@ impl Identity {
 
     /// Loads a PKCS#8 PEM key, refusing files readable by group or others.
     pub fn load(path: &Path) -> Result<Self, IdentityError> {
-        let io = |source| IdentityError::Io { path: path.to_path_buf(), source };
+        let io = |source| IdentityError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         check_mode(path)?;
         let pem = fs::read_to_string(path).map_err(io)?;
-        let key = SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|_| IdentityError::BadKeyFile { path: path.to_path_buf() })?;
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|_| IdentityError::BadKeyFile {
+            path: path.to_path_buf(),
+        })?;
         Ok(Self::from_signing_key(key))
     }
 
     /// Writes the key as PKCS#8 PEM with mode 0600, never overwriting a file.
     pub fn save(&self, path: &Path) -> Result<(), IdentityError> {
-        let io = |source| IdentityError::Io { path: path.to_path_buf(), source };
+        let io = |source| IdentityError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
                 fs::create_dir_all(dir).map_err(io)?;
             }
         }
-        let pem = self
-            .key
-            .to_pkcs8_pem(Default::default())
-            .map_err(|_| IdentityError::BadKeyFile { path: path.to_path_buf() })?;
+        let pem =
+            self.key
+                .to_pkcs8_pem(Default::default())
+                .map_err(|_| IdentityError::BadKeyFile {
+                    path: path.to_path_buf(),
+                })?;
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -248,11 +273,16 @@ impl Identity {
 #[cfg(unix)]
 fn check_mode(path: &Path) -> Result<(), IdentityError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path)
-        .map_err(|source| IdentityError::Io { path: path.to_path_buf(), source })?;
+    let meta = fs::metadata(path).map_err(|source| IdentityError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(IdentityError::InsecurePermissions { path: path.to_path_buf(), mode });
+        return Err(IdentityError::InsecurePermissions {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -288,7 +318,10 @@ mod tests {
             assert_eq!(mode, 0o600);
             fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
             let err = Identity::load(&path).unwrap_err();
-            assert!(matches!(err, IdentityError::InsecurePermissions { .. }), "{err}");
+            assert!(
+                matches!(err, IdentityError::InsecurePermissions { .. }),
+                "{err}"
+            );
         }
     }
 
@@ -304,7 +337,10 @@ mod tests {
             opts.mode(0o600);
         }
         opts.open(&path).unwrap().write_all(b"not a key").unwrap();
-        assert!(matches!(Identity::load(&path), Err(IdentityError::BadKeyFile { .. })));
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::BadKeyFile { .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod canon;
 pub mod digest;
 pub mod identity;
 pub mod receipt;
+#[doc(hidden)]
+pub mod testing;
 
 pub use digest::{client_hash, request_digest, response_digest, Digest, RequestForDigest};
 pub use identity::{Identity, IdentityError, PublicKey, Signature};

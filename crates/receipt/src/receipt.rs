@@ -223,7 +223,9 @@ impl ReceiptBody {
     /// Checks that do not involve signatures: version, price arithmetic, times, limits.
     pub fn check_consistency(&self) -> Result<(), ReceiptError> {
         if self.version != RECEIPT_VERSION {
-            return Err(ReceiptError::UnsupportedVersion { found: self.version });
+            return Err(ReceiptError::UnsupportedVersion {
+                found: self.version,
+            });
         }
         let p = &self.price;
         let expected = charge_micros(
@@ -282,7 +284,11 @@ impl Receipt {
     /// Provider side: signs a body. The coordinator countersigns later.
     pub fn sign_as_provider(body: ReceiptBody, provider: &Identity) -> Receipt {
         let provider_signature = provider.sign(&body.canonical());
-        Receipt { body, provider_signature, coordinator_signature: None }
+        Receipt {
+            body,
+            provider_signature,
+            coordinator_signature: None,
+        }
     }
 
     fn countersign_message(&self) -> Vec<u8> {
@@ -299,7 +305,9 @@ impl Receipt {
 
     /// Parses receipt JSON strictly.
     pub fn from_json(bytes: &[u8]) -> Result<Receipt, ReceiptError> {
-        serde_json::from_slice(bytes).map_err(|e| ReceiptError::Malformed { reason: e.to_string() })
+        serde_json::from_slice(bytes).map_err(|e| ReceiptError::Malformed {
+            reason: e.to_string(),
+        })
     }
 
     /// Pretty JSON.
@@ -311,28 +319,45 @@ impl Receipt {
     pub fn verify_provider_signature(&self) -> Result<(), ReceiptError> {
         let key = &self.body.provider_key;
         key.verify(&self.body.canonical(), &self.provider_signature)
-            .map_err(|_: IdentityError| ReceiptError::ProviderSignature { key: key.to_string() })
+            .map_err(|_: IdentityError| ReceiptError::ProviderSignature {
+                key: key.to_string(),
+            })
     }
 
     /// Checks the coordinator's countersignature only.
     pub fn verify_coordinator_signature(&self) -> Result<(), ReceiptError> {
         let key = &self.body.coordinator_key;
-        let sig = self.coordinator_signature.as_ref().ok_or(ReceiptError::MissingCountersignature)?;
-        key.verify(&self.countersign_message(), sig)
-            .map_err(|_| ReceiptError::CoordinatorSignature { key: key.to_string() })
+        let sig = self
+            .coordinator_signature
+            .as_ref()
+            .ok_or(ReceiptError::MissingCountersignature)?;
+        key.verify(&self.countersign_message(), sig).map_err(|_| {
+            ReceiptError::CoordinatorSignature {
+                key: key.to_string(),
+            }
+        })
     }
 
     /// Runs every check and reports each, so a tool can say exactly what failed.
     pub fn checks(&self) -> Vec<(&'static str, Result<(), ReceiptError>)> {
         vec![
-            ("consistency (version, price, times, limits)", self.body.check_consistency()),
+            (
+                "consistency (version, price, times, limits)",
+                self.body.check_consistency(),
+            ),
             ("provider signature", self.verify_provider_signature()),
-            ("coordinator countersignature", self.verify_coordinator_signature()),
+            (
+                "coordinator countersignature",
+                self.verify_coordinator_signature(),
+            ),
         ]
     }
 
     /// Full offline verification, optionally pinning the coordinator key.
-    pub fn verify(&self, trusted_coordinator: Option<&PublicKey>) -> Result<VerifiedReceipt, ReceiptError> {
+    pub fn verify(
+        &self,
+        trusted_coordinator: Option<&PublicKey>,
+    ) -> Result<VerifiedReceipt, ReceiptError> {
         for (_, r) in self.checks() {
             r?;
         }

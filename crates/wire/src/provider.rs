@@ -110,8 +110,11 @@ pub struct JobSpec {
 impl JobSpec {
     /// The request digest both sides compute for this job.
     pub fn request_digest(&self) -> Digest {
-        let msgs: Vec<(String, String)> =
-            self.messages.iter().map(|m| (m.role.clone(), m.content.clone())).collect();
+        let msgs: Vec<(String, String)> = self
+            .messages
+            .iter()
+            .map(|m| (m.role.clone(), m.content.clone()))
+            .collect();
         proofmesh_receipt::request_digest(proofmesh_receipt::RequestForDigest {
             model: &self.model,
             messages: &msgs,

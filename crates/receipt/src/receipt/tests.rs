@@ -1,42 +1,9 @@
 //! Unit and property tests for receipts: round trips, tampering, arithmetic.
 
 use super::*;
-use crate::digest::{client_hash, response_digest};
 use proptest::prelude::*;
 
-fn body(provider: &Identity, coord: &Identity, prompt: u32, completion: u32) -> ReceiptBody {
-    ReceiptBody {
-        version: RECEIPT_VERSION,
-        receipt_id: "rcpt_0123".into(),
-        job_id: "job_0123".into(),
-        client: client_hash("client-1"),
-        provider_key: provider.public().clone(),
-        coordinator_key: coord.public().clone(),
-        model: Digest::of(b"model"),
-        request_digest: Digest::of(b"req"),
-        response_digest: response_digest(&[1, 2, 3], "Paris", "stop"),
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        finish_reason: "stop".into(),
-        sampling: SamplingRecord {
-            temperature_milli: 700,
-            top_p_milli: 950,
-            seed: 42,
-            max_tokens: 64,
-            stop: vec!["\n\n".into()],
-            top_k_logits: 8,
-        },
-        logits_digest: Digest::of(b"logits"),
-        dispatched_at_ms: 1_700_000_000_000,
-        finished_at_ms: 1_700_000_000_500,
-        price: Price {
-            currency: "USD".into(),
-            input_per_mtok_micros: 100_000,
-            output_per_mtok_micros: 200_000,
-            charged_micros: charge_micros(prompt, completion, 100_000, 200_000),
-        },
-    }
-}
+use crate::testing::sample_body as body;
 
 fn signed() -> Receipt {
     let p = Identity::from_seed([1; 32]);
@@ -54,7 +21,10 @@ fn signed_receipt_verifies_and_pins() {
     let other = Identity::from_seed([3; 32]);
     assert!(matches!(
         r.verify(Some(other.public())),
-        Err(ReceiptError::UntrustedKey { role: "coordinator", .. })
+        Err(ReceiptError::UntrustedKey {
+            role: "coordinator",
+            ..
+        })
     ));
 }
 
@@ -95,7 +65,10 @@ fn body_change_breaks_provider_signature() {
     let mut r = signed();
     r.body.completion_tokens += 1;
     r.body.price.charged_micros = charge_micros(16, 9, 100_000, 200_000);
-    assert!(matches!(r.verify(None), Err(ReceiptError::ProviderSignature { .. })));
+    assert!(matches!(
+        r.verify(None),
+        Err(ReceiptError::ProviderSignature { .. })
+    ));
 }
 
 #[test]
@@ -106,7 +79,10 @@ fn wrong_charge_is_named() {
     b.price.charged_micros += 1;
     let mut r = Receipt::sign_as_provider(b, &p);
     r.countersign(&c);
-    assert!(matches!(r.verify(None), Err(ReceiptError::PriceMismatch { .. })));
+    assert!(matches!(
+        r.verify(None),
+        Err(ReceiptError::PriceMismatch { .. })
+    ));
 }
 
 #[test]

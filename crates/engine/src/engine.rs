@@ -1,0 +1,228 @@
+//! The [`Engine`] handle: loads a GGUF model once (weights, tokenizer, thread
+//! pool, identity digest) and exposes tokenization, chat rendering and
+//! one-pass scoring. Generation lives in `generate.rs`.
+
+use std::path::Path;
+
+use crate::chat::{render_chatml, ChatMessage, IM_END, IM_START};
+use crate::gguf::{llama_hparams, GgufFile, ModelInfo};
+use crate::model::Model;
+use crate::sampling::TopKLogits;
+use crate::tokenizer::GgufTokenizer;
+use crate::{sha256_file, EngineError};
+
+/// Rows of logits computed at once in [`Engine::prefill_top_k`] (bounds memory).
+const LOGIT_ROWS_PER_CHUNK: usize = 32;
+
+/// Engine construction options.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// Worker threads for the engine's own kernels; `None` = rayon's default.
+    pub threads: Option<usize>,
+}
+
+/// A loaded model, shareable across threads (`Arc<Engine>`); every request
+/// gets its own KV cache, so concurrent calls are independent.
+pub struct Engine {
+    pub(crate) model: Model,
+    pub(crate) tokenizer: GgufTokenizer,
+    pub(crate) pool: rayon::ThreadPool,
+    /// `tokenizer.ggml.bos_token_id`, if the model declares one (never added
+    /// automatically by [`Engine::encode`]).
+    pub fn bos_token_id(&self) -> Option<u32> {
+        self.tokenizer.bos_id
+    }
+
+    /// Token ids that end generation (EOS and `<|im_end|>`).
+    pub(crate) stop_ids: Vec<u32>,
+    digest: String,
+    name: String,
+    info: ModelInfo,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Load a llama-family GGUF model.
+    pub fn load(path: &Path, opts: EngineOptions) -> Result<Engine, EngineError> {
+        let digest = format!("sha256:{}", sha256_file(path)?);
+        let mut file = GgufFile::open(path)?;
+        let md = file.metadata();
+        let hp = llama_hparams(&md)?;
+        let tokenizer = GgufTokenizer::from_metadata(&md)?;
+        let name = match md.get("general.name") {
+            Some(_) => md.string("general.name")?.to_string(),
+            None => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let model = Model::load(&mut file, hp)?;
+        if tokenizer.vocab_size() != model.vocab_size {
+            return Err(EngineError::InvalidMetadata {
+                key: "tokenizer.ggml.tokens".into(),
+                reason: format!(
+                    "{} tokens but token_embd.weight has {} rows",
+                    tokenizer.vocab_size(),
+                    model.vocab_size
+                ),
+            });
+        }
+        let mut stop_ids: Vec<u32> = tokenizer.eos_id.into_iter().collect();
+        stop_ids.extend(tokenizer.token_id(IM_END).filter(|id| !stop_ids.contains(id)));
+        let threads = opts.threads.filter(|&t| t > 0);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.unwrap_or(0))
+            .thread_name(|i| format!("pm-engine-{i}"))
+            .build()
+            .map_err(|e| EngineError::ThreadPool {
+                threads: threads.unwrap_or(0),
+                reason: e.to_string(),
+            })?;
+        let hp = &model.hp;
+        let info = ModelInfo {
+            arch: "llama".into(),
+            n_layer: hp.n_layer,
+            n_embd: hp.n_embd,
+            n_head: hp.n_head,
+            n_head_kv: hp.n_head_kv,
+            vocab_size: model.vocab_size,
+            context_length: hp.context_length,
+            file_size_bytes: file.file_size(),
+            n_ff: hp.n_ff,
+        };
+        tracing::debug!(%name, %digest, threads = pool.current_num_threads(), "model loaded");
+        Ok(Engine {
+            model,
+            tokenizer,
+            pool,
+            stop_ids,
+            digest,
+            name,
+            info,
+        })
+    }
+
+    /// `"sha256:<hex>"` of the GGUF file: the model's identity.
+    pub fn model_digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// `general.name` from the GGUF, else the file stem.
+    pub fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Model dimensions and file size.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Worker threads of the engine's pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    /// Longest prompt + completion the engine will process.
+    pub fn max_sequence_len(&self) -> usize {
+        self.model.max_positions()
+    }
+
+    /// `tokenizer.ggml.bos_token_id`, if the model declares one (never added
+    /// automatically by [`Engine::encode`]).
+    pub fn bos_token_id(&self) -> Option<u32> {
+        self.tokenizer.bos_id
+    }
+
+    /// Token ids that end generation (EOS, and `<|im_end|>` when present).
+    pub fn stop_token_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+
+    /// Tokenize text. Special tokens written literally (e.g. `<|im_start|>`)
+    /// map to their single id; no BOS is added.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        self.tokenizer.encode(text)
+    }
+
+    /// Detokenize; special tokens are rendered, unknown ids are an error.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
+        self.tokenizer.decode(ids)
+    }
+
+    /// ChatML prompt ending with `<|im_start|>assistant\n`; no system message
+    /// is added.
+    pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
+        for marker in [IM_START, IM_END] {
+            if self.tokenizer.token_id(marker).is_none() {
+                return Err(EngineError::ChatTemplate {
+                    reason: format!("vocabulary has no {marker} token"),
+                });
+            }
+        }
+        render_chatml(messages)
+    }
+
+    /// Check ids and length for a sequence that will be run through the model.
+    pub(crate) fn check_sequence(&self, tokens: &[u32]) -> Result<(), EngineError> {
+        if tokens.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        self.tokenizer.check_ids(tokens)?;
+        if tokens.len() > self.model.max_positions() {
+            return Err(EngineError::ContextOverflow {
+                tokens: tokens.len(),
+                context_length: self.model.max_positions(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run `tokens` through the model in ONE prefill pass and return the top-`k`
+    /// logits at every position (entry `i` predicts token `i + 1`).
+    pub fn prefill_top_k(&self, tokens: &[u32], k: usize) -> Result<Vec<TopKLogits>, EngineError> {
+        self.check_sequence(tokens)?;
+        let model = &self.model;
+        self.pool.install(|| {
+            let mut cache = model.new_cache();
+            let hidden = model.forward(tokens, &mut cache)?;
+            let d = model.hp.n_embd;
+            let vocab = model.vocab_size;
+            let mut out = Vec::with_capacity(tokens.len());
+            for rows in hidden.chunks(LOGIT_ROWS_PER_CHUNK * d) {
+                let m = rows.len() / d;
+                let logits = model.logits(rows, m)?;
+                out.extend(logits.chunks_exact(vocab).map(|l| TopKLogits::from_logits(l, k)));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Full logits of every position of one prefill pass (`len * vocab`).
+    /// Meant for tests and tools; memory grows with the sequence.
+    #[doc(hidden)]
+    pub fn prefill_logits(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.check_sequence(tokens)?;
+        let model = &self.model;
+        self.pool.install(|| {
+            let mut cache = model.new_cache();
+            let hidden = model.forward(tokens, &mut cache)?;
+            let logits = model.logits(&hidden, tokens.len())?;
+            Ok(logits.chunks_exact(model.vocab_size).map(<[f32]>::to_vec).collect())
+        })
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Engine>();
+}
