@@ -40,10 +40,7 @@ impl KvCache {
     /// Mark `m` more positions as complete (after all layers appended them).
     pub(crate) fn commit(&mut self, m: usize) {
         self.len += m;
-        debug_assert!(self
-            .keys
-            .iter()
-            .all(|k| k.len() == self.len * self.kv_dim));
+        debug_assert!(self.keys.iter().all(|k| k.len() == self.len * self.kv_dim));
     }
 
     fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
@@ -120,7 +117,11 @@ mod tests {
             head_dim: 8,
         };
         let (m, kv_dim, qw) = (6, 16, 32);
-        let (k, v, q) = (filled(m * kv_dim, 1), filled(m * kv_dim, 2), filled(m * qw, 3));
+        let (k, v, q) = (
+            filled(m * kv_dim, 1),
+            filled(m * kv_dim, 2),
+            filled(m * qw, 3),
+        );
         let mut all = KvCache::new(1, kv_dim);
         all.append(0, &k, &v);
         all.commit(m);
@@ -130,7 +131,10 @@ mod tests {
             inc.append(0, &k[r * kv_dim..][..kv_dim], &v[r * kv_dim..][..kv_dim]);
             inc.commit(1);
             let one = attend(&q[r * qw..][..qw], 1, r, &inc, 0, h);
-            let b: Vec<u32> = batched[r * qw..][..qw].iter().map(|f| f.to_bits()).collect();
+            let b: Vec<u32> = batched[r * qw..][..qw]
+                .iter()
+                .map(|f| f.to_bits())
+                .collect();
             let o: Vec<u32> = one.iter().map(|f| f.to_bits()).collect();
             assert_eq!(b, o, "row {r}");
         }

@@ -9,7 +9,8 @@ use crate::sampling::argmax;
 use crate::{Engine, EngineError};
 
 /// Text repeated to build benchmark prompts.
-const FILLER: &str = "The quick brown fox jumps over the lazy dog while 12 clocks tick in the old tower. ";
+const FILLER: &str =
+    "The quick brown fox jumps over the lazy dog while 12 clocks tick in the old tower. ";
 
 /// Benchmark results.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,7 +29,12 @@ pub struct BenchReport {
 
 /// Prefill `prompt_tokens` tokens, then greedily decode `gen_tokens` tokens
 /// (EOS ignored), `runs` times; report medians.
-pub fn run(engine: &Engine, prompt_tokens: usize, gen_tokens: usize, runs: usize) -> Result<BenchReport, EngineError> {
+pub fn run(
+    engine: &Engine,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    runs: usize,
+) -> Result<BenchReport, EngineError> {
     if prompt_tokens == 0 {
         return Err(EngineError::EmptyPrompt);
     }

@@ -65,7 +65,11 @@ mod tests {
     fn renders_chatml_without_default_system_message() {
         let p = render_chatml(&[ChatMessage::new("user", "Hi")]).unwrap();
         assert_eq!(p, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-        let p = render_chatml(&[ChatMessage::new("system", "S"), ChatMessage::new("user", "U")]).unwrap();
+        let p = render_chatml(&[
+            ChatMessage::new("system", "S"),
+            ChatMessage::new("user", "U"),
+        ])
+        .unwrap();
         assert!(p.starts_with("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n"));
     }
 
@@ -73,7 +77,10 @@ mod tests {
     fn rejects_roles_that_could_inject_markup() {
         for role in ["", "user\n", "<|im_start|>", "a b"] {
             let err = render_chatml(&[ChatMessage::new(role, "x")]).unwrap_err();
-            assert!(matches!(err, EngineError::InvalidChatMessage { index: 0, .. }), "{err}");
+            assert!(
+                matches!(err, EngineError::InvalidChatMessage { index: 0, .. }),
+                "{err}"
+            );
         }
     }
 }

@@ -27,12 +27,6 @@ pub struct Engine {
     pub(crate) model: Model,
     pub(crate) tokenizer: GgufTokenizer,
     pub(crate) pool: rayon::ThreadPool,
-    /// `tokenizer.ggml.bos_token_id`, if the model declares one (never added
-    /// automatically by [`Engine::encode`]).
-    pub fn bos_token_id(&self) -> Option<u32> {
-        self.tokenizer.bos_id
-    }
-
     /// Token ids that end generation (EOS and `<|im_end|>`).
     pub(crate) stop_ids: Vec<u32>,
     digest: String,
@@ -77,7 +71,11 @@ impl Engine {
             });
         }
         let mut stop_ids: Vec<u32> = tokenizer.eos_id.into_iter().collect();
-        stop_ids.extend(tokenizer.token_id(IM_END).filter(|id| !stop_ids.contains(id)));
+        stop_ids.extend(
+            tokenizer
+                .token_id(IM_END)
+                .filter(|id| !stop_ids.contains(id)),
+        );
         let threads = opts.threads.filter(|&t| t > 0);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.unwrap_or(0))
@@ -200,7 +198,11 @@ impl Engine {
             for rows in hidden.chunks(LOGIT_ROWS_PER_CHUNK * d) {
                 let m = rows.len() / d;
                 let logits = model.logits(rows, m)?;
-                out.extend(logits.chunks_exact(vocab).map(|l| TopKLogits::from_logits(l, k)));
+                out.extend(
+                    logits
+                        .chunks_exact(vocab)
+                        .map(|l| TopKLogits::from_logits(l, k)),
+                );
             }
             Ok(out)
         })
@@ -216,7 +218,10 @@ impl Engine {
             let mut cache = model.new_cache();
             let hidden = model.forward(tokens, &mut cache)?;
             let logits = model.logits(&hidden, tokens.len())?;
-            Ok(logits.chunks_exact(model.vocab_size).map(<[f32]>::to_vec).collect())
+            Ok(logits
+                .chunks_exact(model.vocab_size)
+                .map(<[f32]>::to_vec)
+                .collect())
         })
     }
 }

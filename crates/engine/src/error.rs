@@ -60,7 +60,10 @@ pub enum EngineError {
     EmptyPrompt,
     /// The request does not fit in the model's context window.
     #[error("{tokens} tokens exceed the context length of {context_length}")]
-    ContextOverflow { tokens: usize, context_length: usize },
+    ContextOverflow {
+        tokens: usize,
+        context_length: usize,
+    },
     /// Sampling parameters are out of range.
     #[error("invalid sampling parameter {param}: {reason}")]
     InvalidSampling { param: &'static str, reason: String },

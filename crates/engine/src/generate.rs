@@ -154,7 +154,8 @@ impl Engine {
         loop {
             let index = gen.completion_tokens.len();
             let token = sample_token(&logits, sp.temperature, sp.top_p, sp.seed, index as u64);
-            gen.logits.push(TopKLogits::from_logits(&logits, sp.top_k_logits));
+            gen.logits
+                .push(TopKLogits::from_logits(&logits, sp.top_k_logits));
             gen.completion_tokens.push(token);
             let out_of_room = index + 1 >= max_tokens || session.len() >= self.max_sequence_len();
             let (delta, finish) = self.advance(&mut stream, token, out_of_room, opts)?;

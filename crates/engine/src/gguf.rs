@@ -73,7 +73,8 @@ impl<'a> Metadata<'a> {
     }
 
     fn require(&self, key: &str) -> Result<&'a Value, EngineError> {
-        self.get(key).ok_or_else(|| EngineError::MissingMetadata { key: key.into() })
+        self.get(key)
+            .ok_or_else(|| EngineError::MissingMetadata { key: key.into() })
     }
 
     fn invalid(key: &str, reason: impl Into<String>) -> EngineError {
@@ -86,7 +87,10 @@ impl<'a> Metadata<'a> {
     pub(crate) fn string(&self, key: &str) -> Result<&'a str, EngineError> {
         match self.require(key)? {
             Value::String(s) => Ok(s),
-            other => Err(Self::invalid(key, format!("expected a string, found {:?}", other.value_type()))),
+            other => Err(Self::invalid(
+                key,
+                format!("expected a string, found {:?}", other.value_type()),
+            )),
         }
     }
 
@@ -94,14 +98,19 @@ impl<'a> Metadata<'a> {
         let v = self.require(key)?;
         value_as_i128(v)
             .and_then(|i| usize::try_from(i).ok())
-            .ok_or_else(|| Self::invalid(key, format!("expected a non-negative integer, found {v:?}")))
+            .ok_or_else(|| {
+                Self::invalid(key, format!("expected a non-negative integer, found {v:?}"))
+            })
     }
 
     pub(crate) fn f32(&self, key: &str) -> Result<f32, EngineError> {
         match self.require(key)? {
             Value::F32(f) if f.is_finite() => Ok(*f),
             Value::F64(f) if f.is_finite() => Ok(*f as f32),
-            other => Err(Self::invalid(key, format!("expected a finite float, found {other:?}"))),
+            other => Err(Self::invalid(
+                key,
+                format!("expected a finite float, found {other:?}"),
+            )),
         }
     }
 
@@ -187,7 +196,11 @@ impl GgufFile {
 
     /// Load a tensor after checking its shape (candle order, outermost first),
     /// its type's block size and that its bytes lie inside the file.
-    pub(crate) fn tensor(&mut self, name: &str, expected: &[usize]) -> Result<QTensor, EngineError> {
+    pub(crate) fn tensor(
+        &mut self,
+        name: &str,
+        expected: &[usize],
+    ) -> Result<QTensor, EngineError> {
         let info = self
             .content
             .tensor_infos
@@ -207,7 +220,10 @@ impl GgufFile {
         if inner % dtype.block_size() != 0 {
             return Err(EngineError::UnsupportedTensorType {
                 name: name.into(),
-                dtype: format!("{dtype:?} (row of {inner} is not a multiple of its block size {})", dtype.block_size()),
+                dtype: format!(
+                    "{dtype:?} (row of {inner} is not a multiple of its block size {})",
+                    dtype.block_size()
+                ),
             });
         }
         let bytes = (elems / dtype.block_size() * dtype.type_size()) as u64;
@@ -223,7 +239,11 @@ impl GgufFile {
             });
         }
         let tensor = info
-            .read(&mut self.reader, self.content.tensor_data_offset, &Device::Cpu)
+            .read(
+                &mut self.reader,
+                self.content.tensor_data_offset,
+                &Device::Cpu,
+            )
             .map_err(|e| EngineError::MalformedGguf {
                 path: self.path.clone(),
                 reason: format!("cannot read tensor {name}: {e}"),
@@ -245,7 +265,9 @@ impl GgufFile {
             [rows, _] if (1..=MAX_VOCAB).contains(rows) => Ok(*rows),
             dims => Err(EngineError::MalformedGguf {
                 path: self.path.clone(),
-                reason: format!("tensor {name} has shape {dims:?}; expected 2-D with 1..={MAX_VOCAB} rows"),
+                reason: format!(
+                    "tensor {name} has shape {dims:?}; expected 2-D with 1..={MAX_VOCAB} rows"
+                ),
             }),
         }
     }
@@ -277,12 +299,18 @@ pub(crate) fn llama_hparams(md: &Metadata<'_>) -> Result<Hparams, EngineError> {
     let bounded = |k: &str, max: usize| -> Result<usize, EngineError> {
         let v = md.usize(&key(k))?;
         if v == 0 || v > max {
-            return Err(Metadata::invalid(&key(k), format!("{v} is outside 1..={max}")));
+            return Err(Metadata::invalid(
+                &key(k),
+                format!("{v} is outside 1..={max}"),
+            ));
         }
         Ok(v)
     };
     if md.get(&key("expert_count")).is_some() && md.usize(&key("expert_count"))? > 0 {
-        return Err(Metadata::invalid(&key("expert_count"), "mixture-of-experts models are not supported"));
+        return Err(Metadata::invalid(
+            &key("expert_count"),
+            "mixture-of-experts models are not supported",
+        ));
     }
     let n_embd = bounded("embedding_length", MAX_EMBD)?;
     let n_head = bounded("attention.head_count", MAX_HEADS)?;
@@ -297,8 +325,13 @@ pub(crate) fn llama_hparams(md: &Metadata<'_>) -> Result<Hparams, EngineError> {
         ));
     }
     let head_dim = n_embd / n_head;
-    if md.get(&key("rope.dimension_count")).is_some() && md.usize(&key("rope.dimension_count"))? != head_dim {
-        return Err(Metadata::invalid(&key("rope.dimension_count"), "partial rotary embeddings are not supported"));
+    if md.get(&key("rope.dimension_count")).is_some()
+        && md.usize(&key("rope.dimension_count"))? != head_dim
+    {
+        return Err(Metadata::invalid(
+            &key("rope.dimension_count"),
+            "partial rotary embeddings are not supported",
+        ));
     }
     let rope_base = match md.get(&key("rope.freq_base")) {
         Some(_) => md.f32(&key("rope.freq_base"))?,
@@ -309,7 +342,10 @@ pub(crate) fn llama_hparams(md: &Metadata<'_>) -> Result<Hparams, EngineError> {
         None => 1e-5,
     };
     if rope_base <= 1.0 || rms_eps < 0.0 {
-        return Err(Metadata::invalid(&key("rope.freq_base"), "rope base must exceed 1 and epsilon be >= 0"));
+        return Err(Metadata::invalid(
+            &key("rope.freq_base"),
+            "rope base must exceed 1 and epsilon be >= 0",
+        ));
     }
     Ok(Hparams {
         n_layer: bounded("block_count", MAX_LAYERS)?,

@@ -29,12 +29,15 @@ pub use engine::{Engine, EngineOptions};
 pub use error::EngineError;
 pub use generate::{FinishReason, GenerateRequest, Generation, Session, TokenEvent};
 pub use gguf::ModelInfo;
-pub use sampling::{argmax, logits_digest, sample_token, sample_uniform, SamplingParams, TopKLogits};
+pub use sampling::{
+    argmax, logits_digest, sample_token, sample_uniform, SamplingParams, TopKLogits,
+};
 
 /// File name of the default model in the model directory.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// SHA-256 of the default model file.
-pub const DEFAULT_MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+pub const DEFAULT_MODEL_SHA256: &str =
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 
 /// Where the default model is expected: `$PROOFMESH_MODEL` if set, else
 /// `$PROOFMESH_MODEL_DIR` (or `$HOME/.cache/proofmesh/models`) joined with
@@ -47,7 +50,9 @@ pub fn default_model_path() -> PathBuf {
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             home.join(".cache").join("proofmesh").join("models")
         });
     dir.join(DEFAULT_MODEL_FILE)

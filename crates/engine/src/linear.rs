@@ -32,7 +32,10 @@ pub(crate) enum Linear {
 impl Linear {
     /// Wrap a 2-D weight tensor (`[n][k]`, candle order).
     pub(crate) fn new(name: &str, qt: Arc<QTensor>) -> Result<Self, EngineError> {
-        let (n, k) = qt.shape().dims2().map_err(EngineError::candle("weight shape"))?;
+        let (n, k) = qt
+            .shape()
+            .dims2()
+            .map_err(EngineError::candle("weight shape"))?;
         let dtype = qt.dtype();
         match dtype {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
@@ -172,7 +175,11 @@ mod tests {
                 let batched = lin.forward(&x, m).unwrap();
                 for r in 0..m {
                     let single = lin.forward(&x[r * k..(r + 1) * k], 1).unwrap();
-                    assert_eq!(bits(&single), bits(&batched[r * n..(r + 1) * n]), "{dtype:?} m={m} row {r}");
+                    assert_eq!(
+                        bits(&single),
+                        bits(&batched[r * n..(r + 1) * n]),
+                        "{dtype:?} m={m} row {r}"
+                    );
                 }
             }
         }

@@ -63,7 +63,11 @@ impl Model {
         }
         let vocab_size = match f.dtype("token_embd.weight") {
             Some(_) => f.tensor_rows("token_embd.weight")?,
-            None => return Err(EngineError::MissingTensor { name: "token_embd.weight".into() }),
+            None => {
+                return Err(EngineError::MissingTensor {
+                    name: "token_embd.weight".into(),
+                })
+            }
         };
         let (d, qd, kvd) = (hp.n_embd, hp.n_head * hp.head_dim, hp.kv_dim());
         let embed = Arc::new(f.tensor("token_embd.weight", &[vocab_size, d])?);
@@ -117,7 +121,11 @@ impl Model {
     /// Run `tokens` (positions `cache.len()..`) through every layer, appending
     /// to the cache; returns the final-normed hidden state of each token.
     /// Token ids must already be validated against the vocabulary.
-    pub(crate) fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, EngineError> {
+    pub(crate) fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+    ) -> Result<Vec<f32>, EngineError> {
         let m = tokens.len();
         let pos0 = cache.len();
         if m == 0 {

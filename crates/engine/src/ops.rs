@@ -136,7 +136,11 @@ mod tests {
     fn dot_matches_naive_sum_closely() {
         let a: Vec<f32> = (0..37).map(|i| i as f32 * 0.25 - 3.0).collect();
         let b: Vec<f32> = (0..37).map(|i| 1.0 - i as f32 * 0.125).collect();
-        let naive: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
+        let naive: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (*x as f64) * (*y as f64))
+            .sum();
         assert!((dot(&a, &b) as f64 - naive).abs() < 1e-3);
     }
 
@@ -166,8 +170,12 @@ mod tests {
     #[test]
     fn dense_matmul_rows_do_not_depend_on_batching() {
         let (m, n, k) = (3, 130, 40);
-        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 97) as f32 / 13.0 - 3.0).collect();
-        let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 89) as f32 / 17.0 - 2.5).collect();
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 97) as f32 / 13.0 - 3.0)
+            .collect();
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 104729) % 89) as f32 / 17.0 - 2.5)
+            .collect();
         let all = dense_matmul(&x, m, &w, n, k);
         for r in 0..m {
             let one = dense_matmul(&x[r * k..(r + 1) * k], 1, &w, n, k);

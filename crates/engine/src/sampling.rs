@@ -157,7 +157,13 @@ pub fn sample_token(logits: &[f32], temperature: f32, top_p: f32, seed: u64, pos
     let t = temperature as f64;
     let z: Vec<f64> = logits
         .iter()
-        .map(|&l| if l.is_nan() { f64::NEG_INFINITY } else { l as f64 / t })
+        .map(|&l| {
+            if l.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                l as f64 / t
+            }
+        })
         .collect();
     let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if !max.is_finite() {
@@ -166,7 +172,9 @@ pub fn sample_token(logits: &[f32], temperature: f32, top_p: f32, seed: u64, pos
     let e: Vec<f64> = z.iter().map(|&v| (v - max).exp()).collect();
     let sum: f64 = e.iter().sum();
     let p: Vec<f64> = e.iter().map(|&v| v / sum).collect();
-    let mut cand: Vec<u32> = (0..p.len() as u32).filter(|&i| p[i as usize] > 0.0).collect();
+    let mut cand: Vec<u32> = (0..p.len() as u32)
+        .filter(|&i| p[i as usize] > 0.0)
+        .collect();
     cand.sort_unstable_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
     let top_p = top_p as f64;
     let mut kept = cand.len();
@@ -261,7 +269,10 @@ mod tests {
                 top_p: p,
                 ..ok.clone()
             };
-            assert!(matches!(bad.validate(), Err(EngineError::InvalidSampling { .. })));
+            assert!(matches!(
+                bad.validate(),
+                Err(EngineError::InvalidSampling { .. })
+            ));
         }
     }
 }

@@ -55,7 +55,13 @@ impl Rng {
         ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
     }
 
-    fn tensor(&mut self, dims: &[usize], scale: f32, offset: f32, dtype: GgmlDType) -> Result<QTensor, EngineError> {
+    fn tensor(
+        &mut self,
+        dims: &[usize],
+        scale: f32,
+        offset: f32,
+        dtype: GgmlDType,
+    ) -> Result<QTensor, EngineError> {
         let n: usize = dims.iter().product();
         let data: Vec<f32> = (0..n).map(|_| offset + self.next(scale)).collect();
         Tensor::from_vec(data, dims, &Device::Cpu)
@@ -71,7 +77,10 @@ fn tokenizer_metadata() -> Vec<(&'static str, Value)> {
     let types: Vec<Value> = (0..tokens.len())
         .map(|i| Value::I32(if i < TINY_SPECIALS.len() { 3 } else { 1 }))
         .collect();
-    let merges: Vec<String> = TINY_MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
+    let merges: Vec<String> = TINY_MERGES
+        .iter()
+        .map(|(a, b)| format!("{a} {b}"))
+        .collect();
     vec![
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.tokens", string_array(&tokens)),
@@ -100,26 +109,56 @@ fn model_metadata() -> Vec<(&'static str, Value)> {
 }
 
 fn tensors(seed: u64) -> Result<Vec<(String, QTensor)>, EngineError> {
-    let mut rng = Rng(seed ^ 0x5eed_0f_7e57);
+    let mut rng = Rng(seed ^ 0x005e_ed0f_7e57);
     let (d, ff, v) = (TINY_N_EMBD, TINY_N_FF, TINY_VOCAB);
     let kv = TINY_N_HEAD_KV * d / TINY_N_HEAD;
     let proj = |k: usize| 1.7 / (k as f32).sqrt();
     let mut out = vec![
-        ("token_embd.weight".to_string(), rng.tensor(&[v, d], 1.0, 0.0, GgmlDType::Q8_0)?),
-        ("output_norm.weight".to_string(), rng.tensor(&[d], 0.1, 1.0, GgmlDType::F32)?),
-        ("output.weight".to_string(), rng.tensor(&[v, d], 0.5, 0.0, GgmlDType::F16)?),
+        (
+            "token_embd.weight".to_string(),
+            rng.tensor(&[v, d], 1.0, 0.0, GgmlDType::Q8_0)?,
+        ),
+        (
+            "output_norm.weight".to_string(),
+            rng.tensor(&[d], 0.1, 1.0, GgmlDType::F32)?,
+        ),
+        (
+            "output.weight".to_string(),
+            rng.tensor(&[v, d], 0.5, 0.0, GgmlDType::F16)?,
+        ),
     ];
     for i in 0..TINY_N_LAYER {
         let p = |s: &str| format!("blk.{i}.{s}.weight");
         out.push((p("attn_norm"), rng.tensor(&[d], 0.1, 1.0, GgmlDType::F32)?));
-        out.push((p("attn_q"), rng.tensor(&[d, d], proj(d), 0.0, GgmlDType::Q4_1)?));
-        out.push((p("attn_k"), rng.tensor(&[kv, d], proj(d), 0.0, GgmlDType::Q4_1)?));
-        out.push((p("attn_v"), rng.tensor(&[kv, d], proj(d), 0.0, GgmlDType::Q4_1)?));
-        out.push((p("attn_output"), rng.tensor(&[d, d], proj(d), 0.0, GgmlDType::Q4_1)?));
+        out.push((
+            p("attn_q"),
+            rng.tensor(&[d, d], proj(d), 0.0, GgmlDType::Q4_1)?,
+        ));
+        out.push((
+            p("attn_k"),
+            rng.tensor(&[kv, d], proj(d), 0.0, GgmlDType::Q4_1)?,
+        ));
+        out.push((
+            p("attn_v"),
+            rng.tensor(&[kv, d], proj(d), 0.0, GgmlDType::Q4_1)?,
+        ));
+        out.push((
+            p("attn_output"),
+            rng.tensor(&[d, d], proj(d), 0.0, GgmlDType::Q4_1)?,
+        ));
         out.push((p("ffn_norm"), rng.tensor(&[d], 0.1, 1.0, GgmlDType::F32)?));
-        out.push((p("ffn_gate"), rng.tensor(&[ff, d], proj(d), 0.0, GgmlDType::Q4_1)?));
-        out.push((p("ffn_up"), rng.tensor(&[ff, d], proj(d), 0.0, GgmlDType::Q4_1)?));
-        out.push((p("ffn_down"), rng.tensor(&[d, ff], proj(ff), 0.0, GgmlDType::Q8_0)?));
+        out.push((
+            p("ffn_gate"),
+            rng.tensor(&[ff, d], proj(d), 0.0, GgmlDType::Q4_1)?,
+        ));
+        out.push((
+            p("ffn_up"),
+            rng.tensor(&[ff, d], proj(d), 0.0, GgmlDType::Q4_1)?,
+        ));
+        out.push((
+            p("ffn_down"),
+            rng.tensor(&[d, ff], proj(ff), 0.0, GgmlDType::Q8_0)?,
+        ));
     }
     Ok(out)
 }
@@ -144,7 +183,11 @@ pub fn write_tiny_gguf_with(
     for (key, value) in metadata_overrides {
         match md.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value.clone(),
-            None => return Err(EngineError::MissingMetadata { key: key.to_string() }),
+            None => {
+                return Err(EngineError::MissingMetadata {
+                    key: key.to_string(),
+                })
+            }
         }
     }
     let tensors: Vec<(String, QTensor)> = tensors(seed)?

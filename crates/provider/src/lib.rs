@@ -1,1 +1,14 @@
-//! placeholder
+//! The provider agent: dials out to a coordinator, proves possession of its
+//! Ed25519 key, advertises its hardware and model, runs jobs on the embedded
+//! engine and signs a receipt for each.
+//!
+//! Entry point: [`run`], which keeps a session up (reconnecting with backoff)
+//! until the shutdown future resolves.
+
+mod hardware;
+mod runner;
+mod session;
+
+pub use hardware::detect_hardware;
+pub use runner::{execute_job, JobOutcome};
+pub use session::{run, ProviderConfig, ProviderError};

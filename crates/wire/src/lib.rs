@@ -9,5 +9,5 @@ pub mod provider;
 
 pub use provider::{
     auth_message, ChatMessage, CoordinatorMsg, Gpu, Hardware, JobResult, JobSpec, ModelAdvert,
-    PriceRate, ProviderMsg, PROTOCOL_VERSION,
+    PriceRate, ProviderMsg, TopK, PROTOCOL_VERSION,
 };

@@ -220,6 +220,9 @@ pub enum ProviderMsg {
     Failed {
         /// The job.
         job_id: String,
+        /// Stable code: "context_length_exceeded" and "invalid_request" are the
+        /// client's fault (not retried); anything else is the provider's.
+        code: String,
         /// Why.
         message: String,
     },

@@ -1,0 +1,162 @@
+//! Coordinator configuration: a typed struct with defaults, loaded from an
+//! optional TOML file and then `PROOFMESH_*` environment variables, and
+//! validated before the service starts. Bad config is an error, never a panic.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment did not parse into the config type.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value is out of range.
+    #[error("invalid configuration: {field} {reason}")]
+    Invalid {
+        /// Field name.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Everything the coordinator can be told.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the database and the coordinator key.
+    pub data_dir: PathBuf,
+    /// Largest accepted request body, bytes.
+    pub max_body_bytes: usize,
+    /// Upper bound for `max_tokens`.
+    pub max_tokens_limit: u32,
+    /// `max_tokens` when the request gives none.
+    pub default_max_tokens: u32,
+    /// Temperature when the request gives none. proofmesh defaults to greedy
+    /// (0.0): reproducible answers that are cheapest to verify.
+    pub default_temperature: f32,
+    /// Top logits per token the provider commits to, unless the request says.
+    pub default_top_k_logits: u32,
+    /// Most providers tried for one request before giving up.
+    pub max_attempts: u32,
+    /// Whole-request deadline, seconds.
+    pub request_timeout_s: u64,
+    /// Heartbeat interval providers are told to keep, ms.
+    pub heartbeat_ms: u64,
+    /// A provider silent for this long is disconnected, ms.
+    pub provider_timeout_ms: u64,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(".proofmesh/coordinator"),
+            max_body_bytes: 1 << 20,
+            max_tokens_limit: 2048,
+            default_max_tokens: 256,
+            default_temperature: 0.0,
+            default_top_k_logits: 8,
+            max_attempts: 3,
+            request_timeout_s: 300,
+            heartbeat_ms: 2_000,
+            provider_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    /// Defaults, then `file` (if given), then `PROOFMESH_*` variables
+    /// (e.g. `PROOFMESH_LISTEN=0.0.0.0:8080`), then validation.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(CoordinatorConfig::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(ConfigError::Parse(format!("config file {} does not exist", f.display())));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        let fields = [
+            "listen", "data_dir", "max_body_bytes", "max_tokens_limit", "default_max_tokens",
+            "default_temperature", "default_top_k_logits", "max_attempts", "request_timeout_s",
+            "heartbeat_ms", "provider_timeout_ms",
+        ];
+        fig = fig.merge(Env::prefixed("PROOFMESH_").only(&fields));
+        let cfg: CoordinatorConfig = fig.extract().map_err(|e| ConfigError::Parse(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Range checks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        if self.max_body_bytes < 1024 {
+            return bad("max_body_bytes", "must be at least 1024");
+        }
+        if self.max_tokens_limit == 0 {
+            return bad("max_tokens_limit", "must be positive");
+        }
+        if self.default_max_tokens == 0 || self.default_max_tokens > self.max_tokens_limit {
+            return bad("default_max_tokens", "must be in 1..=max_tokens_limit");
+        }
+        if !(0.0..=2.0).contains(&self.default_temperature) {
+            return bad("default_temperature", "must be in 0..=2");
+        }
+        if self.default_top_k_logits > 64 {
+            return bad("default_top_k_logits", "must be at most 64");
+        }
+        if self.max_attempts == 0 {
+            return bad("max_attempts", "must be at least 1");
+        }
+        if self.heartbeat_ms == 0 || self.provider_timeout_ms < 2 * self.heartbeat_ms {
+            return bad("provider_timeout_ms", "must be at least twice heartbeat_ms (and heartbeat_ms > 0)");
+        }
+        if self.request_timeout_s == 0 {
+            return bad("request_timeout_s", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        CoordinatorConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn file_and_env_override_and_validate() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "max_tokens_limit = 100\ndefault_max_tokens = 50\n")?;
+            jail.set_env("PROOFMESH_MAX_ATTEMPTS", "5");
+            let c = CoordinatorConfig::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!((c.max_tokens_limit, c.default_max_tokens, c.max_attempts), (100, 50, 5));
+            jail.set_env("PROOFMESH_MAX_ATTEMPTS", "0");
+            let e = CoordinatorConfig::load(Some(Path::new("c.toml"))).unwrap_err();
+            assert!(e.to_string().contains("max_attempts"), "{e}");
+            jail.set_env("PROOFMESH_MAX_ATTEMPTS", "lots");
+            assert!(CoordinatorConfig::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "max_tokenz = 1\n")?;
+            assert!(CoordinatorConfig::load(Some(Path::new("c.toml"))).is_err());
+            assert!(CoordinatorConfig::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,149 @@
+//! The one HTTP error shape: OpenAI's `{"error": {message, type, param, code}}`
+//! with stable codes. Internal failures are logged with detail and answered
+//! with a generic message, never echoed.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use proofmesh_wire::openai::{ErrorBody, ErrorDetail};
+
+/// An error answered to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code, e.g. "invalid_api_key".
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// Offending parameter.
+    pub param: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), param: None }
+    }
+
+    /// 401: no key.
+    pub fn missing_key() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "No API key provided. Send it as 'Authorization: Bearer <key>'.",
+        )
+    }
+
+    /// 401: wrong key.
+    pub fn invalid_key() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "Incorrect API key provided.")
+    }
+
+    /// 400: body is not JSON of the right shape.
+    pub fn invalid_json(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("The request body is not valid JSON for this endpoint: {detail}"),
+        )
+    }
+
+    /// 400: a parameter is out of range.
+    pub fn invalid_param(param: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", message);
+        e.param = Some(param);
+        e
+    }
+
+    /// 400: prompt longer than the model's context.
+    pub fn context_length(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "context_length_exceeded", message);
+        e.param = Some("messages");
+        e
+    }
+
+    /// 404: unknown model.
+    pub fn model_not_found(model: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("The model '{model}' does not exist or no provider serves it. See GET /v1/models."),
+        );
+        e.param = Some("model");
+        e
+    }
+
+    /// 404: unknown (or someone else's) receipt.
+    pub fn receipt_not_found(id: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "receipt_not_found", format!("No receipt '{id}' for this API key."))
+    }
+
+    /// 413: body too big.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The request body exceeds the limit of {limit} bytes."),
+        )
+    }
+
+    /// 503: no provider can take the job.
+    pub fn no_provider(model: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_provider_available",
+            format!("No provider is available for model '{model}' right now. Retry later."),
+        )
+    }
+
+    /// 502: providers failed the job.
+    pub fn provider_failed(attempts: u32) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "provider_failed",
+            format!("The job failed on {attempts} provider(s); no result was produced."),
+        )
+    }
+
+    /// 504: deadline passed.
+    pub fn timeout() -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "The request did not finish in time.")
+    }
+
+    /// 500: logged, never detailed to the client.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(%err, context, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.")
+    }
+
+    /// OpenAI error type for the status.
+    fn kind(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 => "authentication_error",
+            404 if self.code == "model_not_found" => "invalid_request_error",
+            404 => "not_found_error",
+            400 | 413 => "invalid_request_error",
+            503 | 502 | 504 => "service_unavailable_error",
+            _ => "server_error",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.message.clone(),
+                kind: self.kind().to_string(),
+                param: self.param.map(str::to_string),
+                code: self.code.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        metrics::counter!("proofmesh_http_errors_total", "code" => self.code).increment(1);
+        (self.status, Json(self.body())).into_response()
+    }
+}

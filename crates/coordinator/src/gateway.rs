@@ -1,0 +1,208 @@
+//! `POST /v1/chat/completions`: OpenAI-compatible, streaming (SSE framed as
+//! OpenAI's, ending `data: [DONE]`) and not.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::stream::{self, Stream, StreamExt};
+use proofmesh_receipt::{client_hash, Digest, Receipt};
+use proofmesh_wire::openai::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, ChunkChoice, Delta,
+    ProofmeshExt, ResponseMessage, Usage,
+};
+use proofmesh_wire::{JobSpec, PriceRate};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::job::{self, GatewayEvent, JobCtx};
+use crate::state::AppState;
+use crate::validate;
+
+/// Reads the body with a hard size limit, answering 413 in the JSON shape.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::too_large(limit))
+}
+
+fn unix_s() -> u64 {
+    crate::now_ms() / 1000
+}
+
+/// Header naming the receipt of this response.
+pub const RECEIPT_HEADER: &str = "x-proofmesh-receipt-id";
+
+/// The handler.
+pub async fn chat_completions(State(app): State<AppState>, req: Request) -> Response {
+    match handle(app, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+struct Meta {
+    id: String,
+    model_name: String,
+    digest: String,
+    created: u64,
+}
+
+async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let client = authenticate(&app, &parts.headers).await?;
+    let limit = app.config.max_body_bytes;
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
+        if len.to_str().ok().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > limit) {
+            return Err(ApiError::too_large(limit));
+        }
+    }
+    let bytes = read_body(body, limit).await?;
+    let req: ChatCompletionRequest = serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
+    let plan = validate::plan(&app.config, req)?;
+    let model = app.registry.resolve_model(&plan.model).ok_or_else(|| ApiError::model_not_found(&plan.model))?;
+    let digest = Digest::try_from(model.digest.clone()).map_err(|e| ApiError::internal("model digest", e))?;
+    // Price: the rates advertised for this model (identical across providers
+    // today; per-provider pricing arrives with settlement).
+    let price = app
+        .registry
+        .live()
+        .iter()
+        .flat_map(|p| p.models.iter())
+        .find(|m| m.digest == digest)
+        .map(|m| m.price.clone())
+        .unwrap_or(PriceRate { currency: "USD".into(), input_per_mtok_micros: 0, output_per_mtok_micros: 0 });
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    let spec = JobSpec {
+        job_id: format!("job_{uuid}"),
+        receipt_id: format!("rcpt_{uuid}"),
+        client: client_hash(&client.client_id),
+        model: digest,
+        messages: plan.messages,
+        sampling: plan.sampling,
+        dispatched_at_ms: crate::now_ms(),
+        price,
+        stream: plan.stream,
+    };
+    let meta = Meta {
+        id: format!("chatcmpl-{uuid}"),
+        model_name: model.name.clone(),
+        digest: model.digest.clone(),
+        created: unix_s(),
+    };
+    let receipt_id = spec.receipt_id.clone();
+    let stream = spec.stream;
+    let mut rx = job::start(app, JobCtx { spec, client_id: client.client_id }).await?;
+    let mut resp = if stream {
+        // Wait for the first event so that a job that fails before producing
+        // anything (no provider, bad prompt) gets a proper HTTP status.
+        match rx.recv().await {
+            None => return Err(ApiError::internal("stream", "job driver ended without a result")),
+            Some(GatewayEvent::Error(e)) => return Err(e),
+            Some(first) => sse(meta, first, rx).into_response(),
+        }
+    } else {
+        collect(meta, rx).await?
+    };
+    if let Ok(v) = HeaderValue::from_str(&receipt_id) {
+        resp.headers_mut().insert(RECEIPT_HEADER, v);
+    }
+    Ok(resp)
+}
+
+fn ext(r: &Receipt) -> ProofmeshExt {
+    ProofmeshExt {
+        receipt_id: r.body.receipt_id.clone(),
+        provider_key: r.body.provider_key.to_string(),
+        charged_micros: r.body.price.charged_micros,
+        currency: r.body.price.currency.clone(),
+    }
+}
+
+fn usage(r: &Receipt) -> Usage {
+    Usage {
+        prompt_tokens: r.body.prompt_tokens,
+        completion_tokens: r.body.completion_tokens,
+        total_tokens: r.body.prompt_tokens + r.body.completion_tokens,
+    }
+}
+
+async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Response, ApiError> {
+    let mut text = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            GatewayEvent::Delta(d) => text.push_str(&d),
+            GatewayEvent::Error(e) => return Err(e),
+            GatewayEvent::Finished(r) => {
+                let body = ChatCompletion {
+                    id: meta.id,
+                    object: "chat.completion".into(),
+                    created: meta.created,
+                    model: meta.model_name,
+                    system_fingerprint: meta.digest,
+                    choices: vec![Choice {
+                        index: 0,
+                        message: ResponseMessage { role: "assistant".into(), content: text },
+                        finish_reason: r.body.finish_reason.clone(),
+                        logprobs: None,
+                    }],
+                    usage: usage(&r),
+                    proofmesh: ext(&r),
+                };
+                return Ok(Json(body).into_response());
+            }
+        }
+    }
+    Err(ApiError::internal("collect", "job driver ended without a result"))
+}
+
+fn chunk(meta: &Meta, delta: Delta, finish: Option<String>) -> ChatCompletionChunk {
+    ChatCompletionChunk {
+        id: meta.id.clone(),
+        object: "chat.completion.chunk".into(),
+        created: meta.created,
+        model: meta.model_name.clone(),
+        system_fingerprint: meta.digest.clone(),
+        choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish, logprobs: None }],
+        usage: None,
+        proofmesh: None,
+    }
+}
+
+fn data<T: serde::Serialize>(v: &T) -> Event {
+    Event::default().data(serde_json::to_string(v).unwrap_or_default())
+}
+
+fn sse(
+    meta: Meta,
+    first_event: GatewayEvent,
+    rx: mpsc::Receiver<GatewayEvent>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut first = true;
+    let all = stream::once(async move { first_event }).chain(ReceiverStream::new(rx));
+    let events = all.flat_map(move |ev| {
+        let out: Vec<Event> = match ev {
+            GatewayEvent::Delta(text) => {
+                let role = first.then(|| "assistant".to_string());
+                first = false;
+                vec![data(&chunk(&meta, Delta { role, content: Some(text) }, None))]
+            }
+            GatewayEvent::Finished(r) => {
+                let mut c = chunk(&meta, Delta::default(), Some(r.body.finish_reason.clone()));
+                if first {
+                    c.choices[0].delta = Delta { role: Some("assistant".into()), content: Some(String::new()) };
+                }
+                c.usage = Some(usage(&r));
+                c.proofmesh = Some(ext(&r));
+                vec![data(&c), Event::default().data("[DONE]")]
+            }
+            GatewayEvent::Error(e) => vec![data(&e.body())],
+        };
+        stream::iter(out.into_iter().map(Ok))
+    });
+    Sse::new(events)
+}

@@ -1,0 +1,249 @@
+//! Driving one job to completion: dispatch, relay tokens, retry on another
+//! provider while nothing has reached the client, check and countersign the
+//! receipt, and store job + receipt atomically.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proofmesh_receipt::{logits_digest, response_digest, Receipt};
+use proofmesh_store::JobRecord;
+use proofmesh_wire::{CoordinatorMsg, JobResult, JobSpec};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::ApiError;
+use crate::registry::{JobEvent, ProviderHandle};
+use crate::state::AppState;
+
+/// What the HTTP side receives from the driver.
+#[derive(Debug)]
+pub enum GatewayEvent {
+    /// Text to forward.
+    Delta(String),
+    /// Done, with the countersigned receipt.
+    Finished(Box<Receipt>),
+    /// Failed; nothing more follows.
+    Error(ApiError),
+}
+
+/// Who asked for the job, and what it is.
+#[derive(Debug, Clone)]
+pub struct JobCtx {
+    /// The spec as sent to providers.
+    pub spec: JobSpec,
+    /// Owner.
+    pub client_id: String,
+}
+
+enum Attempt {
+    Finished(Box<Receipt>),
+    Retry(String),
+    Fatal(ApiError),
+}
+
+/// Creates the job row and runs the driver in the background.
+pub async fn start(app: AppState, ctx: JobCtx) -> Result<mpsc::Receiver<GatewayEvent>, ApiError> {
+    let rec = JobRecord {
+        job_id: ctx.spec.job_id.clone(),
+        receipt_id: ctx.spec.receipt_id.clone(),
+        client_id: ctx.client_id.clone(),
+        model: ctx.spec.model.to_string(),
+        created_at_ms: ctx.spec.dispatched_at_ms,
+    };
+    app.store.insert_job(&rec).await.map_err(|e| ApiError::internal("insert job", e))?;
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(drive(app, ctx, tx));
+    Ok(rx)
+}
+
+#[tracing::instrument(skip_all, fields(job_id = %ctx.spec.job_id))]
+async fn drive(app: AppState, ctx: JobCtx, out: mpsc::Sender<GatewayEvent>) {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(app.config.request_timeout_s);
+    let mut tried: Vec<String> = Vec::new();
+    let mut streamed = false;
+    let mut last_failure = String::from("no provider available");
+    let outcome = loop {
+        if tried.len() as u32 >= app.config.max_attempts {
+            break Err(ApiError::provider_failed(tried.len() as u32));
+        }
+        let Some(p) = app.registry.pick(ctx.spec.model.as_str(), &tried) else {
+            break Err(if tried.is_empty() {
+                ApiError::no_provider(ctx.spec.model.as_str())
+            } else {
+                ApiError::provider_failed(tried.len() as u32)
+            });
+        };
+        tried.push(p.key.to_string());
+        if let Err(e) = app.store.assign_job(&ctx.spec.job_id, p.key.as_str()).await {
+            break Err(ApiError::internal("assign job", e));
+        }
+        let attempt = run_attempt(&app, &ctx, &p, &out, deadline, &mut streamed).await;
+        app.registry.unroute(&ctx.spec.job_id, &p);
+        match attempt {
+            Attempt::Finished(r) => break Ok(r),
+            Attempt::Fatal(e) => break Err(e),
+            Attempt::Retry(why) if streamed => {
+                tracing::warn!(provider = %p.key, %why, "provider failed after streaming began");
+                last_failure = why;
+                break Err(ApiError::provider_failed(tried.len() as u32));
+            }
+            Attempt::Retry(why) => {
+                tracing::warn!(provider = %p.key, %why, "provider failed; retrying elsewhere");
+                metrics::counter!("proofmesh_job_retries_total").increment(1);
+                last_failure = why;
+            }
+        }
+    };
+    let now = crate::now_ms();
+    match outcome {
+        Ok(receipt) => {
+            metrics::counter!("proofmesh_jobs_completed_total").increment(1);
+            metrics::histogram!("proofmesh_job_seconds").record(started.elapsed().as_secs_f64());
+            let _ = out.send(GatewayEvent::Finished(receipt)).await;
+        }
+        Err(err) => {
+            metrics::counter!("proofmesh_jobs_failed_total", "code" => err.code).increment(1);
+            if let Err(e) = app.store.fail_job(&ctx.spec.job_id, &last_failure, now).await {
+                tracing::error!(%e, "could not record job failure");
+            }
+            let _ = out.send(GatewayEvent::Error(err)).await;
+        }
+    }
+}
+
+/// Tokens as relayed, to check against the final result.
+#[derive(Default)]
+struct Relayed {
+    ids: Vec<u32>,
+    text: String,
+}
+
+async fn run_attempt(
+    app: &AppState,
+    ctx: &JobCtx,
+    p: &Arc<ProviderHandle>,
+    out: &mpsc::Sender<GatewayEvent>,
+    deadline: Instant,
+    streamed: &mut bool,
+) -> Attempt {
+    let mut events = app.registry.route(&ctx.spec.job_id, p);
+    if p.tx.send(CoordinatorMsg::Job(ctx.spec.clone())).await.is_err() {
+        return Attempt::Retry("provider connection closed before dispatch".into());
+    }
+    let mut relayed = Relayed::default();
+    loop {
+        let ev = match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => {
+                cancel(p, &ctx.spec.job_id).await;
+                return Attempt::Fatal(ApiError::timeout());
+            }
+            Ok(None) => return Attempt::Retry("provider disconnected mid-job".into()),
+            Ok(Some(ev)) => ev,
+        };
+        match ev {
+            JobEvent::Token { index, token_id, text } => {
+                if index as usize != relayed.ids.len() {
+                    cancel(p, &ctx.spec.job_id).await;
+                    return Attempt::Retry(format!("token index {index} out of order"));
+                }
+                relayed.ids.push(token_id);
+                relayed.text.push_str(&text);
+                if !text.is_empty() {
+                    *streamed = true;
+                    if out.send(GatewayEvent::Delta(text)).await.is_err() {
+                        cancel(p, &ctx.spec.job_id).await;
+                        return Attempt::Fatal(ApiError::internal("relay", "client disconnected"));
+                    }
+                }
+            }
+            JobEvent::Failed { code, message } => {
+                if code == "context_length_exceeded" {
+                    return Attempt::Fatal(ApiError::context_length(message));
+                }
+                if code == "invalid_request" {
+                    return Attempt::Fatal(ApiError::invalid_param("messages", message));
+                }
+                return Attempt::Retry(format!("provider reported {code}: {message}"));
+            }
+            JobEvent::Done(result) => return finish(app, ctx, p, *result, &relayed).await,
+            JobEvent::ProviderGone => {
+                return Attempt::Retry("provider disconnected mid-job".into())
+            }
+        }
+    }
+}
+
+async fn cancel(p: &ProviderHandle, job_id: &str) {
+    let _ = p.tx.send(CoordinatorMsg::Cancel { job_id: job_id.to_string() }).await;
+}
+
+/// Checks a provider's result against the job and what was relayed, then
+/// countersigns and stores it. A result that fails a check is the provider's
+/// fault: the job is retried elsewhere if nothing was streamed yet.
+async fn finish(
+    app: &AppState,
+    ctx: &JobCtx,
+    p: &ProviderHandle,
+    result: JobResult,
+    relayed: &Relayed,
+) -> Attempt {
+    if let Err(why) = check_result(app, ctx, p, &result, relayed) {
+        tracing::warn!(provider = %p.key, %why, "rejected provider result");
+        metrics::counter!("proofmesh_results_rejected_total").increment(1);
+        return Attempt::Retry(format!("result rejected: {why}"));
+    }
+    let mut receipt = result.receipt;
+    receipt.countersign(&app.identity);
+    let logits = match serde_json::to_vec(&result.logits) {
+        Ok(b) => b,
+        Err(e) => return Attempt::Fatal(ApiError::internal("encode logits", e)),
+    };
+    let now = crate::now_ms();
+    if let Err(e) = app
+        .store
+        .complete_job(&ctx.spec.job_id, &ctx.client_id, &receipt, &logits, now)
+        .await
+    {
+        return Attempt::Fatal(ApiError::internal("store receipt", e));
+    }
+    metrics::counter!("proofmesh_tokens_generated_total")
+        .increment(u64::from(receipt.body.completion_tokens));
+    Attempt::Finished(Box::new(receipt))
+}
+
+/// Every way a provider's result can disagree with the job, as a reason.
+fn check_result(
+    app: &AppState,
+    ctx: &JobCtx,
+    p: &ProviderHandle,
+    result: &JobResult,
+    relayed: &Relayed,
+) -> Result<(), String> {
+    let b = &result.receipt.body;
+    let spec = &ctx.spec;
+    let same = |what: &str, ok: bool| if ok { Ok(()) } else { Err(format!("{what} does not match the job")) };
+    same("receipt_id", b.receipt_id == spec.receipt_id)?;
+    same("job_id", b.job_id == spec.job_id)?;
+    same("client", b.client == spec.client)?;
+    same("model", b.model == spec.model)?;
+    same("provider_key", b.provider_key == p.key)?;
+    same("coordinator_key", &b.coordinator_key == app.identity.public())?;
+    same("request_digest", b.request_digest == spec.request_digest())?;
+    same("sampling", b.sampling == spec.sampling)?;
+    same("dispatched_at_ms", b.dispatched_at_ms == spec.dispatched_at_ms)?;
+    same("currency", b.price.currency == spec.price.currency)?;
+    same("input rate", b.price.input_per_mtok_micros == spec.price.input_per_mtok_micros)?;
+    same("output rate", b.price.output_per_mtok_micros == spec.price.output_per_mtok_micros)?;
+    b.check_consistency().map_err(|e| e.to_string())?;
+    result.receipt.verify_provider_signature().map_err(|e| e.to_string())?;
+    same("relayed tokens", relayed.ids == result.completion_token_ids)?;
+    same("relayed text", relayed.text == result.text)?;
+    same("completion_tokens", b.completion_tokens as usize == result.completion_token_ids.len())?;
+    let rd = response_digest(&result.completion_token_ids, &result.text, &b.finish_reason);
+    same("response_digest", b.response_digest == rd)?;
+    same("logit positions", result.logits.len() == result.completion_token_ids.len())?;
+    let ld = logits_digest(result.logits.iter().map(|t| (&t.ids[..], &t.values[..])));
+    same("logits_digest", b.logits_digest == ld)?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! `GET /v1/provider/connect`: the WebSocket providers dial out to (they sit
+//! behind NAT, so the coordinator never dials them).
+//!
+//! Handshake: challenge nonce → signed hello → welcome. Afterwards the session
+//! relays jobs out and events in until the provider goes silent for longer
+//! than `provider_timeout_ms`, disconnects, or the coordinator shuts down.
+
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use proofmesh_store::ProviderRecord;
+use proofmesh_wire::{auth_message, CoordinatorMsg, ProviderMsg, PROTOCOL_VERSION};
+use tokio::sync::mpsc;
+
+use crate::registry::{JobEvent, ProviderHandle};
+use crate::state::AppState;
+
+/// Largest frame a provider may send (a result with logits for 2048 tokens fits).
+const MAX_FRAME: usize = 8 << 20;
+/// Outbound queue per provider.
+const OUTBOUND: usize = 64;
+
+/// The upgrade handler.
+pub async fn connect(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_FRAME).on_upgrade(move |socket| session(app, socket))
+}
+
+async fn close(socket: &mut WebSocket, reason: &str) {
+    tracing::warn!(reason, "rejecting provider");
+    let frame = CloseFrame { code: 1008, reason: reason.to_string().into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+async fn send_json(socket: &mut WebSocket, msg: &CoordinatorMsg) -> bool {
+    match serde_json::to_string(msg) {
+        Ok(s) => socket.send(Message::Text(s.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Runs the handshake; returns the registered handle and its outbound queue.
+async fn handshake(
+    app: &AppState,
+    socket: &mut WebSocket,
+) -> Result<(Arc<ProviderHandle>, mpsc::Receiver<CoordinatorMsg>), String> {
+    let nonce = hex::encode(rand::random::<[u8; 32]>());
+    let challenge = CoordinatorMsg::Challenge {
+        nonce: nonce.clone(),
+        coordinator_key: app.identity.public().clone(),
+        protocol_version: PROTOCOL_VERSION,
+    };
+    if !send_json(socket, &challenge).await {
+        return Err("could not send challenge".into());
+    }
+    let frame = tokio::time::timeout(Duration::from_secs(10), socket.recv())
+        .await
+        .map_err(|_| "no hello within 10 s".to_string())?;
+    let text = match frame {
+        Some(Ok(Message::Text(t))) => t,
+        _ => return Err("expected a text hello frame".into()),
+    };
+    let hello: ProviderMsg = serde_json::from_str(&text).map_err(|e| format!("malformed hello: {e}"))?;
+    let ProviderMsg::Hello {
+        provider_key, signature, protocol_version, agent_version, hardware, models, max_concurrent_jobs,
+    } = hello
+    else {
+        return Err("first message must be hello".into());
+    };
+    if protocol_version != PROTOCOL_VERSION {
+        return Err(format!("protocol version {protocol_version} unsupported (want {PROTOCOL_VERSION})"));
+    }
+    let msg = auth_message(&nonce, app.identity.public(), &provider_key);
+    provider_key.verify(&msg, &signature).map_err(|_| "challenge signature does not verify".to_string())?;
+    if models.is_empty() {
+        return Err("provider advertises no models".into());
+    }
+    let now = crate::now_ms();
+    let rec = ProviderRecord {
+        provider_key: provider_key.to_string(),
+        hardware_json: serde_json::to_string(&hardware).unwrap_or_default(),
+        models_json: serde_json::to_string(&models).unwrap_or_default(),
+        agent_version,
+        first_seen_ms: now,
+        last_seen_ms: now,
+    };
+    app.store.upsert_provider(&rec).await.map_err(|e| {
+        tracing::error!(%e, "store provider");
+        "internal error".to_string()
+    })?;
+    let (tx, rx) = mpsc::channel(OUTBOUND);
+    let handle = Arc::new(ProviderHandle {
+        key: provider_key,
+        conn_id: app.registry.next_conn_id(),
+        tx,
+        models,
+        hardware,
+        max_concurrent: max_concurrent_jobs.clamp(1, 64),
+        in_flight: AtomicU32::new(0),
+    });
+    Ok((handle, rx))
+}
+
+#[tracing::instrument(skip_all)]
+async fn session(app: AppState, mut socket: WebSocket) {
+    let (handle, mut outbound) = match handshake(&app, &mut socket).await {
+        Ok(h) => h,
+        Err(reason) => return close(&mut socket, &reason).await,
+    };
+    let welcome = CoordinatorMsg::Welcome { heartbeat_ms: app.config.heartbeat_ms };
+    if !send_json(&mut socket, &welcome).await {
+        return;
+    }
+    app.registry.register(handle.clone());
+    tracing::info!(provider = %handle.key, models = handle.models.len(), "provider connected");
+    let key = handle.key.to_string();
+    let (mut sink, mut stream) = socket.split();
+    let silence = Duration::from_millis(app.config.provider_timeout_ms);
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        tokio::select! {
+            msg = outbound.recv() => {
+                let Some(msg) = msg else { break };
+                let Ok(text) = serde_json::to_string(&msg) else { continue };
+                if sink.send(Message::Text(text.into())).await.is_err() { break; }
+            }
+            frame = tokio::time::timeout(silence, stream.next()) => {
+                let text = match frame {
+                    Err(_) => { tracing::warn!(provider = %key, "provider silent; dropping"); break; }
+                    Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
+                    Ok(Some(Ok(Message::Text(t)))) => t,
+                    Ok(Some(Ok(_))) => continue,
+                };
+                if !on_message(&app, &handle, &text).await { break; }
+            }
+            _ = shutdown.changed() => {
+                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "coordinator shutting down".into() }))).await;
+                break;
+            }
+        }
+    }
+    app.registry.unregister(&key, handle.conn_id);
+    tracing::info!(provider = %key, "provider disconnected");
+}
+
+/// Handles one inbound frame; false to drop the connection.
+async fn on_message(app: &AppState, h: &ProviderHandle, text: &str) -> bool {
+    let msg: ProviderMsg = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(provider = %h.key, %e, "malformed provider message; dropping connection");
+            return false;
+        }
+    };
+    let key = h.key.as_str();
+    let (job_id, ev) = match msg {
+        ProviderMsg::Heartbeat { .. } => {
+            if let Err(e) = app.store.touch_provider(key, crate::now_ms()).await {
+                tracing::error!(%e, "record heartbeat");
+            }
+            return true;
+        }
+        ProviderMsg::Hello { .. } => return false,
+        ProviderMsg::Token { job_id, index, token_id, text } => (job_id, JobEvent::Token { index, token_id, text }),
+        ProviderMsg::Done { job_id, result } => (job_id, JobEvent::Done(result)),
+        ProviderMsg::Failed { job_id, code, message } => (job_id, JobEvent::Failed { code, message }),
+    };
+    if !app.registry.deliver(key, h.conn_id, &job_id, ev).await {
+        tracing::debug!(provider = %key, %job_id, "event for a job not routed to this provider; ignored");
+    }
+    true
+}

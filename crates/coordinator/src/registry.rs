@@ -1,0 +1,228 @@
+//! Live provider connections and in-flight job routes.
+//!
+//! Registration state that must survive a restart is in the store; this is the
+//! in-memory half: who is connected right now, and which job's events come
+//! from which connection. A provider can only deliver events for jobs routed
+//! to its own connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use proofmesh_receipt::PublicKey;
+use proofmesh_wire::{CoordinatorMsg, Hardware, JobResult, ModelAdvert};
+use tokio::sync::mpsc;
+
+use crate::schedule::{choose, Candidate};
+
+/// Capacity of a job's event channel.
+const JOB_CHANNEL: usize = 256;
+
+/// An event for a job, from its provider's connection.
+#[derive(Debug)]
+pub enum JobEvent {
+    /// A token.
+    Token {
+        /// Index.
+        index: u32,
+        /// Id.
+        token_id: u32,
+        /// Text delta.
+        text: String,
+    },
+    /// Finished.
+    Done(Box<JobResult>),
+    /// Failed on the provider.
+    Failed {
+        /// Stable code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The connection dropped.
+    ProviderGone,
+}
+
+/// A connected provider.
+#[derive(Debug)]
+pub struct ProviderHandle {
+    /// Its key.
+    pub key: PublicKey,
+    /// Connection id (distinguishes reconnections).
+    pub conn_id: u64,
+    /// Outbound messages.
+    pub tx: mpsc::Sender<CoordinatorMsg>,
+    /// Loaded models.
+    pub models: Vec<ModelAdvert>,
+    /// Hardware advert.
+    pub hardware: Hardware,
+    /// Concurrency it declared.
+    pub max_concurrent: u32,
+    /// Jobs assigned now.
+    pub in_flight: AtomicU32,
+}
+
+struct Route {
+    provider: String,
+    conn_id: u64,
+    tx: mpsc::Sender<JobEvent>,
+}
+
+/// Connected providers and job routes.
+#[derive(Default)]
+pub struct Registry {
+    providers: RwLock<HashMap<String, Arc<ProviderHandle>>>,
+    routes: Mutex<HashMap<String, Route>>,
+    next_conn: AtomicU64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("providers", &self.live_count()).finish()
+    }
+}
+
+/// A model as served by the live network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveModel {
+    /// Digest.
+    pub digest: String,
+    /// Name.
+    pub name: String,
+    /// Providers serving it.
+    pub providers: u32,
+}
+
+impl Registry {
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Adds a connection, replacing (and orphaning the jobs of) an older one with the same key.
+    pub fn register(&self, handle: Arc<ProviderHandle>) {
+        let key = handle.key.to_string();
+        let old = self.providers.write().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), handle);
+        if let Some(old) = old {
+            self.orphan_jobs(&key, old.conn_id);
+        }
+        metrics::gauge!("proofmesh_providers_connected").set(self.live_count() as f64);
+    }
+
+    /// Removes a connection (if it is still the current one) and fails its jobs.
+    pub fn unregister(&self, key: &str, conn_id: u64) {
+        {
+            let mut ps = self.providers.write().unwrap_or_else(|e| e.into_inner());
+            if ps.get(key).is_some_and(|h| h.conn_id == conn_id) {
+                ps.remove(key);
+            }
+        }
+        self.orphan_jobs(key, conn_id);
+        metrics::gauge!("proofmesh_providers_connected").set(self.live_count() as f64);
+    }
+
+    fn orphan_jobs(&self, key: &str, conn_id: u64) {
+        let orphaned: Vec<mpsc::Sender<JobEvent>> = {
+            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            routes
+                .values()
+                .filter(|r| r.provider == key && r.conn_id == conn_id)
+                .map(|r| r.tx.clone())
+                .collect()
+        };
+        for tx in orphaned {
+            // The job driver may be gone already; nothing to do then.
+            let _ = tx.try_send(JobEvent::ProviderGone);
+        }
+    }
+
+    /// Number of connected providers.
+    pub fn live_count(&self) -> usize {
+        self.providers.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Snapshot of connected providers.
+    pub fn live(&self) -> Vec<Arc<ProviderHandle>> {
+        let ps = self.providers.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = ps.values().cloned().collect();
+        v.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+        v
+    }
+
+    /// Models served now, by digest.
+    pub fn models(&self) -> Vec<LiveModel> {
+        let mut by: HashMap<String, LiveModel> = HashMap::new();
+        for p in self.live() {
+            for m in &p.models {
+                by.entry(m.digest.to_string())
+                    .or_insert_with(|| LiveModel {
+                        digest: m.digest.to_string(),
+                        name: m.name.clone(),
+                        providers: 0,
+                    })
+                    .providers += 1;
+            }
+        }
+        let mut v: Vec<_> = by.into_values().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name).then(a.digest.cmp(&b.digest)));
+        v
+    }
+
+    /// Resolves a model name or digest to a live model.
+    pub fn resolve_model(&self, query: &str) -> Option<LiveModel> {
+        let models = self.models();
+        models
+            .iter()
+            .find(|m| m.digest == query || m.name == query)
+            .or_else(|| models.iter().find(|m| m.name.eq_ignore_ascii_case(query)))
+            .cloned()
+    }
+
+    /// Picks a provider for `model` that is not in `exclude`.
+    pub fn pick(&self, model: &str, exclude: &[String]) -> Option<Arc<ProviderHandle>> {
+        let live: Vec<_> = self
+            .live()
+            .into_iter()
+            .filter(|p| p.models.iter().any(|m| m.digest.as_str() == model))
+            .collect();
+        let cands: Vec<Candidate<'_>> = live
+            .iter()
+            .map(|p| Candidate {
+                key: p.key.as_str(),
+                in_flight: p.in_flight.load(Ordering::Relaxed),
+                max_concurrent: p.max_concurrent,
+            })
+            .collect();
+        choose(&cands, exclude).map(|i| live[i].clone())
+    }
+
+    /// Routes a job's events from `provider` to a new receiver.
+    pub fn route(&self, job_id: &str, provider: &ProviderHandle) -> mpsc::Receiver<JobEvent> {
+        let (tx, rx) = mpsc::channel(JOB_CHANNEL);
+        let route = Route { provider: provider.key.to_string(), conn_id: provider.conn_id, tx };
+        self.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(job_id.to_string(), route);
+        provider.in_flight.fetch_add(1, Ordering::Relaxed);
+        rx
+    }
+
+    /// Ends a job's route.
+    pub fn unroute(&self, job_id: &str, provider: &ProviderHandle) {
+        let removed = self.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(job_id);
+        if removed.is_some() {
+            provider.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Delivers an event from connection (`key`, `conn_id`); false if the job
+    /// is not routed to that connection (a provider cannot touch others' jobs).
+    pub async fn deliver(&self, key: &str, conn_id: u64, job_id: &str, ev: JobEvent) -> bool {
+        let tx = {
+            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            match routes.get(job_id) {
+                Some(r) if r.provider == key && r.conn_id == conn_id => r.tx.clone(),
+                _ => return false,
+            }
+        };
+        tx.send(ev).await.is_ok()
+    }
+}

@@ -1,0 +1,78 @@
+//! Small read endpoints: models, receipts, coordinator identity, health, metrics.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use proofmesh_wire::openai::{ModelEntry, ModelList};
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `GET /v1/models`.
+pub async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<ModelList>, ApiError> {
+    authenticate(&app, &headers).await?;
+    let data = app
+        .registry
+        .models()
+        .into_iter()
+        .map(|m| ModelEntry {
+            id: m.name,
+            object: "model".into(),
+            created: 0,
+            owned_by: "proofmesh".into(),
+            digest: m.digest,
+            providers: m.providers,
+        })
+        .collect();
+    Ok(Json(ModelList { object: "list".into(), data }))
+}
+
+/// `GET /v1/receipts/{id}`: only the owner may read it; others get 404, so
+/// the existence of someone else's receipt is not revealed.
+pub async fn receipt(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let client = authenticate(&app, &headers).await?;
+    let stored = app.store.get_receipt(&id).await.map_err(|e| ApiError::internal("get receipt", e))?;
+    match stored {
+        Some(s) if s.client_id == client.client_id => Ok(Json(s.receipt).into_response()),
+        _ => Err(ApiError::receipt_not_found(&id)),
+    }
+}
+
+/// `GET /v1/coordinator`: the coordinator's public key, for pinning.
+pub async fn coordinator(State(app): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "coordinator_key": app.identity.public().as_str(),
+        "providers_connected": app.registry.live_count(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// `GET /healthz`.
+pub async fn health() -> &'static str {
+    "ok"
+}
+
+/// `GET /metrics` (Prometheus text format).
+pub async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics_http::render(),
+    )
+        .into_response()
+}
+
+/// Fallback: unknown route, in the JSON error shape.
+pub async fn not_found() -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "Unknown endpoint.".into(),
+        param: None,
+    }
+}

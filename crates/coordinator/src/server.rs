@@ -1,0 +1,101 @@
+//! Wiring: open the store and key, build the router, serve until shutdown.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use proofmesh_receipt::{Identity, IdentityError};
+use proofmesh_store::{SqliteStore, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+
+use crate::config::CoordinatorConfig;
+use crate::registry::Registry;
+use crate::state::AppState;
+use crate::{gateway, provider_ws, routes};
+
+/// Why the coordinator could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Creating the data directory failed.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// Directory.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The coordinator key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] IdentityError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Serving failed.
+    #[error("serving HTTP failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Path of the coordinator key inside a data directory.
+pub fn key_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("coordinator.key")
+}
+
+/// Path of the database inside a data directory.
+pub fn db_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("coordinator.sqlite")
+}
+
+/// Builds the router for a state.
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(gateway::chat_completions))
+        .route("/v1/models", get(routes::models))
+        .route("/v1/receipts/{id}", get(routes::receipt))
+        .route("/v1/coordinator", get(routes::coordinator))
+        .route("/v1/provider/connect", get(provider_ws::connect))
+        .route("/healthz", get(routes::health))
+        .route("/metrics", get(routes::metrics))
+        .fallback(routes::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Serves the coordinator on `listener` until `shutdown` resolves, then
+/// closes provider sessions, finishes in-flight requests and closes the store.
+pub async fn run(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    crate::metrics_http::init();
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|source| ServerError::DataDir { path: dir.display().to_string(), source })?;
+    let identity = Identity::load_or_create(&key_path(dir))?;
+    let store = SqliteStore::open(&db_path(dir)).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = AppState {
+        config: Arc::new(config),
+        store: Arc::new(store.clone()),
+        identity: Arc::new(identity),
+        registry: Arc::new(Registry::default()),
+        shutdown: stop_rx,
+    };
+    tracing::info!(
+        addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        coordinator_key = %app.identity.public(),
+        "coordinator listening"
+    );
+    let graceful = async move {
+        shutdown.await;
+        tracing::info!("coordinator shutting down");
+        let _ = stop_tx.send(true);
+    };
+    let result = axum::serve(listener, router(app)).with_graceful_shutdown(graceful).await;
+    store.close().await;
+    result.map_err(ServerError::Serve)
+}

@@ -1,0 +1,31 @@
+//! Shared service state handed to every handler.
+
+use std::sync::Arc;
+
+use proofmesh_receipt::Identity;
+use proofmesh_store::Store;
+use tokio::sync::watch;
+
+use crate::config::CoordinatorConfig;
+use crate::registry::Registry;
+
+/// Cheap to clone; everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Arc<CoordinatorConfig>,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// The coordinator's signing key.
+    pub identity: Arc<Identity>,
+    /// Live providers and job routes.
+    pub registry: Arc<Registry>,
+    /// Flips to true when the service is shutting down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("identity", &self.identity.public().as_str()).finish()
+    }
+}

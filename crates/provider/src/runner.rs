@@ -1,0 +1,129 @@
+//! Running one job on the engine and signing its receipt. Synchronous: called
+//! on a blocking thread, streaming tokens through a callback.
+
+use std::ops::ControlFlow;
+
+use proofmesh_engine::{ChatMessage, Engine, GenerateRequest, SamplingParams};
+use proofmesh_receipt::{
+    charge_micros, logits_digest, response_digest, Digest, Identity, Price, PublicKey, Receipt,
+    ReceiptBody,
+};
+use proofmesh_wire::{JobResult, JobSpec, TopK};
+
+/// How a job ended.
+#[derive(Debug)]
+pub enum JobOutcome {
+    /// Finished, with a provider-signed receipt.
+    Done(Box<JobResult>),
+    /// Failed: a stable code and a message.
+    Failed {
+        /// "model_not_loaded", "context_length_exceeded", "invalid_request" or "engine_error".
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+fn failed(code: &'static str, message: impl Into<String>) -> JobOutcome {
+    JobOutcome::Failed { code, message: message.into() }
+}
+
+/// Runs `spec` on `engine`; `on_token(index, id, text)` returns Break to cancel.
+pub fn execute_job(
+    engine: &Engine,
+    identity: &Identity,
+    coordinator: &PublicKey,
+    spec: &JobSpec,
+    on_token: &mut dyn FnMut(u32, u32, &str) -> ControlFlow<()>,
+) -> JobOutcome {
+    if spec.model.as_str() != engine.model_digest() {
+        return failed("model_not_loaded", format!("model {} is not loaded here", spec.model));
+    }
+    let messages: Vec<ChatMessage> = spec
+        .messages
+        .iter()
+        .map(|m| ChatMessage { role: m.role.clone(), content: m.content.clone() })
+        .collect();
+    let prompt = match engine.chat_prompt(&messages).and_then(|p| engine.encode(&p)) {
+        Ok(t) => t,
+        Err(e) => return failed("invalid_request", e.to_string()),
+    };
+    let ctx = engine.max_sequence_len();
+    if prompt.len() >= ctx {
+        return failed(
+            "context_length_exceeded",
+            format!("prompt is {} tokens; the model's context is {ctx}", prompt.len()),
+        );
+    }
+    let room = (ctx - prompt.len()) as u32;
+    let s = &spec.sampling;
+    let req = GenerateRequest {
+        prompt_tokens: prompt,
+        sampling: SamplingParams {
+            temperature: s.temperature(),
+            top_p: s.top_p(),
+            seed: s.seed,
+            max_tokens: s.max_tokens.min(room),
+            stop: s.stop.clone(),
+            top_k_logits: s.top_k_logits as usize,
+        },
+    };
+    let mut cb = |ev: &proofmesh_engine::TokenEvent| on_token(ev.index as u32, ev.token_id, &ev.text_delta);
+    let gen = match engine.generate(&req, &mut cb) {
+        Ok(g) => g,
+        Err(e) => return failed("engine_error", e.to_string()),
+    };
+    let finish = gen.finish_reason.as_str();
+    let logits: Vec<TopK> =
+        gen.logits.iter().map(|t| TopK { ids: t.ids.clone(), values: t.values.clone() }).collect();
+    let prompt_tokens = gen.prompt_tokens.len() as u32;
+    let completion_tokens = gen.completion_tokens.len() as u32;
+    let body = ReceiptBody {
+        version: proofmesh_receipt::receipt::RECEIPT_VERSION,
+        receipt_id: spec.receipt_id.clone(),
+        job_id: spec.job_id.clone(),
+        client: spec.client.clone(),
+        provider_key: identity.public().clone(),
+        coordinator_key: coordinator.clone(),
+        model: spec.model.clone(),
+        request_digest: spec.request_digest(),
+        response_digest: response_digest(&gen.completion_tokens, &gen.text, finish),
+        prompt_tokens,
+        completion_tokens,
+        finish_reason: finish.to_string(),
+        sampling: spec.sampling.clone(),
+        logits_digest: logits_digest(logits.iter().map(|t| (&t.ids[..], &t.values[..]))),
+        dispatched_at_ms: spec.dispatched_at_ms,
+        finished_at_ms: now_ms().max(spec.dispatched_at_ms),
+        price: Price {
+            currency: spec.price.currency.clone(),
+            input_per_mtok_micros: spec.price.input_per_mtok_micros,
+            output_per_mtok_micros: spec.price.output_per_mtok_micros,
+            charged_micros: charge_micros(
+                prompt_tokens,
+                completion_tokens,
+                spec.price.input_per_mtok_micros,
+                spec.price.output_per_mtok_micros,
+            ),
+        },
+    };
+    let receipt = Receipt::sign_as_provider(body, identity);
+    JobOutcome::Done(Box::new(JobResult {
+        receipt,
+        completion_token_ids: gen.completion_tokens,
+        text: gen.text,
+        logits,
+    }))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The model advert digest for an engine.
+pub fn model_digest(engine: &Engine) -> Result<Digest, String> {
+    Digest::try_from(engine.model_digest().to_string())
+}
