@@ -1,1 +1,85 @@
-fn main() {}
+//! `proofmesh`: the one binary. Thin: parses arguments and calls into the
+//! library crates. Subcommands live in `cmd/`.
+
+mod clientcfg;
+mod cmd;
+mod signals;
+
+use clap::{Parser, Subcommand};
+
+/// A verifiable decentralized inference network.
+#[derive(Parser, Debug)]
+#[command(name = "proofmesh", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a local network: a coordinator and N providers.
+    Up(cmd::up::Args),
+    /// Run a coordinator.
+    Coordinator(cmd::coordinator::Args),
+    /// Run a provider agent.
+    Provider(cmd::provider::Args),
+    /// Manage client API keys.
+    Keys {
+        #[command(subcommand)]
+        command: cmd::keys::Command,
+    },
+    /// Chat with the network (streams the answer).
+    Chat(cmd::chat::Args),
+    /// Receipts.
+    Receipt {
+        #[command(subcommand)]
+        command: cmd::receipt::Command,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: cmd::bench::Command,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PROOFMESH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Up(a) => cmd::up::run(a).await,
+            Command::Coordinator(a) => cmd::coordinator::run(a).await,
+            Command::Provider(a) => cmd::provider::run(a).await,
+            Command::Keys { command } => cmd::keys::run(command).await,
+            Command::Chat(a) => cmd::chat::run(a).await,
+            Command::Receipt { command } => cmd::receipt::run(command).await,
+            Command::Bench { command } => cmd::bench::run(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

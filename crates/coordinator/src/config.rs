@@ -79,24 +79,42 @@ impl CoordinatorConfig {
         let mut fig = Figment::from(Serialized::defaults(CoordinatorConfig::default()));
         if let Some(f) = file {
             if !f.exists() {
-                return Err(ConfigError::Parse(format!("config file {} does not exist", f.display())));
+                return Err(ConfigError::Parse(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
             }
             fig = fig.merge(Toml::file(f));
         }
         let fields = [
-            "listen", "data_dir", "max_body_bytes", "max_tokens_limit", "default_max_tokens",
-            "default_temperature", "default_top_k_logits", "max_attempts", "request_timeout_s",
-            "heartbeat_ms", "provider_timeout_ms",
+            "listen",
+            "data_dir",
+            "max_body_bytes",
+            "max_tokens_limit",
+            "default_max_tokens",
+            "default_temperature",
+            "default_top_k_logits",
+            "max_attempts",
+            "request_timeout_s",
+            "heartbeat_ms",
+            "provider_timeout_ms",
         ];
         fig = fig.merge(Env::prefixed("PROOFMESH_").only(&fields));
-        let cfg: CoordinatorConfig = fig.extract().map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let cfg: CoordinatorConfig = fig
+            .extract()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Range checks.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        let bad = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.into(),
+            })
+        };
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
         }
@@ -116,7 +134,10 @@ impl CoordinatorConfig {
             return bad("max_attempts", "must be at least 1");
         }
         if self.heartbeat_ms == 0 || self.provider_timeout_ms < 2 * self.heartbeat_ms {
-            return bad("provider_timeout_ms", "must be at least twice heartbeat_ms (and heartbeat_ms > 0)");
+            return bad(
+                "provider_timeout_ms",
+                "must be at least twice heartbeat_ms (and heartbeat_ms > 0)",
+            );
         }
         if self.request_timeout_s == 0 {
             return bad("request_timeout_s", "must be positive");
@@ -126,6 +147,7 @@ impl CoordinatorConfig {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
 
@@ -137,10 +159,16 @@ mod tests {
     #[test]
     fn file_and_env_override_and_validate() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "max_tokens_limit = 100\ndefault_max_tokens = 50\n")?;
+            jail.create_file(
+                "c.toml",
+                "max_tokens_limit = 100\ndefault_max_tokens = 50\n",
+            )?;
             jail.set_env("PROOFMESH_MAX_ATTEMPTS", "5");
             let c = CoordinatorConfig::load(Some(Path::new("c.toml"))).unwrap();
-            assert_eq!((c.max_tokens_limit, c.default_max_tokens, c.max_attempts), (100, 50, 5));
+            assert_eq!(
+                (c.max_tokens_limit, c.default_max_tokens, c.max_attempts),
+                (100, 50, 5)
+            );
             jail.set_env("PROOFMESH_MAX_ATTEMPTS", "0");
             let e = CoordinatorConfig::load(Some(Path::new("c.toml"))).unwrap_err();
             assert!(e.to_string().contains("max_attempts"), "{e}");

@@ -22,7 +22,12 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), param: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            param: None,
+        }
     }
 
     /// 401: no key.
@@ -36,7 +41,11 @@ impl ApiError {
 
     /// 401: wrong key.
     pub fn invalid_key() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "Incorrect API key provided.")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "Incorrect API key provided.",
+        )
     }
 
     /// 400: body is not JSON of the right shape.
@@ -67,7 +76,9 @@ impl ApiError {
         let mut e = Self::new(
             StatusCode::NOT_FOUND,
             "model_not_found",
-            format!("The model '{model}' does not exist or no provider serves it. See GET /v1/models."),
+            format!(
+                "The model '{model}' does not exist or no provider serves it. See GET /v1/models."
+            ),
         );
         e.param = Some("model");
         e
@@ -75,7 +86,11 @@ impl ApiError {
 
     /// 404: unknown (or someone else's) receipt.
     pub fn receipt_not_found(id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "receipt_not_found", format!("No receipt '{id}' for this API key."))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "receipt_not_found",
+            format!("No receipt '{id}' for this API key."),
+        )
     }
 
     /// 413: body too big.
@@ -107,13 +122,21 @@ impl ApiError {
 
     /// 504: deadline passed.
     pub fn timeout() -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "The request did not finish in time.")
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "The request did not finish in time.",
+        )
     }
 
     /// 500: logged, never detailed to the client.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!(%err, context, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error.",
+        )
     }
 
     /// OpenAI error type for the status.
@@ -123,7 +146,7 @@ impl ApiError {
             404 if self.code == "model_not_found" => "invalid_request_error",
             404 => "not_found_error",
             400 | 413 => "invalid_request_error",
-            503 | 502 | 504 => "service_unavailable_error",
+            502..=504 => "service_unavailable_error",
             _ => "server_error",
         }
     }

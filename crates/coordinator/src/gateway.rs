@@ -27,7 +27,9 @@ use crate::validate;
 
 /// Reads the body with a hard size limit, answering 413 in the JSON shape.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::too_large(limit))
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))
 }
 
 fn unix_s() -> u64 {
@@ -57,15 +59,25 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     let client = authenticate(&app, &parts.headers).await?;
     let limit = app.config.max_body_bytes;
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
-        if len.to_str().ok().and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > limit) {
+        if len
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+            .is_some_and(|l| l > limit)
+        {
             return Err(ApiError::too_large(limit));
         }
     }
     let bytes = read_body(body, limit).await?;
-    let req: ChatCompletionRequest = serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
+    let req: ChatCompletionRequest =
+        serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
     let plan = validate::plan(&app.config, req)?;
-    let model = app.registry.resolve_model(&plan.model).ok_or_else(|| ApiError::model_not_found(&plan.model))?;
-    let digest = Digest::try_from(model.digest.clone()).map_err(|e| ApiError::internal("model digest", e))?;
+    let model = app
+        .registry
+        .resolve_model(&plan.model)
+        .ok_or_else(|| ApiError::model_not_found(&plan.model))?;
+    let digest = Digest::try_from(model.digest.clone())
+        .map_err(|e| ApiError::internal("model digest", e))?;
     // Price: the rates advertised for this model (identical across providers
     // today; per-provider pricing arrives with settlement).
     let price = app
@@ -75,7 +87,11 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         .flat_map(|p| p.models.iter())
         .find(|m| m.digest == digest)
         .map(|m| m.price.clone())
-        .unwrap_or(PriceRate { currency: "USD".into(), input_per_mtok_micros: 0, output_per_mtok_micros: 0 });
+        .unwrap_or(PriceRate {
+            currency: "USD".into(),
+            input_per_mtok_micros: 0,
+            output_per_mtok_micros: 0,
+        });
     let uuid = uuid::Uuid::new_v4().simple().to_string();
     let spec = JobSpec {
         job_id: format!("job_{uuid}"),
@@ -96,12 +112,24 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     };
     let receipt_id = spec.receipt_id.clone();
     let stream = spec.stream;
-    let mut rx = job::start(app, JobCtx { spec, client_id: client.client_id }).await?;
+    let mut rx = job::start(
+        app,
+        JobCtx {
+            spec,
+            client_id: client.client_id,
+        },
+    )
+    .await?;
     let mut resp = if stream {
         // Wait for the first event so that a job that fails before producing
         // anything (no provider, bad prompt) gets a proper HTTP status.
         match rx.recv().await {
-            None => return Err(ApiError::internal("stream", "job driver ended without a result")),
+            None => {
+                return Err(ApiError::internal(
+                    "stream",
+                    "job driver ended without a result",
+                ))
+            }
             Some(GatewayEvent::Error(e)) => return Err(e),
             Some(first) => sse(meta, first, rx).into_response(),
         }
@@ -146,7 +174,10 @@ async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Res
                     system_fingerprint: meta.digest,
                     choices: vec![Choice {
                         index: 0,
-                        message: ResponseMessage { role: "assistant".into(), content: text },
+                        message: ResponseMessage {
+                            role: "assistant".into(),
+                            content: text,
+                        },
                         finish_reason: r.body.finish_reason.clone(),
                         logprobs: None,
                     }],
@@ -157,7 +188,10 @@ async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Res
             }
         }
     }
-    Err(ApiError::internal("collect", "job driver ended without a result"))
+    Err(ApiError::internal(
+        "collect",
+        "job driver ended without a result",
+    ))
 }
 
 fn chunk(meta: &Meta, delta: Delta, finish: Option<String>) -> ChatCompletionChunk {
@@ -167,7 +201,12 @@ fn chunk(meta: &Meta, delta: Delta, finish: Option<String>) -> ChatCompletionChu
         created: meta.created,
         model: meta.model_name.clone(),
         system_fingerprint: meta.digest.clone(),
-        choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish, logprobs: None }],
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: finish,
+            logprobs: None,
+        }],
         usage: None,
         proofmesh: None,
     }
@@ -189,12 +228,22 @@ fn sse(
             GatewayEvent::Delta(text) => {
                 let role = first.then(|| "assistant".to_string());
                 first = false;
-                vec![data(&chunk(&meta, Delta { role, content: Some(text) }, None))]
+                vec![data(&chunk(
+                    &meta,
+                    Delta {
+                        role,
+                        content: Some(text),
+                    },
+                    None,
+                ))]
             }
             GatewayEvent::Finished(r) => {
                 let mut c = chunk(&meta, Delta::default(), Some(r.body.finish_reason.clone()));
                 if first {
-                    c.choices[0].delta = Delta { role: Some("assistant".into()), content: Some(String::new()) };
+                    c.choices[0].delta = Delta {
+                        role: Some("assistant".into()),
+                        content: Some(String::new()),
+                    };
                 }
                 c.usage = Some(usage(&r));
                 c.proofmesh = Some(ext(&r));

@@ -50,7 +50,10 @@ pub async fn start(app: AppState, ctx: JobCtx) -> Result<mpsc::Receiver<GatewayE
         model: ctx.spec.model.to_string(),
         created_at_ms: ctx.spec.dispatched_at_ms,
     };
-    app.store.insert_job(&rec).await.map_err(|e| ApiError::internal("insert job", e))?;
+    app.store
+        .insert_job(&rec)
+        .await
+        .map_err(|e| ApiError::internal("insert job", e))?;
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(drive(app, ctx, tx));
     Ok(rx)
@@ -104,7 +107,11 @@ async fn drive(app: AppState, ctx: JobCtx, out: mpsc::Sender<GatewayEvent>) {
         }
         Err(err) => {
             metrics::counter!("proofmesh_jobs_failed_total", "code" => err.code).increment(1);
-            if let Err(e) = app.store.fail_job(&ctx.spec.job_id, &last_failure, now).await {
+            if let Err(e) = app
+                .store
+                .fail_job(&ctx.spec.job_id, &last_failure, now)
+                .await
+            {
                 tracing::error!(%e, "could not record job failure");
             }
             let _ = out.send(GatewayEvent::Error(err)).await;
@@ -128,7 +135,11 @@ async fn run_attempt(
     streamed: &mut bool,
 ) -> Attempt {
     let mut events = app.registry.route(&ctx.spec.job_id, p);
-    if p.tx.send(CoordinatorMsg::Job(ctx.spec.clone())).await.is_err() {
+    if p.tx
+        .send(CoordinatorMsg::Job(ctx.spec.clone()))
+        .await
+        .is_err()
+    {
         return Attempt::Retry("provider connection closed before dispatch".into());
     }
     let mut relayed = Relayed::default();
@@ -142,7 +153,11 @@ async fn run_attempt(
             Ok(Some(ev)) => ev,
         };
         match ev {
-            JobEvent::Token { index, token_id, text } => {
+            JobEvent::Token {
+                index,
+                token_id,
+                text,
+            } => {
                 if index as usize != relayed.ids.len() {
                     cancel(p, &ctx.spec.job_id).await;
                     return Attempt::Retry(format!("token index {index} out of order"));
@@ -175,7 +190,11 @@ async fn run_attempt(
 }
 
 async fn cancel(p: &ProviderHandle, job_id: &str) {
-    let _ = p.tx.send(CoordinatorMsg::Cancel { job_id: job_id.to_string() }).await;
+    let _ =
+        p.tx.send(CoordinatorMsg::Cancel {
+            job_id: job_id.to_string(),
+        })
+        .await;
 }
 
 /// Checks a provider's result against the job and what was relayed, then
@@ -222,27 +241,54 @@ fn check_result(
 ) -> Result<(), String> {
     let b = &result.receipt.body;
     let spec = &ctx.spec;
-    let same = |what: &str, ok: bool| if ok { Ok(()) } else { Err(format!("{what} does not match the job")) };
+    let same = |what: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what} does not match the job"))
+        }
+    };
     same("receipt_id", b.receipt_id == spec.receipt_id)?;
     same("job_id", b.job_id == spec.job_id)?;
     same("client", b.client == spec.client)?;
     same("model", b.model == spec.model)?;
     same("provider_key", b.provider_key == p.key)?;
-    same("coordinator_key", &b.coordinator_key == app.identity.public())?;
+    same(
+        "coordinator_key",
+        &b.coordinator_key == app.identity.public(),
+    )?;
     same("request_digest", b.request_digest == spec.request_digest())?;
     same("sampling", b.sampling == spec.sampling)?;
-    same("dispatched_at_ms", b.dispatched_at_ms == spec.dispatched_at_ms)?;
+    same(
+        "dispatched_at_ms",
+        b.dispatched_at_ms == spec.dispatched_at_ms,
+    )?;
     same("currency", b.price.currency == spec.price.currency)?;
-    same("input rate", b.price.input_per_mtok_micros == spec.price.input_per_mtok_micros)?;
-    same("output rate", b.price.output_per_mtok_micros == spec.price.output_per_mtok_micros)?;
+    same(
+        "input rate",
+        b.price.input_per_mtok_micros == spec.price.input_per_mtok_micros,
+    )?;
+    same(
+        "output rate",
+        b.price.output_per_mtok_micros == spec.price.output_per_mtok_micros,
+    )?;
     b.check_consistency().map_err(|e| e.to_string())?;
-    result.receipt.verify_provider_signature().map_err(|e| e.to_string())?;
+    result
+        .receipt
+        .verify_provider_signature()
+        .map_err(|e| e.to_string())?;
     same("relayed tokens", relayed.ids == result.completion_token_ids)?;
     same("relayed text", relayed.text == result.text)?;
-    same("completion_tokens", b.completion_tokens as usize == result.completion_token_ids.len())?;
+    same(
+        "completion_tokens",
+        b.completion_tokens as usize == result.completion_token_ids.len(),
+    )?;
     let rd = response_digest(&result.completion_token_ids, &result.text, &b.finish_reason);
     same("response_digest", b.response_digest == rd)?;
-    same("logit positions", result.logits.len() == result.completion_token_ids.len())?;
+    same(
+        "logit positions",
+        result.logits.len() == result.completion_token_ids.len(),
+    )?;
     let ld = logits_digest(result.logits.iter().map(|t| (&t.ids[..], &t.values[..])));
     same("logits_digest", b.logits_digest == ld)?;
     Ok(())

@@ -18,5 +18,9 @@ pub fn init() {
 /// The current exposition text.
 pub fn render() -> String {
     init();
-    HANDLE.get().and_then(|h| h.as_ref()).map(|h| h.render()).unwrap_or_default()
+    HANDLE
+        .get()
+        .and_then(|h| h.as_ref())
+        .map(|h| h.render())
+        .unwrap_or_default()
 }

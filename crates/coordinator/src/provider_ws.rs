@@ -27,12 +27,16 @@ const OUTBOUND: usize = 64;
 
 /// The upgrade handler.
 pub async fn connect(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(MAX_FRAME).on_upgrade(move |socket| session(app, socket))
+    ws.max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| session(app, socket))
 }
 
 async fn close(socket: &mut WebSocket, reason: &str) {
     tracing::warn!(reason, "rejecting provider");
-    let frame = CloseFrame { code: 1008, reason: reason.to_string().into() };
+    let frame = CloseFrame {
+        code: 1008,
+        reason: reason.to_string().into(),
+    };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -64,18 +68,29 @@ async fn handshake(
         Some(Ok(Message::Text(t))) => t,
         _ => return Err("expected a text hello frame".into()),
     };
-    let hello: ProviderMsg = serde_json::from_str(&text).map_err(|e| format!("malformed hello: {e}"))?;
+    let hello: ProviderMsg =
+        serde_json::from_str(&text).map_err(|e| format!("malformed hello: {e}"))?;
     let ProviderMsg::Hello {
-        provider_key, signature, protocol_version, agent_version, hardware, models, max_concurrent_jobs,
+        provider_key,
+        signature,
+        protocol_version,
+        agent_version,
+        hardware,
+        models,
+        max_concurrent_jobs,
     } = hello
     else {
         return Err("first message must be hello".into());
     };
     if protocol_version != PROTOCOL_VERSION {
-        return Err(format!("protocol version {protocol_version} unsupported (want {PROTOCOL_VERSION})"));
+        return Err(format!(
+            "protocol version {protocol_version} unsupported (want {PROTOCOL_VERSION})"
+        ));
     }
     let msg = auth_message(&nonce, app.identity.public(), &provider_key);
-    provider_key.verify(&msg, &signature).map_err(|_| "challenge signature does not verify".to_string())?;
+    provider_key
+        .verify(&msg, &signature)
+        .map_err(|_| "challenge signature does not verify".to_string())?;
     if models.is_empty() {
         return Err("provider advertises no models".into());
     }
@@ -111,7 +126,9 @@ async fn session(app: AppState, mut socket: WebSocket) {
         Ok(h) => h,
         Err(reason) => return close(&mut socket, &reason).await,
     };
-    let welcome = CoordinatorMsg::Welcome { heartbeat_ms: app.config.heartbeat_ms };
+    let welcome = CoordinatorMsg::Welcome {
+        heartbeat_ms: app.config.heartbeat_ms,
+    };
     if !send_json(&mut socket, &welcome).await {
         return;
     }
@@ -165,9 +182,25 @@ async fn on_message(app: &AppState, h: &ProviderHandle, text: &str) -> bool {
             return true;
         }
         ProviderMsg::Hello { .. } => return false,
-        ProviderMsg::Token { job_id, index, token_id, text } => (job_id, JobEvent::Token { index, token_id, text }),
+        ProviderMsg::Token {
+            job_id,
+            index,
+            token_id,
+            text,
+        } => (
+            job_id,
+            JobEvent::Token {
+                index,
+                token_id,
+                text,
+            },
+        ),
         ProviderMsg::Done { job_id, result } => (job_id, JobEvent::Done(result)),
-        ProviderMsg::Failed { job_id, code, message } => (job_id, JobEvent::Failed { code, message }),
+        ProviderMsg::Failed {
+            job_id,
+            code,
+            message,
+        } => (job_id, JobEvent::Failed { code, message }),
     };
     if !app.registry.deliver(key, h.conn_id, &job_id, ev).await {
         tracing::debug!(provider = %key, %job_id, "event for a job not routed to this provider; ignored");

@@ -78,7 +78,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("providers", &self.live_count()).finish()
+        f.debug_struct("Registry")
+            .field("providers", &self.live_count())
+            .finish()
     }
 }
 
@@ -102,7 +104,11 @@ impl Registry {
     /// Adds a connection, replacing (and orphaning the jobs of) an older one with the same key.
     pub fn register(&self, handle: Arc<ProviderHandle>) {
         let key = handle.key.to_string();
-        let old = self.providers.write().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), handle);
+        let old = self
+            .providers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), handle);
         if let Some(old) = old {
             self.orphan_jobs(&key, old.conn_id);
         }
@@ -138,7 +144,10 @@ impl Registry {
 
     /// Number of connected providers.
     pub fn live_count(&self) -> usize {
-        self.providers.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.providers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Snapshot of connected providers.
@@ -199,15 +208,26 @@ impl Registry {
     /// Routes a job's events from `provider` to a new receiver.
     pub fn route(&self, job_id: &str, provider: &ProviderHandle) -> mpsc::Receiver<JobEvent> {
         let (tx, rx) = mpsc::channel(JOB_CHANNEL);
-        let route = Route { provider: provider.key.to_string(), conn_id: provider.conn_id, tx };
-        self.routes.lock().unwrap_or_else(|e| e.into_inner()).insert(job_id.to_string(), route);
+        let route = Route {
+            provider: provider.key.to_string(),
+            conn_id: provider.conn_id,
+            tx,
+        };
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job_id.to_string(), route);
         provider.in_flight.fetch_add(1, Ordering::Relaxed);
         rx
     }
 
     /// Ends a job's route.
     pub fn unroute(&self, job_id: &str, provider: &ProviderHandle) {
-        let removed = self.routes.lock().unwrap_or_else(|e| e.into_inner()).remove(job_id);
+        let removed = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job_id);
         if removed.is_some() {
             provider.in_flight.fetch_sub(1, Ordering::Relaxed);
         }

@@ -11,7 +11,10 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /v1/models`.
-pub async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<ModelList>, ApiError> {
+pub async fn models(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<ModelList>, ApiError> {
     authenticate(&app, &headers).await?;
     let data = app
         .registry
@@ -26,7 +29,10 @@ pub async fn models(State(app): State<AppState>, headers: HeaderMap) -> Result<J
             providers: m.providers,
         })
         .collect();
-    Ok(Json(ModelList { object: "list".into(), data }))
+    Ok(Json(ModelList {
+        object: "list".into(),
+        data,
+    }))
 }
 
 /// `GET /v1/receipts/{id}`: only the owner may read it; others get 404, so
@@ -37,7 +43,11 @@ pub async fn receipt(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let client = authenticate(&app, &headers).await?;
-    let stored = app.store.get_receipt(&id).await.map_err(|e| ApiError::internal("get receipt", e))?;
+    let stored = app
+        .store
+        .get_receipt(&id)
+        .await
+        .map_err(|e| ApiError::internal("get receipt", e))?;
     match stored {
         Some(s) if s.client_id == client.client_id => Ok(Json(s.receipt).into_response()),
         _ => Err(ApiError::receipt_not_found(&id)),

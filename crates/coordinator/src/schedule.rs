@@ -39,7 +39,11 @@ mod tests {
     use super::*;
 
     fn c(key: &str, in_flight: u32, max: u32) -> Candidate<'_> {
-        Candidate { key, in_flight, max_concurrent: max }
+        Candidate {
+            key,
+            in_flight,
+            max_concurrent: max,
+        }
     }
 
     #[test]

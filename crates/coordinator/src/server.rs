@@ -73,8 +73,10 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     crate::metrics_http::init();
     let dir = &config.data_dir;
-    std::fs::create_dir_all(dir)
-        .map_err(|source| ServerError::DataDir { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let identity = Identity::load_or_create(&key_path(dir))?;
     let store = SqliteStore::open(&db_path(dir)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -95,7 +97,9 @@ pub async fn run(
         tracing::info!("coordinator shutting down");
         let _ = stop_tx.send(true);
     };
-    let result = axum::serve(listener, router(app)).with_graceful_shutdown(graceful).await;
+    let result = axum::serve(listener, router(app))
+        .with_graceful_shutdown(graceful)
+        .await;
     store.close().await;
     result.map_err(ServerError::Serve)
 }

@@ -26,6 +26,8 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("identity", &self.identity.public().as_str()).finish()
+        f.debug_struct("AppState")
+            .field("identity", &self.identity.public().as_str())
+            .finish()
     }
 }

@@ -55,12 +55,20 @@ fn text_of(content: Option<Content>, i: usize) -> Result<String, ApiError> {
     }
 }
 
-fn messages(req_msgs: Vec<proofmesh_wire::openai::RequestMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+fn messages(
+    req_msgs: Vec<proofmesh_wire::openai::RequestMessage>,
+) -> Result<Vec<ChatMessage>, ApiError> {
     if req_msgs.is_empty() {
-        return Err(ApiError::invalid_param("messages", "messages must not be empty"));
+        return Err(ApiError::invalid_param(
+            "messages",
+            "messages must not be empty",
+        ));
     }
     if req_msgs.len() > MAX_MESSAGES {
-        return Err(ApiError::invalid_param("messages", format!("at most {MAX_MESSAGES} messages")));
+        return Err(ApiError::invalid_param(
+            "messages",
+            format!("at most {MAX_MESSAGES} messages"),
+        ));
     }
     let mut out = Vec::with_capacity(req_msgs.len());
     for (i, m) in req_msgs.into_iter().enumerate() {
@@ -74,21 +82,33 @@ fn messages(req_msgs: Vec<proofmesh_wire::openai::RequestMessage>) -> Result<Vec
                 ))
             }
         };
-        out.push(ChatMessage { role, content: text_of(m.content, i)? });
+        out.push(ChatMessage {
+            role,
+            content: text_of(m.content, i)?,
+        });
     }
     Ok(out)
 }
 
-fn sampling(cfg: &CoordinatorConfig, req: &ChatCompletionRequest) -> Result<SamplingRecord, ApiError> {
+fn sampling(
+    cfg: &CoordinatorConfig,
+    req: &ChatCompletionRequest,
+) -> Result<SamplingRecord, ApiError> {
     let temperature = req.temperature.unwrap_or(cfg.default_temperature);
     if !temperature.is_finite() || !(0.0..=2.0).contains(&temperature) {
-        return Err(ApiError::invalid_param("temperature", "temperature must be between 0 and 2"));
+        return Err(ApiError::invalid_param(
+            "temperature",
+            "temperature must be between 0 and 2",
+        ));
     }
     let top_p = req.top_p.unwrap_or(1.0);
     if !top_p.is_finite() || top_p <= 0.0 || top_p > 1.0 {
         return Err(ApiError::invalid_param("top_p", "top_p must be in (0, 1]"));
     }
-    let max_tokens = req.max_completion_tokens.or(req.max_tokens).unwrap_or(cfg.default_max_tokens);
+    let max_tokens = req
+        .max_completion_tokens
+        .or(req.max_tokens)
+        .unwrap_or(cfg.default_max_tokens);
     if max_tokens == 0 || max_tokens > cfg.max_tokens_limit {
         return Err(ApiError::invalid_param(
             "max_tokens",
@@ -96,15 +116,24 @@ fn sampling(cfg: &CoordinatorConfig, req: &ChatCompletionRequest) -> Result<Samp
         ));
     }
     let stop = req.stop.clone().map(|s| s.into_vec()).unwrap_or_default();
-    if stop.len() > MAX_STOP || stop.iter().any(|s| s.is_empty() || s.len() > MAX_STOP_BYTES) {
+    if stop.len() > MAX_STOP
+        || stop
+            .iter()
+            .any(|s| s.is_empty() || s.len() > MAX_STOP_BYTES)
+    {
         return Err(ApiError::invalid_param(
             "stop",
-            format!("stop takes at most {MAX_STOP} non-empty strings of at most {MAX_STOP_BYTES} bytes"),
+            format!(
+                "stop takes at most {MAX_STOP} non-empty strings of at most {MAX_STOP_BYTES} bytes"
+            ),
         ));
     }
     let top_k_logits = req.top_k_logits.unwrap_or(cfg.default_top_k_logits);
     if top_k_logits > 64 {
-        return Err(ApiError::invalid_param("top_k_logits", "top_k_logits must be at most 64"));
+        return Err(ApiError::invalid_param(
+            "top_k_logits",
+            "top_k_logits must be at most 64",
+        ));
     }
     let top_p_milli = to_milli(top_p).max(1);
     let seed = req.seed.unwrap_or_else(rand::random);
@@ -130,7 +159,12 @@ pub fn plan(cfg: &CoordinatorConfig, req: ChatCompletionRequest) -> Result<JobPl
     }
     let sampling = sampling(cfg, &req)?;
     let stream = req.stream;
-    Ok(JobPlan { model: req.model, messages: messages(req.messages)?, sampling, stream })
+    Ok(JobPlan {
+        model: req.model,
+        messages: messages(req.messages)?,
+        sampling,
+        stream,
+    })
 }
 
 #[cfg(test)]
@@ -197,7 +231,10 @@ mod tests {
         j["stop"] = serde_json::json!("\n");
         let p = plan(&CoordinatorConfig::default(), req(j)).unwrap();
         assert_eq!(p.sampling.seed, 7);
-        assert_eq!((p.sampling.temperature_milli, p.sampling.top_p_milli), (700, 900));
+        assert_eq!(
+            (p.sampling.temperature_milli, p.sampling.top_p_milli),
+            (700, 900)
+        );
         assert_eq!(p.sampling.stop, vec!["\n".to_string()]);
     }
 }

@@ -17,7 +17,11 @@ const LOGIT_ROWS_PER_CHUNK: usize = 32;
 /// Engine construction options.
 #[derive(Clone, Debug, Default)]
 pub struct EngineOptions {
-    /// Worker threads for the engine's own kernels; `None` = rayon's default.
+    /// Worker threads for the engine's own kernels (attention, norms, float
+    /// matmuls); `None` = rayon's default. candle's quantized matmul kernels
+    /// run on candle's process-wide pool, sized once per process by
+    /// `CANDLE_NUM_THREADS` / `RAYON_NUM_THREADS` / the physical core count.
+    /// Results are bit-identical whatever either pool's size.
     pub threads: Option<usize>,
 }
 

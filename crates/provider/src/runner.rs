@@ -25,7 +25,10 @@ pub enum JobOutcome {
 }
 
 fn failed(code: &'static str, message: impl Into<String>) -> JobOutcome {
-    JobOutcome::Failed { code, message: message.into() }
+    JobOutcome::Failed {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Runs `spec` on `engine`; `on_token(index, id, text)` returns Break to cancel.
@@ -37,14 +40,23 @@ pub fn execute_job(
     on_token: &mut dyn FnMut(u32, u32, &str) -> ControlFlow<()>,
 ) -> JobOutcome {
     if spec.model.as_str() != engine.model_digest() {
-        return failed("model_not_loaded", format!("model {} is not loaded here", spec.model));
+        return failed(
+            "model_not_loaded",
+            format!("model {} is not loaded here", spec.model),
+        );
     }
     let messages: Vec<ChatMessage> = spec
         .messages
         .iter()
-        .map(|m| ChatMessage { role: m.role.clone(), content: m.content.clone() })
+        .map(|m| ChatMessage {
+            role: m.role.clone(),
+            content: m.content.clone(),
+        })
         .collect();
-    let prompt = match engine.chat_prompt(&messages).and_then(|p| engine.encode(&p)) {
+    let prompt = match engine
+        .chat_prompt(&messages)
+        .and_then(|p| engine.encode(&p))
+    {
         Ok(t) => t,
         Err(e) => return failed("invalid_request", e.to_string()),
     };
@@ -52,7 +64,10 @@ pub fn execute_job(
     if prompt.len() >= ctx {
         return failed(
             "context_length_exceeded",
-            format!("prompt is {} tokens; the model's context is {ctx}", prompt.len()),
+            format!(
+                "prompt is {} tokens; the model's context is {ctx}",
+                prompt.len()
+            ),
         );
     }
     let room = (ctx - prompt.len()) as u32;
@@ -68,14 +83,21 @@ pub fn execute_job(
             top_k_logits: s.top_k_logits as usize,
         },
     };
-    let mut cb = |ev: &proofmesh_engine::TokenEvent| on_token(ev.index as u32, ev.token_id, &ev.text_delta);
+    let mut cb =
+        |ev: &proofmesh_engine::TokenEvent| on_token(ev.index as u32, ev.token_id, &ev.text_delta);
     let gen = match engine.generate(&req, &mut cb) {
         Ok(g) => g,
         Err(e) => return failed("engine_error", e.to_string()),
     };
     let finish = gen.finish_reason.as_str();
-    let logits: Vec<TopK> =
-        gen.logits.iter().map(|t| TopK { ids: t.ids.clone(), values: t.values.clone() }).collect();
+    let logits: Vec<TopK> = gen
+        .logits
+        .iter()
+        .map(|t| TopK {
+            ids: t.ids.clone(),
+            values: t.values.clone(),
+        })
+        .collect();
     let prompt_tokens = gen.prompt_tokens.len() as u32;
     let completion_tokens = gen.completion_tokens.len() as u32;
     let body = ReceiptBody {

@@ -87,7 +87,13 @@ pub async fn run(
 ) -> Result<(), ProviderError> {
     let url = config.ws_url()?;
     let slots = Arc::new(Semaphore::new(config.max_concurrent_jobs.max(1) as usize));
-    let agent = Arc::new(Agent { config, engine, identity, slots, in_flight: Arc::default() });
+    let agent = Arc::new(Agent {
+        config,
+        engine,
+        identity,
+        slots,
+        in_flight: Arc::default(),
+    });
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -106,7 +112,8 @@ pub async fn run(
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn recv_msg(ws: &mut Ws) -> Result<CoordinatorMsg, ProviderError> {
     loop {
@@ -120,7 +127,9 @@ async fn recv_msg(ws: &mut Ws) -> Result<CoordinatorMsg, ProviderError> {
             }
             Some(Ok(Message::Close(c))) => {
                 let why = c.map(|c| c.reason.to_string()).unwrap_or_default();
-                return Err(ProviderError::Handshake(format!("coordinator closed: {why}")));
+                return Err(ProviderError::Handshake(format!(
+                    "coordinator closed: {why}"
+                )));
             }
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(ProviderError::Handshake(e.to_string())),
@@ -130,17 +139,28 @@ async fn recv_msg(ws: &mut Ws) -> Result<CoordinatorMsg, ProviderError> {
 }
 
 async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), ProviderError> {
-    let CoordinatorMsg::Challenge { nonce, coordinator_key, protocol_version } = recv_msg(ws).await? else {
+    let CoordinatorMsg::Challenge {
+        nonce,
+        coordinator_key,
+        protocol_version,
+    } = recv_msg(ws).await?
+    else {
         return Err(ProviderError::Handshake("expected a challenge".into()));
     };
     if protocol_version != PROTOCOL_VERSION {
-        return Err(ProviderError::Handshake(format!("coordinator speaks protocol {protocol_version}")));
+        return Err(ProviderError::Handshake(format!(
+            "coordinator speaks protocol {protocol_version}"
+        )));
     }
     let e = &agent.engine;
     let digest = model_digest(e).map_err(ProviderError::Handshake)?;
     let hello = ProviderMsg::Hello {
         provider_key: agent.identity.public().clone(),
-        signature: agent.identity.sign(&auth_message(&nonce, &coordinator_key, agent.identity.public())),
+        signature: agent.identity.sign(&auth_message(
+            &nonce,
+            &coordinator_key,
+            agent.identity.public(),
+        )),
         protocol_version: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         hardware: crate::hardware::detect_hardware(),
@@ -152,18 +172,27 @@ async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), Provi
         }],
         max_concurrent_jobs: agent.config.max_concurrent_jobs.max(1),
     };
-    let text = serde_json::to_string(&hello).map_err(|e| ProviderError::Handshake(e.to_string()))?;
-    ws.send(Message::Text(text.into())).await.map_err(|e| ProviderError::Handshake(e.to_string()))?;
+    let text =
+        serde_json::to_string(&hello).map_err(|e| ProviderError::Handshake(e.to_string()))?;
+    ws.send(Message::Text(text.into()))
+        .await
+        .map_err(|e| ProviderError::Handshake(e.to_string()))?;
     match recv_msg(ws).await? {
         CoordinatorMsg::Welcome { heartbeat_ms } => Ok((coordinator_key, heartbeat_ms.max(100))),
-        other => Err(ProviderError::Handshake(format!("expected welcome, got {other:?}"))),
+        other => Err(ProviderError::Handshake(format!(
+            "expected welcome, got {other:?}"
+        ))),
     }
 }
 
 async fn session(agent: &Arc<Agent>, url: &str) -> Result<(), ProviderError> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(|e| ProviderError::Connect { url: url.to_string(), reason: e.to_string() })?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(url)
+            .await
+            .map_err(|e| ProviderError::Connect {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
     let (coordinator, heartbeat_ms) = handshake(agent, &mut ws).await?;
     tracing::info!(%coordinator, provider = %agent.identity.public(), "registered with coordinator");
     let (out_tx, mut out_rx) = mpsc::channel::<ProviderMsg>(256);
@@ -220,7 +249,9 @@ fn spawn_job(
     cancels: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>>,
 ) {
     tokio::spawn(async move {
-        let Ok(_permit) = agent.slots.clone().acquire_owned().await else { return };
+        let Ok(_permit) = agent.slots.clone().acquire_owned().await else {
+            return;
+        };
         agent.in_flight.fetch_add(1, Ordering::Relaxed);
         let job_id = spec.job_id.clone();
         let span = tracing::info_span!("job", %job_id);
@@ -230,7 +261,12 @@ fn spawn_job(
             let _g = span.enter();
             let jid = spec.job_id.clone();
             let mut on_token = |index: u32, token_id: u32, text: &str| {
-                let msg = ProviderMsg::Token { job_id: jid.clone(), index, token_id, text: text.to_string() };
+                let msg = ProviderMsg::Token {
+                    job_id: jid.clone(),
+                    index,
+                    token_id,
+                    text: text.to_string(),
+                };
                 if cancel.load(Ordering::Relaxed) || tx.blocking_send(msg).is_err() {
                     return ControlFlow::Break(());
                 }
@@ -240,13 +276,22 @@ fn spawn_job(
         })
         .await;
         agent.in_flight.fetch_sub(1, Ordering::Relaxed);
-        cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(&job_id);
+        cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job_id);
         let msg = match outcome {
             Ok(JobOutcome::Done(result)) => ProviderMsg::Done { job_id, result },
-            Ok(JobOutcome::Failed { code, message }) => {
-                ProviderMsg::Failed { job_id, code: code.to_string(), message }
-            }
-            Err(e) => ProviderMsg::Failed { job_id, code: "engine_error".into(), message: e.to_string() },
+            Ok(JobOutcome::Failed { code, message }) => ProviderMsg::Failed {
+                job_id,
+                code: code.to_string(),
+                message,
+            },
+            Err(e) => ProviderMsg::Failed {
+                job_id,
+                code: "engine_error".into(),
+                message: e.to_string(),
+            },
         };
         let _ = out.send(msg).await;
     });

@@ -147,7 +147,10 @@ mod tests {
     #[test]
     fn logits_digest_is_bit_exact() {
         let a = logits_digest([(&[1u32, 2][..], &[0.5f32, 0.25][..])]);
-        let b = logits_digest([(&[1u32, 2][..], &[0.5f32, f32::from_bits(0.25f32.to_bits() + 1)][..])]);
+        let b = logits_digest([(
+            &[1u32, 2][..],
+            &[0.5f32, f32::from_bits(0.25f32.to_bits() + 1)][..],
+        )]);
         assert_ne!(a, b);
         let empty: [(&[u32], &[f32]); 0] = [];
         assert_ne!(logits_digest(empty), a);

@@ -13,7 +13,9 @@ pub mod receipt;
 #[doc(hidden)]
 pub mod testing;
 
-pub use digest::{client_hash, logits_digest, request_digest, response_digest, Digest, RequestForDigest};
+pub use digest::{
+    client_hash, logits_digest, request_digest, response_digest, Digest, RequestForDigest,
+};
 pub use identity::{Identity, IdentityError, PublicKey, Signature};
 pub use receipt::{
     charge_micros, Price, Receipt, ReceiptBody, ReceiptError, SamplingRecord, VerifiedReceipt,

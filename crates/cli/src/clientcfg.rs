@@ -1,0 +1,71 @@
+//! `client.json` in the data directory: what `proofmesh up` tells clients
+//! (base URL, API key, coordinator key), so `chat` and `receipt verify` work
+//! with no flags. Written with mode 0600 because it holds an API key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Where the local network's client settings live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientConfig {
+    /// e.g. `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    /// API key.
+    pub api_key: String,
+    /// The coordinator's key, for pinning receipts.
+    pub coordinator_key: String,
+}
+
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = ".proofmesh";
+
+/// Path of client.json in a data dir.
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("client.json")
+}
+
+/// Reads client.json, if present.
+pub fn load(data_dir: &Path) -> Option<ClientConfig> {
+    let text = std::fs::read_to_string(path(data_dir)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Writes client.json (0600).
+pub fn save(data_dir: &Path, cfg: &ClientConfig) -> anyhow::Result<()> {
+    use std::io::Write;
+    let p = path(data_dir);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(&p)
+        .with_context(|| format!("writing {}", p.display()))?;
+    f.write_all(serde_json::to_string_pretty(cfg)?.as_bytes())?;
+    Ok(())
+}
+
+/// Resolves base URL and key from flags, env (handled by clap) or client.json.
+pub fn resolve(
+    base_url: Option<String>,
+    api_key: Option<String>,
+    data_dir: &Path,
+) -> anyhow::Result<(String, String)> {
+    let file = load(data_dir);
+    let base = base_url
+        .or_else(|| file.as_ref().map(|f| f.base_url.clone()))
+        .context(
+            "no base URL: pass --base-url, set PROOFMESH_BASE_URL, or run `proofmesh up` first",
+        )?;
+    let key = api_key
+        .or_else(|| file.as_ref().map(|f| f.api_key.clone()))
+        .context(
+            "no API key: pass --api-key, set PROOFMESH_API_KEY, or run `proofmesh up` first",
+        )?;
+    Ok((base.trim_end_matches('/').to_string(), key))
+}

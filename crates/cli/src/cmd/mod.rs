@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod chat;
+pub mod coordinator;
+pub mod keys;
+pub mod provider;
+pub mod receipt;
+pub mod up;

@@ -1,0 +1,85 @@
+//! `proofmesh provider`: run a provider agent with the embedded engine.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use proofmesh_engine::{Engine, EngineOptions};
+use proofmesh_receipt::Identity;
+use proofmesh_wire::PriceRate;
+
+/// Arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Coordinator base URL.
+    #[arg(
+        long,
+        env = "PROOFMESH_COORDINATOR",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub coordinator: String,
+    /// Provider key file (created with mode 0600 if missing).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// GGUF model file (default: the cached SmolLM2-135M-Instruct).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Engine threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Jobs run at once.
+    #[arg(long, default_value_t = 1)]
+    pub max_concurrent_jobs: u32,
+    /// Price per 1M prompt tokens, in micro-units.
+    #[arg(long, default_value_t = 50_000)]
+    pub price_input: u64,
+    /// Price per 1M completion tokens, in micro-units.
+    #[arg(long, default_value_t = 100_000)]
+    pub price_output: u64,
+    /// Currency of the prices.
+    #[arg(long, default_value = "USD")]
+    pub currency: String,
+}
+
+/// The model path to use, checked to exist.
+pub fn model_path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let p = explicit.unwrap_or_else(proofmesh_engine::default_model_path);
+    anyhow::ensure!(
+        p.exists(),
+        "model file {} not found; run `cargo xtask fetch-model` (or `cargo xtask up`), or pass --model PATH",
+        p.display()
+    );
+    Ok(p)
+}
+
+/// Runs until ctrl-c or SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let identity = Arc::new(Identity::load_or_create(&args.key)?);
+    let path = model_path(args.model)?;
+    let threads = args.threads;
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::load(&path, EngineOptions { threads }))
+            .await
+            .context("engine loader panicked")??;
+    tracing::info!(model = engine.model_name(), digest = engine.model_digest(), provider = %identity.public(), "model loaded");
+    let config = proofmesh_provider::ProviderConfig {
+        coordinator_url: args.coordinator,
+        max_concurrent_jobs: args.max_concurrent_jobs,
+        price: PriceRate {
+            currency: args.currency,
+            input_per_mtok_micros: args.price_input,
+            output_per_mtok_micros: args.price_output,
+        },
+        max_backoff: Duration::from_secs(5),
+    };
+    proofmesh_provider::run(
+        config,
+        Arc::new(engine),
+        identity,
+        crate::signals::shutdown_signal(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,128 @@
+//! `proofmesh receipt verify FILE_OR_ID`: offline verification of a receipt's
+//! signatures and arithmetic, saying exactly which check fails.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use proofmesh_receipt::{PublicKey, Receipt};
+
+use crate::clientcfg;
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Verify a receipt given as a JSON file, or as a receipt id to fetch.
+    Verify {
+        /// Receipt JSON file, or a receipt id (`rcpt_...`).
+        target: String,
+        /// Trust only this coordinator key (default: the one in client.json, if any).
+        #[arg(long)]
+        coordinator_key: Option<String>,
+        /// API base URL (for fetching by id).
+        #[arg(long, env = "PROOFMESH_BASE_URL")]
+        base_url: Option<String>,
+        /// API key (for fetching by id).
+        #[arg(long, env = "PROOFMESH_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Data directory holding client.json.
+        #[arg(long, default_value = clientcfg::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Also write the fetched receipt JSON here.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+}
+
+async fn fetch(base: &str, key: &str, id: &str) -> anyhow::Result<Vec<u8>> {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/receipts/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .with_context(|| format!("fetching receipt {id} from {base}"))?;
+    let status = resp.status();
+    let body = resp.bytes().await?.to_vec();
+    anyhow::ensure!(
+        status.is_success(),
+        "fetching receipt {id}: {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok(body)
+}
+
+/// Runs the subcommand; exit status 1 when verification fails.
+pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let Command::Verify {
+        target,
+        coordinator_key,
+        base_url,
+        api_key,
+        data_dir,
+        save,
+    } = cmd;
+    let path = PathBuf::from(&target);
+    let bytes = if path.exists() {
+        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        let (base, key) = clientcfg::resolve(base_url, api_key, &data_dir)
+            .context("the argument is not a file, so it is taken as a receipt id to fetch")?;
+        fetch(&base, &key, &target).await?
+    };
+    if let Some(s) = save {
+        std::fs::write(&s, &bytes)?;
+    }
+    let pinned =
+        match coordinator_key.or_else(|| clientcfg::load(&data_dir).map(|c| c.coordinator_key)) {
+            Some(k) => Some(PublicKey::parse(&k)?),
+            None => None,
+        };
+    Ok(report(&bytes, pinned.as_ref()))
+}
+
+/// Prints every check; returns the exit code.
+pub fn report(bytes: &[u8], pinned: Option<&PublicKey>) -> ExitCode {
+    let receipt = match Receipt::from_json(bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAIL parse: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "receipt {} (job {})",
+        receipt.body.receipt_id, receipt.body.job_id
+    );
+    println!("  provider    {}", receipt.body.provider_key);
+    println!("  coordinator {}", receipt.body.coordinator_key);
+    println!("  model       {}", receipt.body.model);
+    let mut ok = true;
+    for (name, r) in receipt.checks() {
+        match r {
+            Ok(()) => println!("ok   {name}"),
+            Err(e) => {
+                ok = false;
+                println!("FAIL {name}: {e}");
+            }
+        }
+    }
+    if let Some(k) = pinned {
+        match receipt.verify(Some(k)) {
+            Err(proofmesh_receipt::ReceiptError::UntrustedKey {
+                found, expected, ..
+            }) => {
+                ok = false;
+                println!("FAIL coordinator key pinning: receipt names {found}, trusted key is {expected}");
+            }
+            _ => println!("ok   coordinator key matches the pinned key"),
+        }
+    } else {
+        println!("note no coordinator key pinned: signatures were checked against the keys the receipt names");
+    }
+    println!("{}", if ok { "VERIFIED" } else { "NOT VERIFIED" });
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

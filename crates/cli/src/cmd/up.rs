@@ -1,0 +1,233 @@
+//! `proofmesh up`: a whole local network in one command — the coordinator in
+//! this process, N provider agents as child processes dialing in over
+//! loopback, an API key for the user, and a clean shutdown on ctrl-c.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use proofmesh_coordinator::CoordinatorConfig;
+use proofmesh_store::{SqliteStore, Store};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::clientcfg::{self, ClientConfig};
+
+/// Arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Number of provider agents.
+    #[arg(long, default_value_t = 2)]
+    pub providers: u32,
+    /// GGUF model file (default: the cached SmolLM2-135M-Instruct).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Data directory for the coordinator, keys and client settings.
+    #[arg(long, default_value = clientcfg::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Coordinator listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Engine threads per provider (default: cores / providers, at least 1).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Coordinator TOML config (PROOFMESH_* variables override it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seconds to wait for all providers to register.
+    #[arg(long, default_value_t = 180)]
+    pub ready_timeout_s: u64,
+}
+
+/// Runs the network until ctrl-c or SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        (1..=64).contains(&args.providers),
+        "--providers must be between 1 and 64"
+    );
+    let model = crate::cmd::provider::model_path(args.model.clone())?;
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut cfg = CoordinatorConfig::load(args.config.as_deref())?;
+    cfg.listen = args.listen;
+    cfg.data_dir = data_dir.join("coordinator");
+    cfg.validate()?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {} (is another proofmesh running?)", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let coord_dir = cfg.data_dir.clone();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(proofmesh_coordinator::run(listener, cfg, async {
+        let _ = stop_rx.await;
+    }));
+    let client = ensure_client(&data_dir, &coord_dir, &base).await?;
+    let threads = args.threads.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        (cores / args.providers as usize).max(1)
+    });
+    let mut children = Vec::new();
+    for i in 0..args.providers {
+        children.push(spawn_provider(&data_dir, &base, &model, threads, i)?);
+    }
+    let ready = wait_ready(
+        &base,
+        args.providers,
+        Duration::from_secs(args.ready_timeout_s),
+    )
+    .await;
+    if let Err(e) = ready {
+        stop_children(&mut children).await;
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        return Err(e);
+    }
+    print_banner(&client, args.providers, &data_dir);
+    let outcome = tokio::select! {
+        _ = crate::signals::shutdown_signal() => Ok(()),
+        r = watch_children(&mut children) => r,
+    };
+    eprintln!("proofmesh: shutting down");
+    stop_children(&mut children).await;
+    let _ = stop_tx.send(());
+    server.await.context("coordinator task panicked")??;
+    outcome.map(|_| ExitCode::SUCCESS)
+}
+
+/// Reuses the client key in client.json if it still authenticates, else creates one.
+async fn ensure_client(
+    data_dir: &Path,
+    coord_dir: &Path,
+    base: &str,
+) -> anyhow::Result<ClientConfig> {
+    std::fs::create_dir_all(coord_dir)?;
+    let store = SqliteStore::open(&proofmesh_coordinator::server::db_path(coord_dir)).await?;
+    let coordinator_key = proofmesh_receipt::Identity::load_or_create(
+        &proofmesh_coordinator::server::key_path(coord_dir),
+    )?
+    .public()
+    .to_string();
+    let existing = clientcfg::load(data_dir);
+    let api_key = match existing {
+        Some(c) if store.authenticate(&c.api_key).await?.is_some() => c.api_key,
+        _ => {
+            store
+                .create_api_key(None, "proofmesh up", proofmesh_coordinator::now_ms())
+                .await?
+                .key
+        }
+    };
+    store.close().await;
+    let cfg = ClientConfig {
+        base_url: format!("{base}/v1"),
+        api_key,
+        coordinator_key,
+    };
+    clientcfg::save(data_dir, &cfg)?;
+    Ok(cfg)
+}
+
+fn spawn_provider(
+    data_dir: &Path,
+    base: &str,
+    model: &Path,
+    threads: usize,
+    i: u32,
+) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("locating the proofmesh binary")?;
+    let key = data_dir.join("providers").join(format!("provider-{i}.key"));
+    let child = Command::new(exe)
+        .arg("provider")
+        .arg("--coordinator")
+        .arg(base)
+        .arg("--key")
+        .arg(&key)
+        .arg("--model")
+        .arg(model)
+        .arg("--threads")
+        .arg(threads.to_string())
+        // candle's quantized matmuls use a process-wide rayon pool that spins;
+        // size it too, or N providers oversubscribe the cores.
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .env("CANDLE_NUM_THREADS", threads.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a provider agent")?;
+    Ok(child)
+}
+
+async fn wait_ready(base: &str, want: u32, limit: Duration) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let n = match http.get(format!("{base}/v1/coordinator")).send().await {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["providers_connected"].as_u64()),
+            Err(_) => None,
+        };
+        if n.unwrap_or(0) >= u64::from(want) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {want} providers registered within {}s",
+            n.unwrap_or(0),
+            limit.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_banner(c: &ClientConfig, n: u32, data_dir: &Path) {
+    println!("proofmesh is up: coordinator + {n} provider(s)");
+    println!("  OPENAI_BASE_URL={}", c.base_url);
+    println!("  OPENAI_API_KEY={}", c.api_key);
+    println!("  coordinator key {}", c.coordinator_key);
+    println!("  data directory  {}", data_dir.display());
+    println!("try:  proofmesh chat \"What is the capital of France?\"");
+    println!("stop: ctrl-c");
+}
+
+async fn watch_children(children: &mut [Child]) -> anyhow::Result<()> {
+    let mut reported = vec![false; children.len()];
+    loop {
+        for (i, c) in children.iter_mut().enumerate() {
+            if reported[i] {
+                continue;
+            }
+            if let Some(status) = c.try_wait()? {
+                tracing::warn!(provider = i, %status, "provider agent exited");
+                reported[i] = true;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn stop_children(children: &mut [Child]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for c in children.iter() {
+        if let Some(pid) = c.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    for c in children.iter_mut() {
+        if tokio::time::timeout(Duration::from_secs(10), c.wait())
+            .await
+            .is_err()
+        {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+}
