@@ -11,4 +11,4 @@ mod session;
 
 pub use hardware::detect_hardware;
 pub use runner::{execute_job, JobOutcome};
-pub use session::{run, ProviderConfig, ProviderError};
+pub use session::{advertised_name, run, ProviderConfig, ProviderError};

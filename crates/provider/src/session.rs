@@ -52,6 +52,8 @@ pub struct ProviderConfig {
     pub price: PriceRate,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    /// Name to advertise the model under (clients may also use its digest).
+    pub model_name: String,
 }
 
 impl ProviderConfig {
@@ -66,6 +68,61 @@ impl ProviderConfig {
             return Err(ProviderError::BadUrl(self.coordinator_url.clone()));
         };
         Ok(format!("{ws}/v1/provider/connect"))
+    }
+}
+
+/// The name a model file is advertised under: its file stem without a
+/// trailing quantization tag (`SmolLM2-135M-Instruct.Q4_1.gguf` →
+/// `SmolLM2-135M-Instruct`). GGUF `general.name` is often a training-run
+/// label, so the file name is the better default.
+pub fn advertised_name(path: &std::path::Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    match stem.rsplit_once('.') {
+        Some((base, tag))
+            if tag.starts_with(['Q', 'q', 'F', 'f', 'I', 'i', 'B', 'b']) && !base.is_empty() =>
+        {
+            base.to_string()
+        }
+        _ => stem.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_names() {
+        let n = |p: &str| advertised_name(std::path::Path::new(p));
+        assert_eq!(
+            n("/m/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            "SmolLM2-135M-Instruct"
+        );
+        assert_eq!(n("llama.F16.gguf"), "llama");
+        assert_eq!(n("tiny.gguf"), "tiny");
+    }
+
+    #[test]
+    fn ws_urls() {
+        let mut c = ProviderConfig {
+            coordinator_url: "http://127.0.0.1:8080/".into(),
+            max_concurrent_jobs: 1,
+            price: PriceRate {
+                currency: "USD".into(),
+                input_per_mtok_micros: 0,
+                output_per_mtok_micros: 0,
+            },
+            max_backoff: Duration::from_secs(1),
+            model_name: "m".into(),
+        };
+        assert_eq!(
+            c.ws_url().unwrap(),
+            "ws://127.0.0.1:8080/v1/provider/connect"
+        );
+        c.coordinator_url = "https://x.example".into();
+        assert_eq!(c.ws_url().unwrap(), "wss://x.example/v1/provider/connect");
+        c.coordinator_url = "ftp://x".into();
+        assert!(c.ws_url().is_err());
     }
 }
 
@@ -166,7 +223,7 @@ async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), Provi
         hardware: crate::hardware::detect_hardware(),
         models: vec![ModelAdvert {
             digest,
-            name: e.model_name().to_string(),
+            name: agent.config.model_name.clone(),
             context_length: e.max_sequence_len() as u32,
             price: agent.config.price.clone(),
         }],

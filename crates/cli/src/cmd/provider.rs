@@ -41,6 +41,9 @@ pub struct Args {
     /// Currency of the prices.
     #[arg(long, default_value = "USD")]
     pub currency: String,
+    /// Name to advertise the model under (default: file name without the quantization tag).
+    #[arg(long)]
+    pub model_name: Option<String>,
 }
 
 /// The model path to use, checked to exist.
@@ -58,6 +61,9 @@ pub fn model_path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let identity = Arc::new(Identity::load_or_create(&args.key)?);
     let path = model_path(args.model)?;
+    let model_name = args
+        .model_name
+        .unwrap_or_else(|| proofmesh_provider::advertised_name(&path));
     let threads = args.threads;
     let engine =
         tokio::task::spawn_blocking(move || Engine::load(&path, EngineOptions { threads }))
@@ -73,6 +79,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             output_per_mtok_micros: args.price_output,
         },
         max_backoff: Duration::from_secs(5),
+        model_name,
     };
     proofmesh_provider::run(
         config,
