@@ -87,45 +87,6 @@ pub fn advertised_name(path: &std::path::Path) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn advertised_names() {
-        let n = |p: &str| advertised_name(std::path::Path::new(p));
-        assert_eq!(
-            n("/m/SmolLM2-135M-Instruct.Q4_1.gguf"),
-            "SmolLM2-135M-Instruct"
-        );
-        assert_eq!(n("llama.F16.gguf"), "llama");
-        assert_eq!(n("tiny.gguf"), "tiny");
-    }
-
-    #[test]
-    fn ws_urls() {
-        let mut c = ProviderConfig {
-            coordinator_url: "http://127.0.0.1:8080/".into(),
-            max_concurrent_jobs: 1,
-            price: PriceRate {
-                currency: "USD".into(),
-                input_per_mtok_micros: 0,
-                output_per_mtok_micros: 0,
-            },
-            max_backoff: Duration::from_secs(1),
-            model_name: "m".into(),
-        };
-        assert_eq!(
-            c.ws_url().unwrap(),
-            "ws://127.0.0.1:8080/v1/provider/connect"
-        );
-        c.coordinator_url = "https://x.example".into();
-        assert_eq!(c.ws_url().unwrap(), "wss://x.example/v1/provider/connect");
-        c.coordinator_url = "ftp://x".into();
-        assert!(c.ws_url().is_err());
-    }
-}
-
 /// Shared between sessions.
 struct Agent {
     config: ProviderConfig,
@@ -352,4 +313,43 @@ fn spawn_job(
         };
         let _ = out.send(msg).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_names() {
+        let n = |p: &str| advertised_name(std::path::Path::new(p));
+        assert_eq!(
+            n("/m/SmolLM2-135M-Instruct.Q4_1.gguf"),
+            "SmolLM2-135M-Instruct"
+        );
+        assert_eq!(n("llama.F16.gguf"), "llama");
+        assert_eq!(n("tiny.gguf"), "tiny");
+    }
+
+    #[test]
+    fn ws_urls() {
+        let mut c = ProviderConfig {
+            coordinator_url: "http://127.0.0.1:8080/".into(),
+            max_concurrent_jobs: 1,
+            price: PriceRate {
+                currency: "USD".into(),
+                input_per_mtok_micros: 0,
+                output_per_mtok_micros: 0,
+            },
+            max_backoff: Duration::from_secs(1),
+            model_name: "m".into(),
+        };
+        assert_eq!(
+            c.ws_url().unwrap(),
+            "ws://127.0.0.1:8080/v1/provider/connect"
+        );
+        c.coordinator_url = "https://x.example".into();
+        assert_eq!(c.ws_url().unwrap(), "wss://x.example/v1/provider/connect");
+        c.coordinator_url = "ftp://x".into();
+        assert!(c.ws_url().is_err());
+    }
 }
