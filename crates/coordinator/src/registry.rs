@@ -72,6 +72,9 @@ struct Route {
 #[derive(Default)]
 pub struct Registry {
     providers: RwLock<HashMap<String, Arc<ProviderHandle>>>,
+    /// Every model (digest → name) any provider has advertised, live or not,
+    /// so a request for a known model with no live provider is a 503, not a 404.
+    known: RwLock<HashMap<String, String>>,
     routes: Mutex<HashMap<String, Route>>,
     next_conn: AtomicU64,
 }
@@ -103,6 +106,12 @@ impl Registry {
 
     /// Adds a connection, replacing (and orphaning the jobs of) an older one with the same key.
     pub fn register(&self, handle: Arc<ProviderHandle>) {
+        self.remember_models(
+            handle
+                .models
+                .iter()
+                .map(|m| (m.digest.to_string(), m.name.clone())),
+        );
         let key = handle.key.to_string();
         let old = self
             .providers
@@ -127,19 +136,29 @@ impl Registry {
         metrics::gauge!("proofmesh_providers_connected").set(self.live_count() as f64);
     }
 
-    fn orphan_jobs(&self, key: &str, conn_id: u64) {
-        let orphaned: Vec<mpsc::Sender<JobEvent>> = {
-            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-            routes
-                .values()
-                .filter(|r| r.provider == key && r.conn_id == conn_id)
-                .map(|r| r.tx.clone())
-                .collect()
-        };
-        for tx in orphaned {
-            // The job driver may be gone already; nothing to do then.
-            let _ = tx.try_send(JobEvent::ProviderGone);
+    /// Records models as known (e.g. from the store at startup).
+    pub fn remember_models(&self, models: impl IntoIterator<Item = (String, String)>) {
+        let mut known = self.known.write().unwrap_or_else(|e| e.into_inner());
+        for (digest, name) in models {
+            known.insert(digest, name);
         }
+    }
+
+    /// Whether `query` names a model some provider has ever advertised.
+    pub fn is_known_model(&self, query: &str) -> bool {
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner());
+        known
+            .iter()
+            .any(|(d, n)| d == query || n.eq_ignore_ascii_case(query))
+    }
+
+    /// Removes the routes of a dead connection. Dropping their senders makes
+    /// each job driver's `recv()` return `None`, which it treats as "provider
+    /// gone" — unlike a notice sent into the channel, this cannot be lost when
+    /// the channel is full.
+    fn orphan_jobs(&self, key: &str, conn_id: u64) {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        routes.retain(|_, r| !(r.provider == key && r.conn_id == conn_id));
     }
 
     /// Number of connected providers.

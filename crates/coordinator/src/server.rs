@@ -7,7 +7,8 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 use proofmesh_receipt::{Identity, IdentityError};
-use proofmesh_store::{SqliteStore, StoreError};
+use proofmesh_store::{SqliteStore, Store, StoreError};
+use proofmesh_wire::ModelAdvert;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
@@ -80,11 +81,17 @@ pub async fn run(
     let identity = Identity::load_or_create(&key_path(dir))?;
     let store = SqliteStore::open(&db_path(dir)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let registry = Registry::default();
+    // Models seen before the restart stay known (503 while offline, not 404).
+    for p in store.list_providers().await? {
+        let models: Vec<ModelAdvert> = serde_json::from_str(&p.models_json).unwrap_or_default();
+        registry.remember_models(models.into_iter().map(|m| (m.digest.to_string(), m.name)));
+    }
     let app = AppState {
         config: Arc::new(config),
         store: Arc::new(store.clone()),
         identity: Arc::new(identity),
-        registry: Arc::new(Registry::default()),
+        registry: Arc::new(registry),
         shutdown: stop_rx,
     };
     tracing::info!(

@@ -61,11 +61,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
     let coord_dir = cfg.data_dir.clone();
+    // Create (and migrate) the database and keys before the server opens them.
+    let client = ensure_client(&data_dir, &coord_dir, &base).await?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(proofmesh_coordinator::run(listener, cfg, async {
+    let mut server = tokio::spawn(proofmesh_coordinator::run(listener, cfg, async {
         let _ = stop_rx.await;
     }));
-    let client = ensure_client(&data_dir, &coord_dir, &base).await?;
     let threads = args.threads.unwrap_or_else(|| {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -76,12 +77,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for i in 0..args.providers {
         children.push(spawn_provider(&data_dir, &base, &model, threads, i)?);
     }
-    let ready = wait_ready(
-        &base,
-        args.providers,
-        Duration::from_secs(args.ready_timeout_s),
-    )
-    .await;
+    let ready = tokio::select! {
+        r = wait_ready(&base, args.providers, Duration::from_secs(args.ready_timeout_s)) => r,
+        r = &mut server => {
+            stop_children(&mut children).await;
+            r.context("coordinator task panicked")??;
+            anyhow::bail!("the coordinator stopped before the providers registered");
+        }
+    };
     if let Err(e) = ready {
         stop_children(&mut children).await;
         let _ = stop_tx.send(());
@@ -92,6 +95,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let outcome = tokio::select! {
         _ = crate::signals::shutdown_signal() => Ok(()),
         r = watch_children(&mut children) => r,
+        r = &mut server => {
+            stop_children(&mut children).await;
+            r.context("coordinator task panicked")??;
+            anyhow::bail!("the coordinator stopped unexpectedly");
+        }
     };
     eprintln!("proofmesh: shutting down");
     stop_children(&mut children).await;

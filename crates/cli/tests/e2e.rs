@@ -1,0 +1,211 @@
+//! End-to-end: the real binary brings up a local network (coordinator + real
+//! providers on the real default model), then the CLI client and the official
+//! OpenAI Python client ask it "What is the capital of France?" and receipts
+//! are verified offline. Needs the model (`cargo xtask test` fetches it; these
+//! tests fail, not skip, without it) and, for the Python test, the `openai`
+//! package (`PROOFMESH_E2E_PYTHON` points at the venv xtask builds).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_proofmesh");
+
+fn model() -> PathBuf {
+    let p = proofmesh_engine::default_model_path();
+    assert!(
+        p.exists(),
+        "the default model is missing at {} (set PROOFMESH_MODEL or run `cargo xtask fetch-model`)",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Network {
+    child: Child,
+    dir: tempfile::TempDir,
+    base_url: String,
+    api_key: String,
+}
+
+impl Network {
+    fn start(providers: u32) -> Network {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .args(["up", "--providers", &providers.to_string(), "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--model")
+            .arg(model())
+            .arg("--threads")
+            .arg("1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut base_url, mut api_key) = (None, None);
+        while base_url.is_none() || api_key.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("proofmesh up did not print its banner");
+            if let Some(v) = line.trim().strip_prefix("OPENAI_BASE_URL=") {
+                base_url = Some(v.to_string());
+            }
+            if let Some(v) = line.trim().strip_prefix("OPENAI_API_KEY=") {
+                api_key = Some(v.to_string());
+            }
+        }
+        Network {
+            child,
+            dir,
+            base_url: base_url.unwrap(),
+            api_key: api_key.unwrap(),
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Sends SIGINT and asserts a clean exit.
+    fn stop(mut self) {
+        use nix::sys::signal::{kill, Signal};
+        kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            Signal::SIGINT,
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "proofmesh up exited with {status} after ctrl-c"
+                );
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "proofmesh up did not stop after ctrl-c"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn verify(net: &Network, target: &str, save: Option<&Path>) -> Output {
+    let mut args = vec!["receipt", "verify", target];
+    let s;
+    if let Some(p) = save {
+        s = p.display().to_string();
+        args.extend(["--save", &s]);
+    }
+    net.cli(&args)
+}
+
+#[test]
+fn cli_chat_answers_paris_and_receipt_verifies() {
+    let net = Network::start(2);
+    let out = net.cli(&["chat", "What is the capital of France?"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "chat failed: {stderr}");
+    assert!(stdout.contains("Paris"), "answer was {stdout:?}");
+    let receipt_id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("receipt: "))
+        .expect("chat printed no receipt id")
+        .trim()
+        .to_string();
+
+    let file = net.dir.path().join("receipt.json");
+    let out = verify(&net, &receipt_id, Some(&file));
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("VERIFIED"),
+        "{stdout}"
+    );
+
+    // Tamper with one byte of the saved receipt: verification must fail, with a reason.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = String::from_utf8_lossy(&bytes)
+        .find("\"completion_tokens\":")
+        .unwrap()
+        + 20;
+    bytes[at] ^= 0x01;
+    let tampered = net.dir.path().join("tampered.json");
+    std::fs::write(&tampered, &bytes).unwrap();
+    let out = verify(&net, tampered.to_str().unwrap(), None);
+    let (stdout, _) = text(&out);
+    assert!(
+        !out.status.success(),
+        "tampered receipt verified:\n{stdout}"
+    );
+    assert!(stdout.contains("FAIL"), "no reason given:\n{stdout}");
+    net.stop();
+}
+
+#[test]
+fn official_openai_python_client_gets_paris() {
+    let net = Network::start(2);
+    let python = std::env::var("PROOFMESH_E2E_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/openai_client.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .env("OPENAI_BASE_URL", &net.base_url)
+        .env("OPENAI_API_KEY", &net.api_key)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "OpenAI client check failed (needs the `openai` package; `cargo xtask test` installs it):\n{stdout}\n{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("script prints JSON");
+    for id in v["receipts"].as_array().unwrap() {
+        let out = verify(&net, id.as_str().unwrap(), None);
+        assert!(
+            out.status.success(),
+            "receipt {id} did not verify: {}",
+            text(&out).0
+        );
+    }
+    net.stop();
+}

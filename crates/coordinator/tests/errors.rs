@@ -1,0 +1,249 @@
+//! Every way a client request can be refused, checked over real HTTP against
+//! a running coordinator: status code, OpenAI's error shape
+//! `{"error": {"message", "type", "param", "code"}}` and the stable `code`.
+//! OpenAI SDKs branch on these, so they are API, not cosmetics.
+
+mod common;
+
+use common::*;
+use futures::stream;
+use proofmesh_coordinator::schedule::QUEUE_FACTOR;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_errors() {
+    bounded(async {
+        let c = Coordinator::start().await;
+        let url = format!("{}/v1/chat/completions", c.base);
+        let body = chat_body("hi", 1, 4, false);
+
+        let r = c.http.post(&url).json(&body).send().await.unwrap();
+        let err = expect_error(r, 401, "missing_api_key").await;
+        assert_eq!(err["type"], "authentication_error");
+        assert!(err["param"].is_null());
+
+        let r = c
+            .http
+            .post(&url)
+            .bearer_auth("pm_live_notarealkey")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 401, "invalid_api_key").await;
+
+        // A valid key in the wrong scheme is still refused.
+        let key = c.api_key().await;
+        let r = c
+            .http
+            .post(&url)
+            .header("authorization", format!("Basic {key}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 401, "invalid_api_key").await;
+
+        // Other authenticated endpoints use the same shape.
+        let r = c
+            .http
+            .get(format!("{}/v1/models", c.base))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 401, "missing_api_key").await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_validation_errors() {
+    bounded(async {
+        let c = Coordinator::start().await;
+        let key = c.api_key().await;
+        let url = format!("{}/v1/chat/completions", c.base);
+
+        let r = c
+            .http
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body("{\"model\": \"tiny\", \"messages\": [")
+            .send()
+            .await
+            .unwrap();
+        let err = expect_error(r, 400, "invalid_json").await;
+        assert_eq!(err["type"], "invalid_request_error");
+
+        let mut body = chat_body("hi", 1, 4, false);
+        body["temperature"] = json!(5);
+        let err = expect_error(c.chat(&key, &body).await, 400, "invalid_parameter").await;
+        assert_eq!(err["param"], "temperature");
+        assert_eq!(err["type"], "invalid_request_error");
+
+        let body = chat_body("hi", 1, 0, false);
+        let err = expect_error(c.chat(&key, &body).await, 400, "invalid_parameter").await;
+        assert_eq!(err["param"], "max_tokens");
+
+        let mut body = chat_body("hi", 1, 4, false);
+        body["messages"] = json!([]);
+        let err = expect_error(c.chat(&key, &body).await, 400, "invalid_parameter").await;
+        assert_eq!(err["param"], "messages");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_413_with_or_without_content_length() {
+    bounded(async {
+        let limit = 8 * 1024;
+        let c = Coordinator::start_with(|cfg| cfg.max_body_bytes = limit).await;
+        let key = c.api_key().await;
+        let url = format!("{}/v1/chat/completions", c.base);
+        let big = serde_json::to_vec(&chat_body(&"a".repeat(3 * limit), 1, 4, false)).unwrap();
+
+        // Declared length over the limit.
+        let r = c
+            .http
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        let err = expect_error(r, 413, "payload_too_large").await;
+        assert_eq!(err["type"], "invalid_request_error");
+
+        // Chunked, so only counting the bytes can catch it.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            big.chunks(1024).map(|c| Ok(c.to_vec())).collect();
+        let r = c
+            .http
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 413, "payload_too_large").await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_route_is_404_json() {
+    bounded(async {
+        let c = Coordinator::start().await;
+        let r = c
+            .http
+            .get(format!("{}/v1/nope", c.base))
+            .send()
+            .await
+            .unwrap();
+        let err = expect_error(r, 404, "not_found").await;
+        assert_eq!(err["type"], "not_found_error");
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_model_is_404_model_not_found() {
+    bounded(async {
+        let (c, _providers) = coordinator_with_providers(1).await;
+        let key = c.api_key().await;
+        let mut body = chat_body("hi", 1, 4, false);
+        body["model"] = json!("no-such-model");
+        let err = expect_error(c.chat(&key, &body).await, 404, "model_not_found").await;
+        assert_eq!(err["param"], "model");
+        assert_eq!(err["type"], "invalid_request_error");
+        // The served model is listed, and only it.
+        let models: serde_json::Value = c
+            .http
+            .get(format!("{}/v1/models", c.base))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let data = models["data"].as_array().unwrap();
+        assert_eq!(data.len(), 1, "{models}");
+        assert_eq!(data[0]["id"], MODEL);
+        assert_eq!(data[0]["digest"], model_digest().as_str());
+        assert_eq!(data[0]["providers"], 1);
+    })
+    .await
+}
+
+/// A model that was being served a moment ago, requested while its only
+/// provider is offline: that is a temporary condition, so the answer should
+/// be a retryable 503 `no_provider_available`, not a permanent-looking 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_whose_providers_are_all_offline_is_503_no_provider_available() {
+    bounded(async {
+        let (c, mut providers) = coordinator_with_providers(1).await;
+        let key = c.api_key().await;
+        complete(&c, &key, &chat_body("hi", 1, 2, false)).await;
+        providers.pop().unwrap().kill().await;
+        c.wait_providers(0).await;
+
+        let err = expect_error(
+            c.chat(&key, &chat_body("hi", 1, 2, false)).await,
+            503,
+            "no_provider_available",
+        )
+        .await;
+        assert_eq!(err["type"], "service_unavailable_error");
+    })
+    .await
+}
+
+/// With every provider of the model at capacity, a new request gets 503
+/// `no_provider_available` immediately instead of queueing forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturated_providers_give_503_no_provider_available() {
+    bounded(async {
+        let c = Coordinator::start().await;
+        let mut fake = RawProvider::connect(&c, 1).await;
+        c.wait_providers(1).await;
+        let key = c.api_key().await;
+
+        // Fill the fake provider's queue; it accepts jobs and never answers.
+        let capacity = QUEUE_FACTOR as usize;
+        let mut pending = Vec::new();
+        let mut jobs = Vec::new();
+        for i in 0..capacity {
+            pending.push(c.spawn_chat(&key, chat_body("hi", i as u64, 2, false)));
+            jobs.push(fake.next_job().await);
+        }
+
+        let err = expect_error(
+            c.chat(&key, &chat_body("hi", 0, 2, false)).await,
+            503,
+            "no_provider_available",
+        )
+        .await;
+        assert_eq!(err["type"], "service_unavailable_error");
+        // A streaming request fails the same way, before any SSE is sent.
+        expect_error(
+            c.chat(&key, &chat_body("hi", 0, 2, true)).await,
+            503,
+            "no_provider_available",
+        )
+        .await;
+
+        // When the fake dies, its queued jobs fail cleanly (no other provider).
+        fake.vanish().await;
+        for p in pending {
+            expect_error(join_chat(p).await, 502, "provider_failed").await;
+        }
+        for j in jobs {
+            let s = c.wait_job_settled(&j.job_id).await;
+            assert_eq!(s.status, "failed");
+        }
+    })
+    .await
+}
