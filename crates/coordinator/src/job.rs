@@ -291,6 +291,11 @@ fn check_result(
         "logit positions",
         result.logits.len() == result.completion_token_ids.len(),
     )?;
+    let finite = result
+        .logits
+        .iter()
+        .all(|t| t.ids.len() == t.values.len() && t.values.iter().all(|v| v.is_finite()));
+    same("logit values (finite, one per id)", finite)?;
     let ld = logits_digest(result.logits.iter().map(|t| (&t.ids[..], &t.values[..])));
     same("logits_digest", b.logits_digest == ld)?;
     Ok(())
