@@ -1,7 +1,8 @@
-//! Self-declared hardware advert, read from the OS. (GPU discovery arrives
-//! with the `gpu` engine feature; CPU providers advertise no GPUs.)
+//! Self-declared hardware advert, read from the OS: CPU model and cores,
+//! memory, and NVIDIA GPUs as `nvidia-smi` reports them (none when it is
+//! absent). Self-declared until attested; the coordinator marks it so.
 
-use proofmesh_wire::Hardware;
+use proofmesh_wire::{Gpu, Hardware};
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -31,6 +32,33 @@ fn memory_bytes() -> u64 {
         .unwrap_or(0)
 }
 
+/// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits`.
+fn parse_nvidia_smi(out: &str) -> Vec<Gpu> {
+    out.lines()
+        .filter_map(|l| {
+            let (name, mib) = l.rsplit_once(',')?;
+            let mib: u64 = mib.trim().parse().ok()?;
+            Some(Gpu {
+                model: name.trim().to_string(),
+                vram_bytes: mib * 1024 * 1024,
+            })
+        })
+        .collect()
+}
+
+fn gpus() -> Vec<Gpu> {
+    std::process::Command::new("nvidia-smi")
+        .args([
+            "--query-gpu=name,memory.total",
+            "--format=csv,noheader,nounits",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| parse_nvidia_smi(&String::from_utf8_lossy(&o.stdout)))
+        .unwrap_or_default()
+}
+
 /// What this machine is.
 pub fn detect_hardware() -> Hardware {
     Hardware {
@@ -39,12 +67,22 @@ pub fn detect_hardware() -> Hardware {
             .map(|n| n.get() as u32)
             .unwrap_or(1),
         memory_bytes: memory_bytes(),
-        gpus: Vec::new(),
+        gpus: gpus(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn parses_nvidia_smi_csv() {
+        let g = super::parse_nvidia_smi(
+            "NVIDIA H100 80GB HBM3, 81559\nNVIDIA H100 80GB HBM3, 81559\ngarbage\n",
+        );
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].model, "NVIDIA H100 80GB HBM3");
+        assert_eq!(g[0].vram_bytes, 81559 * 1024 * 1024);
+    }
+
     #[test]
     fn reports_something_real() {
         let h = super::detect_hardware();
