@@ -53,6 +53,19 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The error for a refused state transition: names the job's actual
+    /// status, or says it does not exist.
+    async fn refused(&self, job_id: &str, action: &'static str) -> StoreError {
+        match self.current_status(job_id).await {
+            Ok(status) => StoreError::InvalidTransition {
+                job_id: job_id.into(),
+                status,
+                action,
+            },
+            Err(e) => e,
+        }
+    }
+
     async fn current_status(&self, job_id: &str) -> Result<String, StoreError> {
         let row = sqlx::query("SELECT status FROM jobs WHERE job_id = ?")
             .bind(job_id)
@@ -210,12 +223,7 @@ impl Store for SqliteStore {
         .map_err(db("assign job"))?
         .rows_affected();
         if n == 0 {
-            let status = self.current_status(job_id).await?;
-            return Err(StoreError::InvalidTransition {
-                job_id: job_id.into(),
-                status,
-                action: "assign",
-            });
+            return Err(self.refused(job_id, "assign").await);
         }
         Ok(())
     }
@@ -247,12 +255,7 @@ impl Store for SqliteStore {
         .rows_affected();
         if n == 0 {
             drop(tx);
-            let status = self.current_status(job_id).await?;
-            return Err(StoreError::InvalidTransition {
-                job_id: job_id.into(),
-                status,
-                action: "complete",
-            });
+            return Err(self.refused(job_id, "complete").await);
         }
         sqlx::query(
             "INSERT INTO receipts (receipt_id, job_id, client_id, receipt_json, logits, created_at_ms) \
@@ -283,12 +286,7 @@ impl Store for SqliteStore {
         .map_err(db("fail job"))?
         .rows_affected();
         if n == 0 {
-            let status = self.current_status(job_id).await?;
-            return Err(StoreError::InvalidTransition {
-                job_id: job_id.into(),
-                status,
-                action: "fail",
-            });
+            return Err(self.refused(job_id, "fail").await);
         }
         Ok(())
     }
