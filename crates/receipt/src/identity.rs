@@ -296,6 +296,28 @@ fn check_mode(_path: &Path) -> Result<(), IdentityError> {
 mod tests {
     use super::*;
 
+    /// RFC 8032 §7.1, TEST 1 (empty message).
+    #[test]
+    fn rfc8032_test_vector_1() {
+        let mut seed = [0u8; 32];
+        hex::decode_to_slice(
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+            &mut seed,
+        )
+        .unwrap();
+        let id = Identity::from_seed(seed);
+        assert_eq!(
+            id.public().as_str(),
+            "ed25519:d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+        );
+        let sig = id.sign(b"");
+        assert_eq!(
+            String::from(sig.clone()),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        id.public().verify(b"", &sig).unwrap();
+    }
+
     #[test]
     fn sign_verify_roundtrip_and_tamper() {
         let id = Identity::from_seed([7; 32]);

@@ -43,14 +43,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         json,
     } = cmd;
     let path = crate::cmd::provider::model_path(model)?;
+    let name = proofmesh_provider::advertised_name(&path);
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let engine = Engine::load(&path, EngineOptions { threads })?;
         let r = proofmesh_engine::bench::run(&engine, prompt_tokens, gen_tokens, runs.max(1))?;
-        Ok((
-            engine.model_name().to_string(),
-            engine.model_digest().to_string(),
-            r,
-        ))
+        Ok((name, engine.model_digest().to_string(), r))
     })
     .await??;
     let (name, digest, r) = report;
