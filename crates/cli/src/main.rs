@@ -23,6 +23,8 @@ enum Command {
     Coordinator(cmd::coordinator::Args),
     /// Run a provider agent.
     Provider(cmd::provider::Args),
+    /// Run a verifier: re-executes audited jobs and signs audit reports.
+    Verifier(cmd::provider::Args),
     /// Manage client API keys.
     Keys {
         #[command(subcommand)]
@@ -69,6 +71,9 @@ fn main() -> std::process::ExitCode {
             Command::Up(a) => cmd::up::run(a).await,
             Command::Coordinator(a) => cmd::coordinator::run(a).await,
             Command::Provider(a) => cmd::provider::run(a).await,
+            Command::Verifier(a) => {
+                cmd::provider::serve(a, proofmesh_provider::AgentRole::Verifier).await
+            }
             Command::Keys { command } => cmd::keys::run(command).await,
             Command::Chat(a) => cmd::chat::run(a).await,
             Command::Receipt { command } => cmd::receipt::run(command).await,

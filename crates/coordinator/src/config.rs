@@ -52,6 +52,24 @@ pub struct CoordinatorConfig {
     pub heartbeat_ms: u64,
     /// A provider silent for this long is disconnected, ms.
     pub provider_timeout_ms: u64,
+    /// Share of jobs audited, in thousandths (default 50 = 5%).
+    pub audit_rate_milli: u32,
+    /// Audit rate for providers with fewer than `new_provider_audits` passed audits.
+    pub audit_rate_new_milli: u32,
+    /// Audit rate for providers whose reputation is below 0.9.
+    pub audit_rate_low_rep_milli: u32,
+    /// Passed audits after which a provider is no longer "new".
+    pub new_provider_audits: u32,
+    /// Fee for `verification: "always"`, in basis points of the job's charge.
+    pub verification_fee_bps: u32,
+    /// Stake credited to a provider at first registration, micro-units.
+    pub initial_stake_micros: i64,
+    /// Stake slashed per failed audit, micro-units.
+    pub slash_micros: i64,
+    /// Failed audits after which a provider is excluded from scheduling.
+    pub max_failed_audits: u32,
+    /// Verifier keys (`ed25519:…`) whose audit reports this coordinator accepts.
+    pub trusted_verifiers: Vec<String>,
 }
 
 impl Default for CoordinatorConfig {
@@ -68,6 +86,15 @@ impl Default for CoordinatorConfig {
             request_timeout_s: 300,
             heartbeat_ms: 2_000,
             provider_timeout_ms: 10_000,
+            audit_rate_milli: 50,
+            audit_rate_new_milli: 500,
+            audit_rate_low_rep_milli: 250,
+            new_provider_audits: 10,
+            verification_fee_bps: 5_000,
+            initial_stake_micros: 10_000_000,
+            slash_micros: 1_000_000,
+            max_failed_audits: 3,
+            trusted_verifiers: Vec::new(),
         }
     }
 }
@@ -98,6 +125,15 @@ impl CoordinatorConfig {
             "request_timeout_s",
             "heartbeat_ms",
             "provider_timeout_ms",
+            "audit_rate_milli",
+            "audit_rate_new_milli",
+            "audit_rate_low_rep_milli",
+            "new_provider_audits",
+            "verification_fee_bps",
+            "initial_stake_micros",
+            "slash_micros",
+            "max_failed_audits",
+            "trusted_verifiers",
         ];
         fig = fig.merge(Env::prefixed("PROOFMESH_").only(&fields));
         let cfg: CoordinatorConfig = fig
@@ -138,6 +174,29 @@ impl CoordinatorConfig {
                 "provider_timeout_ms",
                 "must be at least twice heartbeat_ms (and heartbeat_ms > 0)",
             );
+        }
+        for (field, v) in [
+            ("audit_rate_milli", self.audit_rate_milli),
+            ("audit_rate_new_milli", self.audit_rate_new_milli),
+            ("audit_rate_low_rep_milli", self.audit_rate_low_rep_milli),
+        ] {
+            if v > 1000 {
+                return bad(field, "must be at most 1000 (thousandths)");
+            }
+        }
+        if self.slash_micros < 0 || self.initial_stake_micros < 0 {
+            return bad(
+                "slash_micros",
+                "stake and slash amounts must not be negative",
+            );
+        }
+        for k in &self.trusted_verifiers {
+            if proofmesh_receipt::PublicKey::parse(k).is_err() {
+                return bad(
+                    "trusted_verifiers",
+                    &format!("{k:?} is not an ed25519:<hex> key"),
+                );
+            }
         }
         if self.request_timeout_s == 0 {
             return bad("request_timeout_s", "must be positive");

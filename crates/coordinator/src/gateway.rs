@@ -96,6 +96,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
             output_per_mtok_micros: 0,
         });
     let uuid = uuid::Uuid::new_v4().simple().to_string();
+    let verification = plan.verification;
     let spec = JobSpec {
         job_id: format!("job_{uuid}"),
         receipt_id: format!("rcpt_{uuid}"),
@@ -120,6 +121,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         JobCtx {
             spec,
             client_id: client.client_id,
+            verification,
         },
     )
     .await?;

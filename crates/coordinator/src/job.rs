@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use proofmesh_receipt::{logits_digest, response_digest, Receipt};
-use proofmesh_store::JobRecord;
+use proofmesh_receipt::{response_digest, Digest, Receipt};
+use proofmesh_store::{Evidence, JobRecord};
 use proofmesh_wire::{CoordinatorMsg, JobResult, JobSpec};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -33,6 +33,8 @@ pub struct JobCtx {
     pub spec: JobSpec,
     /// Owner.
     pub client_id: String,
+    /// "sampled" or "always".
+    pub verification: String,
 }
 
 enum Attempt {
@@ -49,6 +51,8 @@ pub async fn start(app: AppState, ctx: JobCtx) -> Result<mpsc::Receiver<GatewayE
         client_id: ctx.client_id.clone(),
         model: ctx.spec.model.to_string(),
         created_at_ms: ctx.spec.dispatched_at_ms,
+        request_json: serde_json::to_string(&ctx.spec.messages).unwrap_or_else(|_| "[]".into()),
+        verification: ctx.verification.clone(),
     };
     app.store
         .insert_job(&rec)
@@ -209,38 +213,46 @@ async fn finish(
     result: JobResult,
     relayed: &Relayed,
 ) -> Attempt {
-    if let Err(why) = check_result(app, ctx, p, &result, relayed) {
-        tracing::warn!(provider = %p.key, %why, "rejected provider result");
-        metrics::counter!("proofmesh_results_rejected_total").increment(1);
-        return Attempt::Retry(format!("result rejected: {why}"));
-    }
+    let fingerprint = match check_result(app, ctx, p, &result, relayed) {
+        Ok(fp) => fp,
+        Err(why) => {
+            tracing::warn!(provider = %p.key, %why, "rejected provider result");
+            metrics::counter!("proofmesh_results_rejected_total").increment(1);
+            return Attempt::Retry(format!("result rejected: {why}"));
+        }
+    };
     let mut receipt = result.receipt;
     receipt.countersign(&app.identity);
-    let logits = match serde_json::to_vec(&result.logits) {
-        Ok(b) => b,
-        Err(e) => return Attempt::Fatal(ApiError::internal("encode logits", e)),
+    let evidence = Evidence {
+        completion_token_ids: result.completion_token_ids,
+        text: result.text.clone(),
+        fingerprint,
     };
     let now = crate::now_ms();
     if let Err(e) = app
         .store
-        .complete_job(&ctx.spec.job_id, &ctx.client_id, &receipt, &logits, now)
+        .complete_job(&ctx.spec.job_id, &ctx.client_id, &receipt, &evidence, now)
         .await
     {
         return Attempt::Fatal(ApiError::internal("store receipt", e));
     }
+    // Chosen only now, after the result is committed: the provider cannot
+    // know in advance whether this job will be re-executed.
+    crate::audit::maybe_audit(app, &receipt, &ctx.verification).await;
     metrics::counter!("proofmesh_tokens_generated_total")
         .increment(u64::from(receipt.body.completion_tokens));
     Attempt::Finished(Box::new(receipt), result.text)
 }
 
 /// Every way a provider's result can disagree with the job, as a reason.
+/// Returns the decoded fingerprint bytes.
 fn check_result(
     app: &AppState,
     ctx: &JobCtx,
     p: &ProviderHandle,
     result: &JobResult,
     relayed: &Relayed,
-) -> Result<(), String> {
+) -> Result<Vec<u8>, String> {
     let b = &result.receipt.body;
     let spec = &ctx.spec;
     let same = |what: &str, ok: bool| {
@@ -287,16 +299,15 @@ fn check_result(
     )?;
     let rd = response_digest(&result.completion_token_ids, &result.text, &b.finish_reason);
     same("response_digest", b.response_digest == rd)?;
+    // The fingerprint: exactly one 8-byte entry per token after a 12-byte
+    // "PMFP" header, and its digest is the receipt's logits_digest. (The
+    // verifier decodes and re-derives it; the coordinator checks its shape.)
+    let fp = proofmesh_wire::fingerprint_bytes(&result.fingerprint)?;
+    same("fingerprint magic", fp.starts_with(b"PMFP"))?;
     same(
-        "logit positions",
-        result.logits.len() == result.completion_token_ids.len(),
+        "fingerprint length",
+        fp.len() == 12 + 8 * result.completion_token_ids.len(),
     )?;
-    let finite = result
-        .logits
-        .iter()
-        .all(|t| t.ids.len() == t.values.len() && t.values.iter().all(|v| v.is_finite()));
-    same("logit values (finite, one per id)", finite)?;
-    let ld = logits_digest(result.logits.iter().map(|t| (&t.ids[..], &t.values[..])));
-    same("logits_digest", b.logits_digest == ld)?;
-    Ok(())
+    same("logits_digest", b.logits_digest == Digest::of(&fp))?;
+    Ok(fp)
 }

@@ -25,10 +25,26 @@ const MAX_FRAME: usize = 8 << 20;
 /// Outbound queue per provider.
 const OUTBOUND: usize = 64;
 
-/// The upgrade handler.
+/// What the connecting agent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Runs jobs.
+    Provider,
+    /// Re-executes jobs for audits.
+    Verifier,
+}
+
+/// The provider upgrade handler (`/v1/provider/connect`).
 pub async fn connect(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_FRAME)
-        .on_upgrade(move |socket| session(app, socket))
+        .on_upgrade(move |socket| session(app, socket, Role::Provider))
+}
+
+/// The verifier upgrade handler (`/v1/verifier/connect`). Only keys in
+/// `trusted_verifiers` are accepted.
+pub async fn connect_verifier(State(app): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| session(app, socket, Role::Verifier))
 }
 
 async fn close(socket: &mut WebSocket, reason: &str) {
@@ -51,6 +67,7 @@ async fn send_json(socket: &mut WebSocket, msg: &CoordinatorMsg) -> bool {
 async fn handshake(
     app: &AppState,
     socket: &mut WebSocket,
+    role: Role,
 ) -> Result<(Arc<ProviderHandle>, mpsc::Receiver<CoordinatorMsg>), String> {
     let nonce = hex::encode(rand::random::<[u8; 32]>());
     let challenge = CoordinatorMsg::Challenge {
@@ -94,19 +111,20 @@ async fn handshake(
     if models.is_empty() {
         return Err("provider advertises no models".into());
     }
-    let now = crate::now_ms();
-    let rec = ProviderRecord {
-        provider_key: provider_key.to_string(),
-        hardware_json: serde_json::to_string(&hardware).unwrap_or_default(),
-        models_json: serde_json::to_string(&models).unwrap_or_default(),
-        agent_version,
-        first_seen_ms: now,
-        last_seen_ms: now,
-    };
-    app.store.upsert_provider(&rec).await.map_err(|e| {
-        tracing::error!(%e, "store provider");
-        "internal error".to_string()
-    })?;
+    if role == Role::Verifier {
+        if !app
+            .config
+            .trusted_verifiers
+            .iter()
+            .any(|k| k == provider_key.as_str())
+        {
+            return Err(format!(
+                "verifier key {provider_key} is not trusted by this coordinator"
+            ));
+        }
+    } else {
+        register_provider(app, &provider_key, &hardware, &models, agent_version).await?;
+    }
     let (tx, rx) = mpsc::channel(OUTBOUND);
     let handle = Arc::new(ProviderHandle {
         key: provider_key,
@@ -120,9 +138,37 @@ async fn handshake(
     Ok((handle, rx))
 }
 
+/// Records a provider's registration and, on first sight, its stake.
+async fn register_provider(
+    app: &AppState,
+    provider_key: &proofmesh_receipt::PublicKey,
+    hardware: &proofmesh_wire::Hardware,
+    models: &[proofmesh_wire::ModelAdvert],
+    agent_version: String,
+) -> Result<(), String> {
+    let now = crate::now_ms();
+    let rec = ProviderRecord {
+        provider_key: provider_key.to_string(),
+        hardware_json: serde_json::to_string(&hardware).unwrap_or_default(),
+        models_json: serde_json::to_string(&models).unwrap_or_default(),
+        agent_version,
+        first_seen_ms: now,
+        last_seen_ms: now,
+    };
+    let internal = |e: proofmesh_store::StoreError| {
+        tracing::error!(%e, "store provider");
+        "internal error".to_string()
+    };
+    app.store.upsert_provider(&rec).await.map_err(internal)?;
+    app.store
+        .ensure_provider_stats(provider_key.as_str(), app.config.initial_stake_micros)
+        .await
+        .map_err(internal)
+}
+
 #[tracing::instrument(skip_all)]
-async fn session(app: AppState, mut socket: WebSocket) {
-    let (handle, mut outbound) = match handshake(&app, &mut socket).await {
+async fn session(app: AppState, mut socket: WebSocket, role: Role) {
+    let (handle, mut outbound) = match handshake(&app, &mut socket, role).await {
         Ok(h) => h,
         Err(reason) => return close(&mut socket, &reason).await,
     };
@@ -132,8 +178,11 @@ async fn session(app: AppState, mut socket: WebSocket) {
     if !send_json(&mut socket, &welcome).await {
         return;
     }
-    app.registry.register(handle.clone());
-    tracing::info!(provider = %handle.key, models = handle.models.len(), "provider connected");
+    match role {
+        Role::Provider => app.registry.register(handle.clone()),
+        Role::Verifier => app.registry.register_verifier(handle.clone()),
+    }
+    tracing::info!(key = %handle.key, ?role, models = handle.models.len(), "agent connected");
     let key = handle.key.to_string();
     let (mut sink, mut stream) = socket.split();
     let silence = Duration::from_millis(app.config.provider_timeout_ms);
@@ -152,7 +201,7 @@ async fn session(app: AppState, mut socket: WebSocket) {
                     Ok(Some(Ok(Message::Text(t)))) => t,
                     Ok(Some(Ok(_))) => continue,
                 };
-                if !on_message(&app, &handle, &text).await { break; }
+                if !on_message(&app, &handle, role, &text).await { break; }
             }
             _ = shutdown.changed() => {
                 let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "coordinator shutting down".into() }))).await;
@@ -160,12 +209,15 @@ async fn session(app: AppState, mut socket: WebSocket) {
             }
         }
     }
-    app.registry.unregister(&key, handle.conn_id);
-    tracing::info!(provider = %key, "provider disconnected");
+    match role {
+        Role::Provider => app.registry.unregister(&key, handle.conn_id),
+        Role::Verifier => app.registry.unregister_verifier(&key, handle.conn_id),
+    }
+    tracing::info!(key = %key, ?role, "agent disconnected");
 }
 
 /// Handles one inbound frame; false to drop the connection.
-async fn on_message(app: &AppState, h: &ProviderHandle, text: &str) -> bool {
+async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) -> bool {
     let msg: ProviderMsg = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) => {
@@ -182,6 +234,18 @@ async fn on_message(app: &AppState, h: &ProviderHandle, text: &str) -> bool {
             return true;
         }
         ProviderMsg::Hello { .. } => return false,
+        ProviderMsg::AuditDone { report } => {
+            if role != Role::Verifier {
+                tracing::warn!(key, "audit report from a non-verifier; dropping connection");
+                return false;
+            }
+            if let Err(why) = crate::audit::on_report(app, key, &report).await {
+                tracing::warn!(verifier = key, %why, "rejected audit report");
+                metrics::counter!("proofmesh_audit_reports_rejected_total").increment(1);
+            }
+            return true;
+        }
+        _ if role == Role::Verifier => return true,
         ProviderMsg::Token {
             job_id,
             index,

@@ -5,7 +5,7 @@
 //! from which connection. A provider can only deliver events for jobs routed
 //! to its own connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -77,6 +77,14 @@ pub struct Registry {
     known: RwLock<HashMap<String, String>>,
     routes: Mutex<HashMap<String, Route>>,
     next_conn: AtomicU64,
+    /// Connected verifiers.
+    verifiers: RwLock<HashMap<String, Arc<ProviderHandle>>>,
+    /// Providers excluded from scheduling after failed audits.
+    excluded: RwLock<HashSet<String>>,
+    /// Audits sent to a verifier and not yet reported: id → (verifier, sent at).
+    audits_in_flight: Mutex<HashMap<String, (String, std::time::Instant)>>,
+    /// Wakes the audit dispatcher.
+    pub audit_wakeup: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Registry {
@@ -206,12 +214,102 @@ impl Registry {
             .cloned()
     }
 
-    /// Picks a provider for `model` that is not in `exclude`.
+    /// Excludes a provider from scheduling (failed audits).
+    pub fn exclude(&self, key: &str) {
+        self.excluded
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string());
+    }
+
+    /// Whether a provider is excluded.
+    pub fn is_excluded(&self, key: &str) -> bool {
+        self.excluded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    /// Adds a verifier connection.
+    pub fn register_verifier(&self, handle: Arc<ProviderHandle>) {
+        let key = handle.key.to_string();
+        self.verifiers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, handle);
+        self.audit_wakeup.notify_one();
+    }
+
+    /// Removes a verifier connection (if current) and forgets its in-flight audits.
+    pub fn unregister_verifier(&self, key: &str, conn_id: u64) {
+        let mut vs = self.verifiers.write().unwrap_or_else(|e| e.into_inner());
+        if vs.get(key).is_some_and(|h| h.conn_id == conn_id) {
+            vs.remove(key);
+        }
+        drop(vs);
+        let mut inflight = self
+            .audits_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        inflight.retain(|_, (v, _)| v != key);
+    }
+
+    /// Number of connected verifiers.
+    pub fn verifier_count(&self) -> usize {
+        self.verifiers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// A verifier that has `model` loaded, least busy first.
+    pub fn pick_verifier(&self, model: &str) -> Option<Arc<ProviderHandle>> {
+        let vs = self.verifiers.read().unwrap_or_else(|e| e.into_inner());
+        vs.values()
+            .filter(|v| v.models.iter().any(|m| m.digest.as_str() == model))
+            .min_by_key(|v| (v.in_flight.load(Ordering::Relaxed), v.key.to_string()))
+            .cloned()
+    }
+
+    /// Marks an audit as sent unless it already is (and not stale).
+    pub fn claim_audit(
+        &self,
+        audit_id: &str,
+        verifier: &str,
+        stale_after: std::time::Duration,
+    ) -> bool {
+        let mut m = self
+            .audits_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match m.get(audit_id) {
+            Some((_, at)) if at.elapsed() < stale_after => false,
+            _ => {
+                m.insert(
+                    audit_id.to_string(),
+                    (verifier.to_string(), std::time::Instant::now()),
+                );
+                true
+            }
+        }
+    }
+
+    /// The verifier an audit was sent to, removing the claim.
+    pub fn release_audit(&self, audit_id: &str) -> Option<String> {
+        let mut m = self
+            .audits_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.remove(audit_id).map(|(v, _)| v)
+    }
+
+    /// Picks a provider for `model` that is not in `exclude` nor excluded by audits.
     pub fn pick(&self, model: &str, exclude: &[String]) -> Option<Arc<ProviderHandle>> {
         let live: Vec<_> = self
             .live()
             .into_iter()
             .filter(|p| p.models.iter().any(|m| m.digest.as_str() == model))
+            .filter(|p| !self.is_excluded(p.key.as_str()))
             .collect();
         let cands: Vec<Candidate<'_>> = live
             .iter()

@@ -36,7 +36,9 @@ pub async fn models(
 }
 
 /// `GET /v1/receipts/{id}`: only the owner may read it; others get 404, so
-/// the existence of someone else's receipt is not revealed.
+/// the existence of someone else's receipt is not revealed. Audit reports are
+/// attached; the `x-proofmesh-audit` header says `none`, `pending`, `passed`
+/// or `failed`.
 pub async fn receipt(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -48,10 +50,59 @@ pub async fn receipt(
         .get_receipt(&id)
         .await
         .map_err(|e| ApiError::internal("get receipt", e))?;
-    match stored {
-        Some(s) if s.client_id == client.client_id => Ok(Json(s.receipt).into_response()),
-        _ => Err(ApiError::receipt_not_found(&id)),
+    let Some(s) = stored.filter(|s| s.client_id == client.client_id) else {
+        return Err(ApiError::receipt_not_found(&id));
+    };
+    let mut receipt = s.receipt;
+    receipt.audits = app
+        .store
+        .audit_reports(&id)
+        .await
+        .map_err(|e| ApiError::internal("audits", e))?;
+    let status = app
+        .store
+        .audit_status(&id)
+        .await
+        .map_err(|e| ApiError::internal("audit", e))?;
+    let status = status.unwrap_or_else(|| "none".into());
+    Ok(([("x-proofmesh-audit", status)], Json(receipt)).into_response())
+}
+
+/// `GET /v1/receipts/{id}/evidence`: what a client needs to re-execute its
+/// own job (`proofmesh receipt verify --reexecute`): the conversation, the
+/// completion token ids and text, and the fingerprint. Owner only.
+pub async fn evidence(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let client = authenticate(&app, &headers).await?;
+    let stored = app
+        .store
+        .get_receipt(&id)
+        .await
+        .map_err(|e| ApiError::internal("get receipt", e))?;
+    if !stored.is_some_and(|s| s.client_id == client.client_id) {
+        return Err(ApiError::receipt_not_found(&id));
     }
+    let Some((request_json, ev)) = app
+        .store
+        .evidence(&id)
+        .await
+        .map_err(|e| ApiError::internal("evidence", e))?
+    else {
+        return Err(ApiError::receipt_not_found(&id));
+    };
+    let messages: serde_json::Value =
+        serde_json::from_str(&request_json).map_err(|e| ApiError::internal("request json", e))?;
+    Ok(Json(serde_json::json!({
+        "receipt_id": id,
+        "messages": messages,
+        "completion_token_ids": ev.completion_token_ids,
+        "text": ev.text,
+        "fingerprint": hex::encode(&ev.fingerprint),
+    }))
+    .into_response())
 }
 
 /// `GET /v1/coordinator`: the coordinator's public key, for pinning.
@@ -59,6 +110,8 @@ pub async fn coordinator(State(app): State<AppState>) -> Json<serde_json::Value>
     Json(serde_json::json!({
         "coordinator_key": app.identity.public().as_str(),
         "providers_connected": app.registry.live_count(),
+        "verifiers_connected": app.registry.verifier_count(),
+        "trusted_verifiers": app.config.trusted_verifiers,
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }

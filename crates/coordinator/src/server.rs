@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 use proofmesh_receipt::{Identity, IdentityError};
-use proofmesh_store::{SqliteStore, Store, StoreError};
+use proofmesh_store::{AuditStore, SqliteStore, Store, StoreError};
 use proofmesh_wire::ModelAdvert;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -58,6 +58,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/receipts/{id}", get(routes::receipt))
         .route("/v1/coordinator", get(routes::coordinator))
         .route("/v1/provider/connect", get(provider_ws::connect))
+        .route("/v1/verifier/connect", get(provider_ws::connect_verifier))
+        .route("/v1/receipts/{id}/evidence", get(routes::evidence))
         .route("/healthz", get(routes::health))
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
@@ -87,6 +89,9 @@ pub async fn run(
         let models: Vec<ModelAdvert> = serde_json::from_str(&p.models_json).unwrap_or_default();
         registry.remember_models(models.into_iter().map(|m| (m.digest.to_string(), m.name)));
     }
+    for key in store.excluded_providers().await? {
+        registry.exclude(&key);
+    }
     let app = AppState {
         config: Arc::new(config),
         store: Arc::new(store.clone()),
@@ -104,9 +109,11 @@ pub async fn run(
         tracing::info!("coordinator shutting down");
         let _ = stop_tx.send(true);
     };
+    let auditor = tokio::spawn(crate::audit::dispatch_loop(app.clone()));
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(graceful)
         .await;
+    let _ = auditor.await;
     store.close().await;
     result.map_err(ServerError::Serve)
 }

@@ -26,6 +26,8 @@ pub struct JobPlan {
     pub sampling: SamplingRecord,
     /// Stream or not.
     pub stream: bool,
+    /// "sampled" or "always".
+    pub verification: String,
 }
 
 fn to_milli(v: f32) -> u32 {
@@ -129,10 +131,10 @@ fn sampling(
         ));
     }
     let top_k_logits = req.top_k_logits.unwrap_or(cfg.default_top_k_logits);
-    if top_k_logits > 64 {
+    if !(1..=64).contains(&top_k_logits) {
         return Err(ApiError::invalid_param(
             "top_k_logits",
-            "top_k_logits must be at most 64",
+            "top_k_logits must be between 1 and 64",
         ));
     }
     let top_p_milli = to_milli(top_p).max(1);
@@ -159,11 +161,19 @@ pub fn plan(cfg: &CoordinatorConfig, req: ChatCompletionRequest) -> Result<JobPl
     }
     let sampling = sampling(cfg, &req)?;
     let stream = req.stream;
+    let verification = req.verification.clone().unwrap_or_else(|| "sampled".into());
+    if verification != "sampled" && verification != "always" {
+        return Err(ApiError::invalid_param(
+            "verification",
+            "verification must be \"sampled\" or \"always\"",
+        ));
+    }
     Ok(JobPlan {
         model: req.model,
         messages: messages(req.messages)?,
         sampling,
         stream,
+        verification,
     })
 }
 

@@ -5,10 +5,12 @@
 //! Entry point: [`run`], which keeps a session up (reconnecting with backoff)
 //! until the shutdown future resolves.
 
+mod auditor;
 mod hardware;
 mod runner;
 mod session;
 
+pub use auditor::audit;
 pub use hardware::detect_hardware;
 pub use runner::{execute_job, JobOutcome};
-pub use session::{advertised_name, run, ProviderConfig, ProviderError};
+pub use session::{advertised_name, run, AgentRole, ProviderConfig, ProviderError};

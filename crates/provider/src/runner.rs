@@ -5,10 +5,10 @@ use std::ops::ControlFlow;
 
 use proofmesh_engine::{ChatMessage, Engine, GenerateRequest, SamplingParams};
 use proofmesh_receipt::{
-    charge_micros, logits_digest, response_digest, Digest, Identity, Price, PublicKey, Receipt,
-    ReceiptBody,
+    charge_micros, response_digest, Digest, Identity, Price, PublicKey, Receipt, ReceiptBody,
 };
-use proofmesh_wire::{JobResult, JobSpec, TopK};
+use proofmesh_verify::fingerprint::{exact_fingerprint_from_top_k, fingerprint_digest};
+use proofmesh_wire::{JobResult, JobSpec};
 
 /// How a job ended.
 #[derive(Debug)]
@@ -90,14 +90,12 @@ pub fn execute_job(
         Err(e) => return failed("engine_error", e.to_string()),
     };
     let finish = gen.finish_reason.as_str();
-    let logits: Vec<TopK> = gen
-        .logits
-        .iter()
-        .map(|t| TopK {
-            ids: t.ids.clone(),
-            values: t.values.clone(),
-        })
-        .collect();
+    // The logit fingerprint: 8 bytes per generated token over the exact top-k.
+    let k = u8::try_from(s.top_k_logits.clamp(1, 255)).unwrap_or(u8::MAX);
+    let fingerprint = match exact_fingerprint_from_top_k(k, &gen.logits).and_then(|f| f.encode()) {
+        Ok(b) => b,
+        Err(e) => return failed("engine_error", format!("fingerprint: {e}")),
+    };
     let prompt_tokens = gen.prompt_tokens.len() as u32;
     let completion_tokens = gen.completion_tokens.len() as u32;
     let body = ReceiptBody {
@@ -114,7 +112,7 @@ pub fn execute_job(
         completion_tokens,
         finish_reason: finish.to_string(),
         sampling: spec.sampling.clone(),
-        logits_digest: logits_digest(logits.iter().map(|t| (&t.ids[..], &t.values[..]))),
+        logits_digest: fingerprint_digest(&fingerprint),
         dispatched_at_ms: spec.dispatched_at_ms,
         finished_at_ms: now_ms().max(spec.dispatched_at_ms),
         price: Price {
@@ -134,7 +132,7 @@ pub fn execute_job(
         receipt,
         completion_token_ids: gen.completion_tokens,
         text: gen.text,
-        logits,
+        fingerprint: hex::encode(&fingerprint),
     }))
 }
 

@@ -54,6 +54,17 @@ pub struct ProviderConfig {
     pub max_backoff: Duration,
     /// Name to advertise the model under (clients may also use its digest).
     pub model_name: String,
+    /// Provider (runs jobs) or verifier (re-executes audited jobs).
+    pub role: AgentRole,
+}
+
+/// What an agent does for the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentRole {
+    /// Runs jobs and signs receipts.
+    Provider,
+    /// Re-executes audited jobs and signs audit reports.
+    Verifier,
 }
 
 impl ProviderConfig {
@@ -67,7 +78,11 @@ impl ProviderConfig {
         } else {
             return Err(ProviderError::BadUrl(self.coordinator_url.clone()));
         };
-        Ok(format!("{ws}/v1/provider/connect"))
+        let path = match self.role {
+            AgentRole::Provider => "/v1/provider/connect",
+            AgentRole::Verifier => "/v1/verifier/connect",
+        };
+        Ok(format!("{ws}{path}"))
     }
 }
 
@@ -245,6 +260,9 @@ async fn session(agent: &Arc<Agent>, url: &str) -> Result<(), ProviderError> {
                         cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.job_id.clone(), flag.clone());
                         spawn_job(agent.clone(), coordinator.clone(), spec, flag, out_tx.clone(), cancels.clone());
                     }
+                    Ok(CoordinatorMsg::Audit(task)) if agent.config.role == AgentRole::Verifier => {
+                        spawn_audit(agent.clone(), *task, out_tx.clone());
+                    }
                     Ok(CoordinatorMsg::Cancel { job_id }) => {
                         if let Some(f) = cancels.lock().unwrap_or_else(|e| e.into_inner()).get(&job_id) {
                             f.store(true, Ordering::Relaxed);
@@ -256,6 +274,31 @@ async fn session(agent: &Arc<Agent>, url: &str) -> Result<(), ProviderError> {
             }
         }
     }
+}
+
+fn spawn_audit(agent: Arc<Agent>, task: proofmesh_wire::AuditTask, out: mpsc::Sender<ProviderMsg>) {
+    tokio::spawn(async move {
+        let Ok(_permit) = agent.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let audit_id = task.audit_id.clone();
+        let a = agent.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            crate::auditor::audit(&a.engine, &a.identity, &task)
+        })
+        .await;
+        match report {
+            Ok(report) => {
+                tracing::info!(%audit_id, outcome = report.body.outcome.as_str(), reason = %report.body.reason, "audit done");
+                let _ = out
+                    .send(ProviderMsg::AuditDone {
+                        report: Box::new(report),
+                    })
+                    .await;
+            }
+            Err(e) => tracing::error!(%audit_id, %e, "audit task panicked"),
+        }
+    });
 }
 
 fn spawn_job(
@@ -342,6 +385,7 @@ mod tests {
             },
             max_backoff: Duration::from_secs(1),
             model_name: "m".into(),
+            role: AgentRole::Provider,
         };
         assert_eq!(
             c.ws_url().unwrap(),
@@ -349,6 +393,9 @@ mod tests {
         );
         c.coordinator_url = "https://x.example".into();
         assert_eq!(c.ws_url().unwrap(), "wss://x.example/v1/provider/connect");
+        c.role = AgentRole::Verifier;
+        assert!(c.ws_url().unwrap().ends_with("/v1/verifier/connect"));
+        c.role = AgentRole::Provider;
         c.coordinator_url = "ftp://x".into();
         assert!(c.ws_url().is_err());
     }

@@ -6,6 +6,7 @@
 //! coordinator countersigns it, both over the deterministic encoding defined in
 //! [`canon`] (documented in `docs/RECEIPTS.md`).
 
+pub mod audit;
 pub mod canon;
 pub mod digest;
 pub mod identity;
@@ -13,10 +14,14 @@ pub mod receipt;
 #[doc(hidden)]
 pub mod testing;
 
+pub use audit::{
+    receipt_body_digest, AuditBody, AuditError, AuditOutcome, AuditReport, AUDIT_VERSION,
+};
 pub use digest::{
     client_hash, logits_digest, request_digest, response_digest, Digest, RequestForDigest,
 };
 pub use identity::{Identity, IdentityError, PublicKey, Signature};
 pub use receipt::{
-    charge_micros, Price, Receipt, ReceiptBody, ReceiptError, SamplingRecord, VerifiedReceipt,
+    charge_micros, Guarantee, Price, Receipt, ReceiptBody, ReceiptError, SamplingRecord,
+    VerifiedReceipt,
 };

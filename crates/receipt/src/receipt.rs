@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditOutcome, AuditReport};
 use crate::canon::Encoder;
 use crate::digest::Digest;
 use crate::identity::{Identity, IdentityError, PublicKey, Signature};
@@ -77,6 +78,12 @@ pub enum ReceiptError {
         dispatched: u64,
         /// Finish time.
         finished: u64,
+    },
+    /// An attached audit report does not check out.
+    #[error("{reason}")]
+    Audit {
+        /// What is wrong with it.
+        reason: String,
     },
     /// More completion tokens than max_tokens allowed.
     #[error("completion_tokens {completion} exceeds max_tokens {max}")]
@@ -269,6 +276,31 @@ pub struct Receipt {
     /// Coordinator's countersignature; absent until the coordinator accepts the receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordinator_signature: Option<Signature>,
+    /// Verifier-signed audit reports, if the job was audited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audits: Vec<AuditReport>,
+}
+
+/// Which guarantees a receipt carries, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guarantee {
+    /// Signed by provider and coordinator; not re-executed.
+    SignedOnly,
+    /// An independent verifier re-executed it and it passed.
+    Audited,
+    /// An independent verifier re-executed it and it FAILED.
+    AuditFailed,
+}
+
+impl Guarantee {
+    /// Human label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guarantee::SignedOnly => "signed only (not audited)",
+            Guarantee::Audited => "audited: re-executed by an independent verifier and passed",
+            Guarantee::AuditFailed => "audit FAILED: a verifier's re-execution did not match",
+        }
+    }
 }
 
 /// The outcome of a successful verification: who vouched for the receipt.
@@ -288,6 +320,7 @@ impl Receipt {
             body,
             provider_signature,
             coordinator_signature: None,
+            audits: Vec::new(),
         }
     }
 
@@ -340,7 +373,7 @@ impl Receipt {
 
     /// Runs every check and reports each, so a tool can say exactly what failed.
     pub fn checks(&self) -> Vec<(&'static str, Result<(), ReceiptError>)> {
-        vec![
+        let mut v = vec![
             (
                 "consistency (version, price, times, limits)",
                 self.body.check_consistency(),
@@ -350,7 +383,30 @@ impl Receipt {
                 "coordinator countersignature",
                 self.verify_coordinator_signature(),
             ),
-        ]
+        ];
+        for a in &self.audits {
+            let r = a.verify_for(&self.body).map_err(|e| ReceiptError::Audit {
+                reason: e.to_string(),
+            });
+            v.push(("audit report signature", r));
+        }
+        v
+    }
+
+    /// The guarantee the (valid) audits give. A failed audit dominates.
+    pub fn guarantee(&self) -> Guarantee {
+        let mut g = Guarantee::SignedOnly;
+        for a in self
+            .audits
+            .iter()
+            .filter(|a| a.verify_for(&self.body).is_ok())
+        {
+            match a.body.outcome {
+                AuditOutcome::Failed => return Guarantee::AuditFailed,
+                AuditOutcome::Passed => g = Guarantee::Audited,
+            }
+        }
+        g
     }
 
     /// Full offline verification, optionally pinning the coordinator key.

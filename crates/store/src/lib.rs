@@ -5,9 +5,12 @@
 //! multi-row change runs in one transaction, so a crash never leaves a job
 //! completed without its receipt or a receipt without its job.
 
+mod audit;
 mod keys;
 mod sqlite;
+mod sqlite_audit;
 
+pub use audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProviderStats};
 pub use keys::{parse_api_key, ApiKeyParts};
 pub use sqlite::SqliteStore;
 
@@ -106,6 +109,10 @@ pub struct JobRecord {
     pub model: String,
     /// Creation time, unix ms.
     pub created_at_ms: u64,
+    /// The conversation as JSON (`[{"role","content"}]`), kept for audits.
+    pub request_json: String,
+    /// "sampled" or "always".
+    pub verification: String,
 }
 
 /// A job's lifecycle state.
@@ -132,7 +139,7 @@ pub struct StoredReceipt {
 
 /// Everything the coordinator persists.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AuditStore + Send + Sync + 'static {
     /// Creates an API key, and a new client unless `client_id` names one.
     async fn create_api_key(
         &self,
@@ -152,13 +159,14 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError>;
     /// Records that an attempt went to `provider_key`.
     async fn assign_job(&self, job_id: &str, provider_key: &str) -> Result<(), StoreError>;
-    /// Atomically marks the job completed and stores its receipt and logits.
+    /// Atomically marks the job completed, stores its receipt and the
+    /// evidence audits need, and counts the job for its provider.
     async fn complete_job(
         &self,
         job_id: &str,
         client_id: &str,
         receipt: &Receipt,
-        logits: &[u8],
+        evidence: &Evidence,
         now_ms: u64,
     ) -> Result<(), StoreError>;
     /// Marks the job failed (no receipt).

@@ -10,20 +10,21 @@ use sqlx::{Row, SqlitePool};
 
 use crate::keys::{ct_eq, new_key, parse_api_key, secret_hash};
 use crate::{
-    Client, JobRecord, JobStatus, NewApiKey, ProviderRecord, Store, StoreError, StoredReceipt,
+    Client, Evidence, JobRecord, JobStatus, NewApiKey, ProviderRecord, Store, StoreError,
+    StoredReceipt,
 };
 
 /// Coordinator state in one SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
-fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Db { op, source }
 }
 
-fn ms(v: u64) -> i64 {
+pub(crate) fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -197,14 +198,16 @@ impl Store for SqliteStore {
 
     async fn insert_job(&self, job: &JobRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO jobs (job_id, receipt_id, client_id, model, status, created_at_ms) \
-             VALUES (?, ?, ?, ?, 'dispatched', ?)",
+            "INSERT INTO jobs (job_id, receipt_id, client_id, model, status, created_at_ms, \
+             request_json, verification) VALUES (?, ?, ?, ?, 'dispatched', ?, ?, ?)",
         )
         .bind(&job.job_id)
         .bind(&job.receipt_id)
         .bind(&job.client_id)
         .bind(&job.model)
         .bind(ms(job.created_at_ms))
+        .bind(&job.request_json)
+        .bind(&job.verification)
         .execute(&self.pool)
         .await
         .map_err(db("insert job"))?;
@@ -233,11 +236,15 @@ impl Store for SqliteStore {
         job_id: &str,
         client_id: &str,
         receipt: &Receipt,
-        logits: &[u8],
+        evidence: &Evidence,
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let json = serde_json::to_string(receipt).map_err(|e| StoreError::Corrupt {
             what: "receipt",
+            reason: e.to_string(),
+        })?;
+        let evidence_json = serde_json::to_string(evidence).map_err(|e| StoreError::Corrupt {
+            what: "evidence",
             reason: e.to_string(),
         })?;
         let mut tx = self.pool.begin().await.map_err(db("begin"))?;
@@ -258,18 +265,26 @@ impl Store for SqliteStore {
             return Err(self.refused(job_id, "complete").await);
         }
         sqlx::query(
-            "INSERT INTO receipts (receipt_id, job_id, client_id, receipt_json, logits, created_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO receipts (receipt_id, job_id, client_id, receipt_json, logits, \
+             evidence_json, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&receipt.body.receipt_id)
         .bind(job_id)
         .bind(client_id)
         .bind(&json)
-        .bind(logits)
+        .bind(&evidence.fingerprint)
+        .bind(&evidence_json)
         .bind(ms(now_ms))
         .execute(&mut *tx)
         .await
         .map_err(db("insert receipt"))?;
+        sqlx::query(
+            "UPDATE provider_stats SET jobs_completed = jobs_completed + 1 WHERE provider_key = ?",
+        )
+        .bind(receipt.body.provider_key.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db("count job"))?;
         tx.commit().await.map_err(db("commit receipt"))
     }
 

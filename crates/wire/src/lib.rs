@@ -8,6 +8,7 @@ pub mod openai;
 pub mod provider;
 
 pub use provider::{
-    auth_message, ChatMessage, CoordinatorMsg, Gpu, Hardware, JobResult, JobSpec, ModelAdvert,
-    PriceRate, ProviderMsg, TopK, PROTOCOL_VERSION,
+    auth_message, fingerprint_bytes, AuditTask, ChatMessage, CoordinatorMsg, Gpu, Hardware,
+    JobResult, JobSpec, ModelAdvert, PriceRate, ProviderMsg, MAX_FINGERPRINT_BYTES,
+    PROTOCOL_VERSION,
 };

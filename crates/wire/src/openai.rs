@@ -31,6 +31,9 @@ pub struct ChatCompletionRequest {
     pub n: Option<u32>,
     /// proofmesh extension: how many top logits per token the provider commits to.
     pub top_k_logits: Option<u32>,
+    /// proofmesh extension: `"sampled"` (default: audited at the network's
+    /// rate) or `"always"` (always re-executed by a verifier, at a fee).
+    pub verification: Option<String>,
 }
 
 /// `stop` may be a string or a list of strings.

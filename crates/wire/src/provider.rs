@@ -132,17 +132,40 @@ pub struct JobResult {
     pub completion_token_ids: Vec<u32>,
     /// Completion text.
     pub text: String,
-    /// Per generated position, top-k logit ids and values (the fingerprint data).
-    pub logits: Vec<TopK>,
+    /// The logit fingerprint (proofmesh-verify encoding, ≤ 8 bytes per token
+    /// plus a 12-byte header), lowercase hex. The receipt's `logits_digest` is
+    /// `Digest::of` its bytes; the coordinator keeps it for audits.
+    pub fingerprint: String,
 }
 
-/// Top-k logits at one position.
+/// Most fingerprint bytes accepted in one result (hex is twice this).
+pub const MAX_FINGERPRINT_BYTES: usize = 1 << 20;
+
+/// Decodes a hex fingerprint with a size bound.
+pub fn fingerprint_bytes(hex_str: &str) -> Result<Vec<u8>, String> {
+    if hex_str.len() > 2 * MAX_FINGERPRINT_BYTES {
+        return Err(format!(
+            "fingerprint is larger than {MAX_FINGERPRINT_BYTES} bytes"
+        ));
+    }
+    hex::decode(hex_str).map_err(|e| format!("fingerprint is not hex: {e}"))
+}
+
+/// A job for a verifier to re-execute.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TopK {
-    /// Token ids, by value descending.
-    pub ids: Vec<u32>,
-    /// Logit values.
-    pub values: Vec<f32>,
+pub struct AuditTask {
+    /// Audit id.
+    pub audit_id: String,
+    /// The countersigned receipt under audit.
+    pub receipt: Receipt,
+    /// The original conversation (the verifier derives the prompt tokens itself).
+    pub messages: Vec<ChatMessage>,
+    /// Completion token ids as served.
+    pub completion_token_ids: Vec<u32>,
+    /// Completion text as served.
+    pub text: String,
+    /// The committed fingerprint, hex.
+    pub fingerprint: String,
 }
 
 /// Coordinator → provider.
@@ -165,6 +188,8 @@ pub enum CoordinatorMsg {
     },
     /// Run this job.
     Job(JobSpec),
+    /// Re-execute a job and report (verifiers only).
+    Audit(Box<AuditTask>),
     /// Stop working on a job (client went away).
     Cancel {
         /// The job.
@@ -215,6 +240,11 @@ pub enum ProviderMsg {
         job_id: String,
         /// Result and signed receipt.
         result: Box<JobResult>,
+    },
+    /// A finished audit (verifiers only).
+    AuditDone {
+        /// The signed report.
+        report: Box<proofmesh_receipt::AuditReport>,
     },
     /// Job failed on the provider.
     Failed {

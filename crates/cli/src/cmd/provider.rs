@@ -59,6 +59,11 @@ pub fn model_path(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 /// Runs until ctrl-c or SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    serve(args, proofmesh_provider::AgentRole::Provider).await
+}
+
+/// Runs a provider or a verifier agent until ctrl-c or SIGTERM.
+pub async fn serve(args: Args, role: proofmesh_provider::AgentRole) -> anyhow::Result<ExitCode> {
     let identity = Arc::new(Identity::load_or_create(&args.key)?);
     let path = model_path(args.model)?;
     let model_name = args
@@ -69,7 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         tokio::task::spawn_blocking(move || Engine::load(&path, EngineOptions { threads }))
             .await
             .context("engine loader panicked")??;
-    tracing::info!(model = engine.model_name(), digest = engine.model_digest(), provider = %identity.public(), "model loaded");
+    tracing::info!(model = engine.model_name(), digest = engine.model_digest(), key = %identity.public(), ?role, "model loaded");
     let config = proofmesh_provider::ProviderConfig {
         coordinator_url: args.coordinator,
         max_concurrent_jobs: args.max_concurrent_jobs,
@@ -80,6 +85,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         max_backoff: Duration::from_secs(5),
         model_name,
+        role,
     };
     proofmesh_provider::run(
         config,

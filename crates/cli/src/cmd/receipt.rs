@@ -31,6 +31,14 @@ pub enum Command {
         /// Also write the fetched receipt JSON here.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Re-execute the job locally (one prefill pass on the model) and check
+        /// every sampled token and the logit fingerprint. Fetches the job's
+        /// evidence from the coordinator (owner only).
+        #[arg(long)]
+        reexecute: bool,
+        /// Model file for --reexecute (default: the cached default model).
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
 }
 
@@ -60,12 +68,15 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         api_key,
         data_dir,
         save,
+        reexecute,
+        model,
     } = cmd;
+    let creds = (base_url, api_key);
     let path = PathBuf::from(&target);
     let bytes = if path.exists() {
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
     } else {
-        let (base, key) = clientcfg::resolve(base_url, api_key, &data_dir)
+        let (base, key) = clientcfg::resolve(creds.0.clone(), creds.1.clone(), &data_dir)
             .context("the argument is not a file, so it is taken as a receipt id to fetch")?;
         fetch(&base, &key, &target).await?
     };
@@ -77,7 +88,64 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Some(k) => Some(PublicKey::parse(&k)?),
             None => None,
         };
-    Ok(report(&bytes, pinned.as_ref()))
+    let code = report(&bytes, pinned.as_ref());
+    if !reexecute || code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    let (base, key) = clientcfg::resolve(creds.0, creds.1, &data_dir)
+        .context("--reexecute fetches the job's evidence from the coordinator")?;
+    reexecute_job(&base, &key, &bytes, model).await
+}
+
+/// Fetches the evidence and re-runs the audit locally, as a verifier would.
+async fn reexecute_job(
+    base: &str,
+    key: &str,
+    bytes: &[u8],
+    model: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let receipt = Receipt::from_json(bytes)?;
+    let id = &receipt.body.receipt_id;
+    let url = format!("{base}/receipts/{id}/evidence");
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(key)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "fetching evidence: {}",
+        resp.status()
+    );
+    let ev: serde_json::Value = resp.json().await?;
+    let task = proofmesh_wire::AuditTask {
+        audit_id: "local".into(),
+        receipt,
+        messages: serde_json::from_value(ev["messages"].clone())?,
+        completion_token_ids: serde_json::from_value(ev["completion_token_ids"].clone())?,
+        text: serde_json::from_value(ev["text"].clone())?,
+        fingerprint: serde_json::from_value(ev["fingerprint"].clone())?,
+    };
+    let path = crate::cmd::provider::model_path(model)?;
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let engine = proofmesh_engine::Engine::load(&path, Default::default())?;
+        let me = proofmesh_receipt::Identity::generate();
+        Ok(proofmesh_provider::audit(&engine, &me, &task))
+    })
+    .await??;
+    let b = report.body;
+    if b.outcome == proofmesh_receipt::AuditOutcome::Passed {
+        println!(
+            "ok   re-execution: {} positions match (tokens and fingerprint)",
+            b.positions_checked
+        );
+        println!("RE-EXECUTION VERIFIED");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("FAIL re-execution: {}", b.reason);
+        println!("RE-EXECUTION FAILED");
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// Prints every check; returns the exit code.
@@ -119,6 +187,7 @@ pub fn report(bytes: &[u8], pinned: Option<&PublicKey>) -> ExitCode {
     } else {
         println!("note no coordinator key pinned: signatures were checked against the keys the receipt names");
     }
+    println!("guarantee: {}", receipt.guarantee().as_str());
     println!("{}", if ok { "VERIFIED" } else { "NOT VERIFIED" });
     if ok {
         ExitCode::SUCCESS

@@ -54,6 +54,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cfg = CoordinatorConfig::load(args.config.as_deref())?;
     cfg.listen = args.listen;
     cfg.data_dir = data_dir.join("coordinator");
+    // The local network's verifier: its key is created here so the
+    // coordinator can trust it.
+    let verifier_key = data_dir.join("verifier.key");
+    let verifier = proofmesh_receipt::Identity::load_or_create(&verifier_key)?;
+    let vk = verifier.public().to_string();
+    if !cfg.trusted_verifiers.contains(&vk) {
+        cfg.trusted_verifiers.push(vk);
+    }
     cfg.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -75,8 +83,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let mut children = Vec::new();
     for i in 0..args.providers {
-        children.push(spawn_provider(&data_dir, &base, &model, threads, i)?);
+        let key = data_dir.join("providers").join(format!("provider-{i}.key"));
+        children.push(spawn_agent("provider", &key, &base, &model, threads)?);
     }
+    children.push(spawn_agent(
+        "verifier",
+        &verifier_key,
+        &base,
+        &model,
+        threads,
+    )?);
     let ready = tokio::select! {
         r = wait_ready(&base, args.providers, Duration::from_secs(args.ready_timeout_s)) => r,
         r = &mut server => {
@@ -141,21 +157,21 @@ async fn ensure_client(
     Ok(cfg)
 }
 
-fn spawn_provider(
-    data_dir: &Path,
+/// Starts `proofmesh provider` or `proofmesh verifier` as a child process.
+fn spawn_agent(
+    role: &str,
+    key: &Path,
     base: &str,
     model: &Path,
     threads: usize,
-    i: u32,
 ) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("locating the proofmesh binary")?;
-    let key = data_dir.join("providers").join(format!("provider-{i}.key"));
     let child = Command::new(exe)
-        .arg("provider")
+        .arg(role)
         .arg("--coordinator")
         .arg(base)
         .arg("--key")
-        .arg(&key)
+        .arg(key)
         .arg("--model")
         .arg(model)
         .arg("--threads")
@@ -166,7 +182,7 @@ fn spawn_provider(
         .env("CANDLE_NUM_THREADS", threads.to_string())
         .kill_on_drop(true)
         .spawn()
-        .context("starting a provider agent")?;
+        .with_context(|| format!("starting a {role} agent"))?;
     Ok(child)
 }
 
@@ -196,7 +212,7 @@ async fn wait_ready(base: &str, want: u32, limit: Duration) -> anyhow::Result<()
 }
 
 fn print_banner(c: &ClientConfig, n: u32, data_dir: &Path) {
-    println!("proofmesh is up: coordinator + {n} provider(s)");
+    println!("proofmesh is up: coordinator + {n} provider(s) + 1 verifier");
     println!("  OPENAI_BASE_URL={}", c.base_url);
     println!("  OPENAI_API_KEY={}", c.api_key);
     println!("  coordinator key {}", c.coordinator_key);

@@ -1,0 +1,223 @@
+//! Audits: choosing which jobs an independent verifier re-executes, sending
+//! them to verifiers, and applying the consequences of their signed reports.
+//!
+//! The choice is made after the job's result is committed, with the
+//! coordinator's CSPRNG, so a provider cannot predict it. Rates: a base rate
+//! (default 5%), higher for new providers and for providers with low
+//! reputation, and 100% when the client asked for `verification: "always"`.
+//! A failed audit slashes the provider's stake, records a refund of the job's
+//! charge to the client, lowers its reputation, and after `max_failed_audits`
+//! failures (or when the stake can no longer cover a slash) excludes it.
+
+use std::time::Duration;
+
+use proofmesh_receipt::{receipt_body_digest, AuditReport, Receipt};
+use proofmesh_store::{AuditPenalty, NewAudit, ProviderStats};
+use proofmesh_wire::{AuditTask, ChatMessage, CoordinatorMsg};
+use rand::Rng;
+
+use crate::config::CoordinatorConfig;
+use crate::state::AppState;
+
+/// An audit not reported within this long is sent again.
+const AUDIT_STALE: Duration = Duration::from_secs(120);
+
+/// Reputation in thousandths: (passed + 1) / (passed + 1 + 10 × failed).
+pub fn reputation_milli(s: &ProviderStats) -> u32 {
+    let good = s.audits_passed + 1;
+    let total = good + 10 * s.audits_failed;
+    u32::try_from(1000 * good / total).unwrap_or(1000)
+}
+
+/// The audit probability (thousandths) for a job, and why.
+pub fn audit_rate(
+    cfg: &CoordinatorConfig,
+    stats: Option<&ProviderStats>,
+    verification: &str,
+) -> (u32, &'static str) {
+    if verification == "always" {
+        return (1000, "client requested verification: always");
+    }
+    let Some(s) = stats else {
+        return (cfg.audit_rate_new_milli, "new provider");
+    };
+    let mut best = (cfg.audit_rate_milli, "sampled at the base rate");
+    if s.audits_passed < u64::from(cfg.new_provider_audits) && cfg.audit_rate_new_milli > best.0 {
+        best = (cfg.audit_rate_new_milli, "new provider");
+    }
+    if reputation_milli(s) < 900 && cfg.audit_rate_low_rep_milli > best.0 {
+        best = (cfg.audit_rate_low_rep_milli, "low reputation");
+    }
+    best
+}
+
+/// Decides, after commit, whether to audit this job, and records it.
+pub async fn maybe_audit(app: &AppState, receipt: &Receipt, verification: &str) {
+    let provider = receipt.body.provider_key.as_str();
+    let stats = match app.store.provider_stats(provider).await {
+        Ok(s) => s,
+        Err(e) => return tracing::error!(%e, "read provider stats"),
+    };
+    let (rate, why) = audit_rate(&app.config, stats.as_ref(), verification);
+    let draw: u32 = rand::rngs::OsRng.gen_range(0..1000);
+    if draw >= rate {
+        return;
+    }
+    let fee = if verification == "always" {
+        let c = u128::from(receipt.body.price.charged_micros)
+            * u128::from(app.config.verification_fee_bps);
+        i64::try_from(c.div_ceil(10_000)).unwrap_or(i64::MAX)
+    } else {
+        0
+    };
+    let audit = NewAudit {
+        audit_id: format!("aud_{}", uuid::Uuid::new_v4().simple()),
+        receipt_id: receipt.body.receipt_id.clone(),
+        provider_key: provider.to_string(),
+        why: why.to_string(),
+        fee_micros: fee,
+        created_at_ms: crate::now_ms(),
+    };
+    match app.store.create_audit(&audit).await {
+        Ok(()) => {
+            metrics::counter!("proofmesh_audits_scheduled_total").increment(1);
+            app.registry.audit_wakeup.notify_one();
+        }
+        Err(e) => tracing::error!(%e, "create audit"),
+    }
+}
+
+/// Sends pending audits to verifiers until shutdown.
+pub async fn dispatch_loop(app: AppState) {
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        if let Err(e) = dispatch_once(&app).await {
+            tracing::error!(%e, "audit dispatch");
+        }
+        tokio::select! {
+            _ = app.registry.audit_wakeup.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn dispatch_once(app: &AppState) -> Result<(), proofmesh_store::StoreError> {
+    if app.registry.verifier_count() == 0 {
+        return Ok(());
+    }
+    for p in app.store.pending_audits(32).await? {
+        let Some(v) = app.registry.pick_verifier(p.receipt.body.model.as_str()) else {
+            continue;
+        };
+        if !app
+            .registry
+            .claim_audit(&p.audit_id, v.key.as_str(), AUDIT_STALE)
+        {
+            continue;
+        }
+        let messages: Vec<ChatMessage> = serde_json::from_str(&p.request_json).unwrap_or_default();
+        let task = AuditTask {
+            audit_id: p.audit_id.clone(),
+            receipt: p.receipt,
+            messages,
+            completion_token_ids: p.evidence.completion_token_ids,
+            text: p.evidence.text,
+            fingerprint: hex::encode(&p.evidence.fingerprint),
+        };
+        if v.tx
+            .send(CoordinatorMsg::Audit(Box::new(task)))
+            .await
+            .is_err()
+        {
+            app.registry.release_audit(&p.audit_id);
+        }
+    }
+    Ok(())
+}
+
+/// Handles a report from verifier `verifier`: checks it, stores it, applies
+/// consequences. Errors are reasons to log; nothing is stored then.
+pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> Result<(), String> {
+    let b = &report.body;
+    if b.verifier_key.as_str() != verifier {
+        return Err(format!(
+            "report names verifier {} but came from {verifier}",
+            b.verifier_key
+        ));
+    }
+    if app.registry.release_audit(&b.audit_id).as_deref() != Some(verifier) {
+        return Err(format!(
+            "audit {} was not assigned to this verifier",
+            b.audit_id
+        ));
+    }
+    let stored = app
+        .store
+        .get_receipt(&b.receipt_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let receipt = stored
+        .ok_or_else(|| format!("unknown receipt {}", b.receipt_id))?
+        .receipt;
+    report
+        .verify_for(&receipt.body)
+        .map_err(|e| e.to_string())?;
+    debug_assert_eq!(b.receipt_digest, receipt_body_digest(&receipt.body));
+    let penalty = AuditPenalty {
+        slash_micros: app.config.slash_micros,
+        refund_micros: i64::try_from(receipt.body.price.charged_micros).unwrap_or(i64::MAX),
+        max_failed_audits: u64::from(app.config.max_failed_audits),
+    };
+    let stats = app
+        .store
+        .finish_audit(report, penalty, crate::now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
+    metrics::counter!("proofmesh_audits_total", "outcome" => b.outcome.as_str()).increment(1);
+    if b.outcome == proofmesh_receipt::AuditOutcome::Failed {
+        tracing::warn!(provider = %stats.provider_key, reason = %b.reason, "audit FAILED");
+    }
+    if stats.excluded {
+        tracing::warn!(provider = %stats.provider_key, failed = stats.audits_failed, "provider excluded from scheduling");
+        app.registry.exclude(&stats.provider_key);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(passed: u64, failed: u64) -> ProviderStats {
+        ProviderStats {
+            provider_key: "p".into(),
+            stake_micros: 0,
+            jobs_completed: 0,
+            audits_passed: passed,
+            audits_failed: failed,
+            slashed_micros: 0,
+            excluded: false,
+        }
+    }
+
+    #[test]
+    fn rates_follow_policy() {
+        let c = CoordinatorConfig::default();
+        assert_eq!(audit_rate(&c, Some(&stats(50, 0)), "sampled").0, 50);
+        assert_eq!(audit_rate(&c, Some(&stats(50, 0)), "always").0, 1000);
+        assert_eq!(audit_rate(&c, Some(&stats(2, 0)), "sampled").0, 500);
+        assert_eq!(audit_rate(&c, None, "sampled").0, 500);
+        assert_eq!(
+            audit_rate(&c, Some(&stats(50, 1)), "sampled"),
+            (250, "low reputation")
+        );
+    }
+
+    #[test]
+    fn reputation_drops_with_failures() {
+        assert_eq!(reputation_milli(&stats(0, 0)), 1000);
+        assert!(reputation_milli(&stats(100, 1)) < 1000);
+        assert!(reputation_milli(&stats(10, 1)) < 900);
+    }
+}

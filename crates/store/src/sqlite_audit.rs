@@ -1,0 +1,227 @@
+//! SQLite implementation of [`AuditStore`].
+
+use async_trait::async_trait;
+use proofmesh_receipt::{AuditOutcome, AuditReport, Receipt};
+use sqlx::Row;
+
+use crate::audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProviderStats};
+use crate::sqlite::{db, ms, SqliteStore};
+use crate::StoreError;
+
+fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |e| StoreError::Corrupt {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn stats_from(r: &sqlx::sqlite::SqliteRow) -> ProviderStats {
+    ProviderStats {
+        provider_key: r.get(0),
+        stake_micros: r.get(1),
+        jobs_completed: r.get::<i64, _>(2).max(0) as u64,
+        audits_passed: r.get::<i64, _>(3).max(0) as u64,
+        audits_failed: r.get::<i64, _>(4).max(0) as u64,
+        slashed_micros: r.get(5),
+        excluded: r.get::<i64, _>(6) != 0,
+    }
+}
+
+const STATS_COLS: &str = "provider_key, stake_micros, jobs_completed, audits_passed, \
+                          audits_failed, slashed_micros, excluded";
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn ensure_provider_stats(
+        &self,
+        provider_key: &str,
+        initial_stake: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO provider_stats (provider_key, stake_micros) VALUES (?, ?)",
+        )
+        .bind(provider_key)
+        .bind(initial_stake)
+        .execute(&self.pool)
+        .await
+        .map_err(db("create provider stats"))?;
+        Ok(())
+    }
+
+    async fn provider_stats(
+        &self,
+        provider_key: &str,
+    ) -> Result<Option<ProviderStats>, StoreError> {
+        let q = format!("SELECT {STATS_COLS} FROM provider_stats WHERE provider_key = ?");
+        let row = sqlx::query(&q)
+            .bind(provider_key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read provider stats"))?;
+        Ok(row.as_ref().map(stats_from))
+    }
+
+    async fn excluded_providers(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT provider_key FROM provider_stats WHERE excluded = 1")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list excluded providers"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn create_audit(&self, a: &NewAudit) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audits (audit_id, receipt_id, provider_key, status, why, fee_micros, \
+             created_at_ms) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+        )
+        .bind(&a.audit_id)
+        .bind(&a.receipt_id)
+        .bind(&a.provider_key)
+        .bind(&a.why)
+        .bind(a.fee_micros)
+        .bind(ms(a.created_at_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(db("create audit"))?;
+        Ok(())
+    }
+
+    async fn pending_audits(&self, limit: u32) -> Result<Vec<PendingAudit>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.audit_id, r.receipt_json, j.request_json, r.evidence_json, r.logits \
+             FROM audits a JOIN receipts r ON r.receipt_id = a.receipt_id \
+             JOIN jobs j ON j.job_id = r.job_id \
+             WHERE a.status = 'pending' ORDER BY a.created_at_ms LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list pending audits"))?;
+        rows.iter()
+            .map(|r| {
+                let receipt: Receipt =
+                    serde_json::from_str(&r.get::<String, _>(1)).map_err(corrupt("receipt"))?;
+                let mut evidence: Evidence =
+                    serde_json::from_str(&r.get::<String, _>(3)).map_err(corrupt("evidence"))?;
+                evidence.fingerprint = r.get(4);
+                Ok(PendingAudit {
+                    audit_id: r.get(0),
+                    receipt,
+                    request_json: r.get(2),
+                    evidence,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_audit(
+        &self,
+        report: &AuditReport,
+        penalty: AuditPenalty,
+        now_ms: u64,
+    ) -> Result<ProviderStats, StoreError> {
+        let b = &report.body;
+        let failed = b.outcome == AuditOutcome::Failed;
+        let json = serde_json::to_string(report).map_err(corrupt("audit report"))?;
+        let (slash, refund) = if failed {
+            (penalty.slash_micros, penalty.refund_micros)
+        } else {
+            (0, 0)
+        };
+        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        let row = sqlx::query(
+            "UPDATE audits SET status = ?, verifier_key = ?, report_json = ?, slash_micros = ?, \
+             refund_micros = ?, finished_at_ms = ? \
+             WHERE audit_id = ? AND receipt_id = ? AND status = 'pending' RETURNING provider_key",
+        )
+        .bind(b.outcome.as_str())
+        .bind(b.verifier_key.as_str())
+        .bind(&json)
+        .bind(slash)
+        .bind(refund)
+        .bind(ms(now_ms))
+        .bind(&b.audit_id)
+        .bind(&b.receipt_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("finish audit"))?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound {
+                what: "pending audit",
+                id: b.audit_id.clone(),
+            });
+        };
+        let provider: String = row.get(0);
+        let q = format!(
+            "UPDATE provider_stats SET audits_passed = audits_passed + ?, \
+             audits_failed = audits_failed + ?, stake_micros = stake_micros - ?, \
+             slashed_micros = slashed_micros + ?, \
+             excluded = CASE WHEN excluded = 1 OR audits_failed + ? >= ? OR stake_micros - ? < ? \
+                        THEN 1 ELSE 0 END \
+             WHERE provider_key = ? RETURNING {STATS_COLS}"
+        );
+        let f = i64::from(failed);
+        let max_failed = i64::try_from(penalty.max_failed_audits).unwrap_or(i64::MAX);
+        let stats = sqlx::query(&q)
+            .bind(1 - f)
+            .bind(f)
+            .bind(slash)
+            .bind(slash)
+            .bind(f)
+            .bind(max_failed)
+            .bind(slash)
+            .bind(if failed {
+                penalty.slash_micros
+            } else {
+                i64::MIN
+            })
+            .bind(&provider)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("apply audit consequences"))?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "provider stats",
+                id: provider.clone(),
+            })?;
+        tx.commit().await.map_err(db("commit audit"))?;
+        Ok(stats_from(&stats))
+    }
+
+    async fn audit_reports(&self, receipt_id: &str) -> Result<Vec<AuditReport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT report_json FROM audits WHERE receipt_id = ? AND report_json IS NOT NULL",
+        )
+        .bind(receipt_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read audit reports"))?;
+        rows.iter()
+            .map(|r| serde_json::from_str(&r.get::<String, _>(0)).map_err(corrupt("audit report")))
+            .collect()
+    }
+
+    async fn audit_status(&self, receipt_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT status FROM audits WHERE receipt_id = ?")
+            .bind(receipt_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read audit status"))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn evidence(&self, receipt_id: &str) -> Result<Option<(String, Evidence)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT j.request_json, r.evidence_json, r.logits FROM receipts r \
+             JOIN jobs j ON j.job_id = r.job_id WHERE r.receipt_id = ?",
+        )
+        .bind(receipt_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read evidence"))?;
+        let Some(r) = row else { return Ok(None) };
+        let mut ev: Evidence =
+            serde_json::from_str(&r.get::<String, _>(1)).map_err(corrupt("evidence"))?;
+        ev.fingerprint = r.get(2);
+        Ok(Some((r.get(0), ev)))
+    }
+}

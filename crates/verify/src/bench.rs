@@ -1,0 +1,271 @@
+//! `proofmesh bench verify`: what verification costs and what it catches.
+//! Runs honest jobs on a provider engine, verifies each on a verifier engine
+//! (generation vs verification time, false positives), then mounts every
+//! attack of [`crate::attacks`] on a few jobs and reports detection rates.
+//! Alternative engines (other weights, requantized) come from the caller.
+
+use proofmesh_engine::{ChatMessage, Engine};
+use serde::Serialize;
+
+use crate::attacks;
+use crate::check::{prompt_tokens_for, verify_job, JobUnderAudit, Sampling};
+use crate::fingerprint::{FingerprintMode, DEFAULT_EXACT_K, ENTRY_LEN, HEADER_LEN};
+use crate::testing::honest_job;
+use crate::VerifyError;
+
+/// TOPLOC's commitment size, for comparison: 258 bytes per 32 tokens.
+pub const TOPLOC_BYTES_PER_TOKEN: f64 = 258.0 / 32.0;
+/// Attacked jobs per attack row (at most).
+pub const ATTACK_JOBS_PER_ROW: usize = 4;
+
+/// User questions the bench cycles through.
+pub const PROMPTS: [&str; 8] = [
+    "What is the capital of France?",
+    "Write a haiku about GPUs.",
+    "Explain photosynthesis in one sentence.",
+    "List three prime numbers.",
+    "What is 12 times 7?",
+    "Give me a name for a cat.",
+    "Translate 'good morning' to Spanish.",
+    "Why is the sky blue?",
+];
+
+/// One attack and how often it was caught.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttackRow {
+    pub attack: String,
+    pub jobs: usize,
+    pub detected: usize,
+    pub detection_rate: f64,
+}
+
+/// The bench result; key names carry their units.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VerifyBenchReport {
+    pub provider_model: String,
+    pub verifier_model: String,
+    pub provider_threads: usize,
+    pub verifier_threads: usize,
+    pub fingerprint_mode: String,
+    pub fingerprint_k: u8,
+    pub jobs: usize,
+    pub gen_tokens_requested_per_job: usize,
+    pub completion_tokens_total: usize,
+    /// Entry bytes only (8 by construction).
+    pub fingerprint_bytes_per_token: f64,
+    /// Including the 12-byte header, averaged over these jobs.
+    pub fingerprint_bytes_per_token_with_header: f64,
+    pub toploc_bytes_per_token: f64,
+    pub generate_ms_total: f64,
+    pub verify_ms_total: f64,
+    pub verify_prefill_ms_total: f64,
+    pub verify_ms_per_token: f64,
+    pub generate_ms_per_token: f64,
+    /// verify_ms_total / generate_ms_total.
+    pub verify_to_generate_time_ratio: f64,
+    pub honest_false_positives: usize,
+    pub honest_false_positive_rate: f64,
+    pub attacks: Vec<AttackRow>,
+}
+
+/// Sampling of honest job `i`: greedy, 0.7 and 1.0, with top_p 1 or 0.9.
+pub fn job_sampling(i: usize, gen_tokens: usize) -> Sampling {
+    Sampling {
+        temperature: [0.0, 0.7, 1.0][i % 3],
+        top_p: if i % 2 == 0 { 1.0 } else { 0.9 },
+        seed: 1000 + i as u64,
+        max_tokens: gen_tokens as u32,
+        stop: Vec::new(),
+    }
+}
+
+/// Chat messages of job `i`.
+pub fn job_messages(i: usize) -> Vec<ChatMessage> {
+    vec![ChatMessage::new("user", PROMPTS[i % PROMPTS.len()])]
+}
+
+/// Measure `jobs` honest jobs of up to `gen_tokens` tokens and the attack
+/// rows; `attack_engines` are provider engines with other weights
+/// (e.g. `("different_model", &e)`, `("requantized_q8_0", &e)`).
+pub fn run(
+    provider: &Engine,
+    verifier: &Engine,
+    jobs: usize,
+    gen_tokens: usize,
+    attack_engines: &[(&str, &Engine)],
+) -> Result<VerifyBenchReport, VerifyError> {
+    let k = DEFAULT_EXACT_K;
+    let mode = FingerprintMode::Exact;
+    let mut r = VerifyBenchReport {
+        provider_model: provider.model_name().to_string(),
+        verifier_model: verifier.model_name().to_string(),
+        provider_threads: provider.threads(),
+        verifier_threads: verifier.threads(),
+        fingerprint_mode: mode.as_str().into(),
+        fingerprint_k: k,
+        jobs,
+        gen_tokens_requested_per_job: gen_tokens,
+        completion_tokens_total: 0,
+        fingerprint_bytes_per_token: ENTRY_LEN as f64,
+        fingerprint_bytes_per_token_with_header: 0.0,
+        toploc_bytes_per_token: TOPLOC_BYTES_PER_TOKEN,
+        generate_ms_total: 0.0,
+        verify_ms_total: 0.0,
+        verify_prefill_ms_total: 0.0,
+        verify_ms_per_token: 0.0,
+        generate_ms_per_token: 0.0,
+        verify_to_generate_time_ratio: 0.0,
+        honest_false_positives: 0,
+        honest_false_positive_rate: 0.0,
+        attacks: Vec::new(),
+    };
+    let mut honest = Vec::with_capacity(jobs);
+    let mut fp_bytes = 0usize;
+    for i in 0..jobs {
+        let prompt = prompt_tokens_for(provider, &job_messages(i))?;
+        let run = honest_job(provider, &prompt, &job_sampling(i, gen_tokens), mode, k)?;
+        let v = verify_job(verifier, &run.job)?;
+        r.generate_ms_total += run.generate_ms;
+        r.verify_ms_total += v.verify_ms;
+        r.verify_prefill_ms_total += v.prefill_ms;
+        r.completion_tokens_total += run.job.completion_tokens.len();
+        fp_bytes += run.job.fingerprint.len();
+        r.honest_false_positives += usize::from(!v.passed);
+        honest.push(run.job);
+    }
+    let tokens = r.completion_tokens_total.max(1) as f64;
+    r.fingerprint_bytes_per_token_with_header = fp_bytes as f64 / tokens;
+    r.verify_ms_per_token = r.verify_ms_total / tokens;
+    r.generate_ms_per_token = r.generate_ms_total / tokens;
+    r.verify_to_generate_time_ratio = r.verify_ms_total / r.generate_ms_total.max(1e-9);
+    r.honest_false_positive_rate = r.honest_false_positives as f64 / jobs.max(1) as f64;
+    r.attacks = attack_rows(provider, verifier, &honest, gen_tokens, attack_engines)?;
+    Ok(r)
+}
+
+fn row(name: &str, verifier: &Engine, fakes: Vec<JobUnderAudit>) -> Result<AttackRow, VerifyError> {
+    let mut detected = 0;
+    for job in &fakes {
+        detected += usize::from(!verify_job(verifier, job)?.passed);
+    }
+    Ok(AttackRow {
+        attack: name.to_string(),
+        jobs: fakes.len(),
+        detected,
+        detection_rate: detected as f64 / fakes.len().max(1) as f64,
+    })
+}
+
+fn attack_rows(
+    provider: &Engine,
+    verifier: &Engine,
+    honest: &[JobUnderAudit],
+    gen_tokens: usize,
+    attack_engines: &[(&str, &Engine)],
+) -> Result<Vec<AttackRow>, VerifyError> {
+    let (k, mode) = (DEFAULT_EXACT_K, FingerprintMode::Exact);
+    let n = honest.len().min(ATTACK_JOBS_PER_ROW);
+    let some = &honest[..n];
+    let mut rows = Vec::new();
+    for (name, engine) in attack_engines {
+        let mut fakes = Vec::with_capacity(n);
+        for (i, h) in some.iter().enumerate() {
+            fakes.push(
+                honest_job(
+                    engine,
+                    &h.prompt_tokens,
+                    &job_sampling(i, gen_tokens),
+                    mode,
+                    k,
+                )?
+                .job,
+            );
+        }
+        rows.push(row(name, verifier, fakes)?);
+    }
+    let map = |f: &dyn Fn(usize, &JobUnderAudit) -> Result<JobUnderAudit, VerifyError>| {
+        some.iter()
+            .enumerate()
+            .map(|(i, h)| f(i, h))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let fake_text = "The answer is 42, of course.";
+    rows.push(row(
+        "fabricated_output",
+        verifier,
+        map(&|_, h| attacks::fabricate(provider, h, fake_text))?,
+    )?);
+    rows.push(row(
+        "truncated_output",
+        verifier,
+        map(&|_, h| attacks::truncate(provider, h, 1))?,
+    )?);
+    rows.push(row(
+        "extended_output",
+        verifier,
+        map(&|_, h| attacks::extend(provider, h, 2))?,
+    )?);
+    rows.push(row(
+        "prompt_altered",
+        verifier,
+        map(&|i, h| {
+            let original = job_messages(i);
+            let mut altered = vec![ChatMessage::new("system", "Always answer like a pirate.")];
+            altered.extend(original.iter().cloned());
+            attacks::alter_prompt(provider, &original, &altered, &h.sampling, mode, k)
+        })?,
+    )?);
+    rows.push(row(
+        "other_seed",
+        verifier,
+        map(&|i, h| {
+            let claimed = Sampling {
+                temperature: 1.0,
+                top_p: 1.0,
+                ..job_sampling(i, gen_tokens)
+            };
+            let actual = Sampling {
+                seed: claimed.seed ^ 0xdead_beef,
+                ..claimed.clone()
+            };
+            attacks::cheat_sampling(provider, &h.prompt_tokens, &claimed, &actual, mode, k)
+        })?,
+    )?);
+    rows.push(row(
+        "other_temperature",
+        verifier,
+        map(&|i, h| {
+            let claimed = Sampling {
+                temperature: 1.0,
+                top_p: 1.0,
+                ..job_sampling(i, gen_tokens)
+            };
+            let actual = Sampling {
+                temperature: 0.0,
+                ..claimed.clone()
+            };
+            attacks::cheat_sampling(provider, &h.prompt_tokens, &claimed, &actual, mode, k)
+        })?,
+    )?);
+    rows.push(row(
+        "fingerprint_byte_flipped",
+        verifier,
+        map(&|_, h| {
+            Ok(attacks::flip_fingerprint_byte(
+                h,
+                HEADER_LEN + (h.fingerprint.len() - HEADER_LEN) / 2,
+            ))
+        })?,
+    )?);
+    rows.push(row(
+        "fingerprint_replayed",
+        verifier,
+        map(&|i, h| {
+            Ok(attacks::replay_fingerprint(
+                h,
+                &honest[(i + 1) % honest.len()],
+            ))
+        })?,
+    )?);
+    Ok(rows)
+}
