@@ -179,6 +179,55 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
         "tampered receipt verified:\n{stdout}"
     );
     assert!(stdout.contains("FAIL"), "no reason given:\n{stdout}");
+
+    // Ask for verification "always": the network's verifier re-executes the
+    // job, and the receipt comes to carry a passed, verifier-signed audit.
+    let out = net.cli(&[
+        "chat",
+        "--verification",
+        "always",
+        "--temperature",
+        "0.7",
+        "--seed",
+        "11",
+        "Name a color.",
+    ]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "chat failed: {stderr}");
+    let audited_id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("receipt: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = verify(&net, &audited_id, None);
+        let (stdout, _) = text(&out);
+        assert!(out.status.success(), "{stdout}");
+        if stdout.contains("guarantee: audited") {
+            assert!(stdout.contains("ok   audit report signature"), "{stdout}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no audit within 60 s:\n{stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = net.cli(&[
+        "receipt",
+        "verify",
+        &audited_id,
+        "--reexecute",
+        "--model",
+        model().to_str().unwrap(),
+    ]);
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("RE-EXECUTION VERIFIED"),
+        "{stdout}"
+    );
     net.stop();
 }
 

@@ -82,7 +82,7 @@ pub async fn evidence(
         .get_receipt(&id)
         .await
         .map_err(|e| ApiError::internal("get receipt", e))?;
-    if !stored.is_some_and(|s| s.client_id == client.client_id) {
+    if stored.is_none_or(|s| s.client_id != client.client_id) {
         return Err(ApiError::receipt_not_found(&id));
     }
     let Some((request_json, ev)) = app

@@ -4,7 +4,7 @@
 use proofmesh_receipt::testing::{sample_body, sample_receipt};
 use proofmesh_receipt::{Digest, Identity, Receipt, SamplingRecord};
 use proofmesh_wire::provider::{
-    auth_message, ChatMessage, Gpu, Hardware, JobResult, JobSpec, ModelAdvert, PriceRate, TopK,
+    auth_message, ChatMessage, Gpu, Hardware, JobResult, JobSpec, ModelAdvert, PriceRate,
     PROTOCOL_VERSION,
 };
 use proofmesh_wire::{CoordinatorMsg, ProviderMsg};
@@ -132,10 +132,7 @@ pub fn provider_msg() -> Vec<Vec<u8>> {
                 receipt,
                 completion_token_ids: vec![1, 2, 3],
                 text: "Paris".into(),
-                logits: vec![TopK {
-                    ids: vec![3, 1],
-                    values: vec![12.5, -0.25],
-                }],
+                fingerprint: format!("504d4650000008000300000000{}", "ab".repeat(24)),
             }),
         }),
         json(&ProviderMsg::Failed {

@@ -339,13 +339,14 @@ fn hex8(e: &[u8; 8]) -> String {
     e.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// For engines that are not bit-exact with ours (tolerant mode): would a
-/// perturbation of every logit by at most `tol` nats let our sampler pick
-/// `token`? Greedy: `token` is within `2·tol` of the maximum. Sampled: under
-/// such a perturbation every probability changes by a factor within
-/// `exp(±2·tol/T)`, so cumulative sums move by at most `expm1(2·tol/T)`;
-/// accept when the seeded draw lands within that slack of `token`'s interval
-/// in the sampler's order.
+/// For engines that are not bit-exact with ours (tolerant mode): could a
+/// perturbation of every logit by at most `tol` nats make our sampler pick
+/// `token`? Greedy: `token` is within `2·tol` of the maximum. Sampled: every
+/// probability may change by a factor within `f = exp(±2·tol/T)`, so `token`
+/// can only trade places with tokens whose probability is within a factor
+/// `f` of its own. That bounds where its cumulative interval can lie
+/// (`[lo_min, hi_max]`) and where the seeded draw `u · kept_mass` can land;
+/// accept when the two ranges meet.
 pub fn sampled_within_tolerance(
     logits: &[f32],
     s: &Sampling,
@@ -360,11 +361,14 @@ pub fn sampled_within_tolerance(
         .iter()
         .filter(|l| !l.is_nan())
         .fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    if lt.is_nan() || !max.is_finite() {
+        return false;
+    }
     if !(s.temperature > 0.0 && s.temperature.is_finite()) {
-        return !lt.is_nan() && lt as f64 >= max - 2.0 * tol;
+        return lt as f64 >= max - 2.0 * tol;
     }
     let t = s.temperature as f64;
-    let p: Vec<f64> = logits
+    let e: Vec<f64> = logits
         .iter()
         .map(|&l| {
             if l.is_nan() {
@@ -374,30 +378,38 @@ pub fn sampled_within_tolerance(
             }
         })
         .collect();
-    let sum: f64 = p.iter().sum();
-    let mut cand: Vec<u32> = (0..p.len() as u32)
-        .filter(|&i| p[i as usize] > 0.0)
-        .collect();
-    cand.sort_unstable_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
-    let (mut cum, mut kept_mass, mut interval) = (0.0, None, None);
-    for &id in &cand {
-        let q = p[id as usize] / sum;
-        if id == token {
-            interval = Some((cum, cum + q));
-        }
-        cum += q;
-        if kept_mass.is_none() && cum >= s.top_p as f64 {
-            kept_mass = Some(cum);
-        }
-        if kept_mass.is_some() && interval.is_some() {
-            break;
+    let sum: f64 = e.iter().sum();
+    let p: Vec<f64> = e.iter().map(|v| v / sum).collect();
+    let pj = p[token as usize];
+    let f = (2.0 * tol / t).exp();
+    let (mut lo_min, mut hi_max) = (0.0, pj * f);
+    for (i, &pi) in p.iter().enumerate() {
+        if i != token as usize {
+            if pi > pj * f {
+                lo_min += pi / f;
+            }
+            if pi >= pj / f {
+                hi_max += pi * f;
+            }
         }
     }
-    let Some((lo, hi)) = interval else {
-        return false;
-    };
-    let kept_mass: f64 = kept_mass.unwrap_or(cum);
-    let slack = (2.0 * tol / t).exp_m1().min(1.0);
-    let target = proofmesh_engine::sample_uniform(s.seed, position as u64) * kept_mass;
-    target >= lo - slack && target < hi + slack
+    let (kept_mass, next) = nucleus(&p, s.top_p as f64);
+    let u = proofmesh_engine::sample_uniform(s.seed, position as u64);
+    let t_min = u * kept_mass.min(s.top_p as f64) / f;
+    let t_max = u * ((kept_mass + next) * f).min(1.0);
+    t_max >= lo_min && t_min < hi_max.min(1.0)
+}
+
+/// The sampler's kept mass for `top_p`, and the largest probability left out.
+fn nucleus(p: &[f64], top_p: f64) -> (f64, f64) {
+    let mut sorted: Vec<f64> = p.iter().copied().filter(|&v| v > 0.0).collect();
+    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+    let mut cum = 0.0;
+    for (i, &v) in sorted.iter().enumerate() {
+        cum += v;
+        if cum >= top_p {
+            return (cum, sorted.get(i + 1).copied().unwrap_or(0.0));
+        }
+    }
+    (cum, 0.0)
 }

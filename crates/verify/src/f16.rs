@@ -62,7 +62,7 @@ pub(crate) fn f16_bits_to_f32(h: u16) -> f32 {
 /// binade edge); the largest rounding error of [`f32_to_f16_bits`] is half of it.
 pub(crate) fn f16_ulp(x: f64) -> f64 {
     let a = x.abs();
-    if !(a >= 6.103_515_625e-5) {
+    if a.is_nan() || a < 6.103_515_625e-5 {
         return 2f64.powi(-24); // subnormal range (and NaN)
     }
     let e = a.log2().floor() as i32;

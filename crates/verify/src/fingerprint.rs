@@ -366,7 +366,7 @@ impl TolerantEntry {
             ));
         }
         let drift = (self.top1_logprob as f64 - c1).abs();
-        if !(drift <= tolerance + f16_ulp(c1)) {
+        if drift.is_nan() || drift > tolerance + f16_ulp(c1) {
             return Err(format!(
                 "top-1 log-prob {} differs from recomputed {c1:.4} by {drift:.4} (tolerance {tolerance})",
                 self.top1_logprob

@@ -4,7 +4,7 @@
 //! fabricated / truncated / extended outputs, cheated sampling, corrupted or
 //! replayed fingerprints — is caught by the check meant to catch it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::quantized::GgmlDType;
@@ -45,7 +45,7 @@ fn models() -> &'static Models {
     })
 }
 
-fn load(path: &PathBuf, threads: usize) -> Engine {
+fn load(path: &Path, threads: usize) -> Engine {
     Engine::load(
         path,
         EngineOptions {

@@ -42,6 +42,9 @@ pub struct Args {
     /// Wait for the whole answer instead of streaming.
     #[arg(long)]
     pub no_stream: bool,
+    /// "sampled" (audited at the network's rate) or "always" (re-executed by a verifier, for a fee).
+    #[arg(long, default_value = "sampled")]
+    pub verification: String,
 }
 
 fn error_text(status: reqwest::StatusCode, body: &str) -> String {
@@ -63,6 +66,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut body = serde_json::json!({
         "model": args.model, "messages": messages, "max_tokens": args.max_tokens,
         "temperature": args.temperature, "stream": !args.no_stream,
+        "verification": args.verification,
     });
     if let Some(seed) = args.seed {
         body["seed"] = seed.into();

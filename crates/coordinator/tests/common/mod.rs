@@ -23,13 +23,12 @@ use proofmesh_coordinator::{CoordinatorConfig, ServerError};
 use proofmesh_engine::{Engine, EngineOptions};
 use proofmesh_provider::ProviderConfig;
 use proofmesh_receipt::{
-    charge_micros, logits_digest, response_digest, Digest, Identity, Price, PublicKey, Receipt,
-    ReceiptBody,
+    charge_micros, response_digest, Digest, Identity, Price, PublicKey, Receipt, ReceiptBody,
 };
 use proofmesh_store::{JobStatus, SqliteStore, Store};
 use proofmesh_wire::{
     auth_message, CoordinatorMsg, Hardware, JobResult, JobSpec, ModelAdvert, PriceRate,
-    ProviderMsg, TopK, PROTOCOL_VERSION,
+    ProviderMsg, PROTOCOL_VERSION,
 };
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -337,6 +336,20 @@ impl TestProvider {
 
     /// Starts a provider with the given identity.
     pub fn start_as(coord: &Coordinator, identity: Identity) -> TestProvider {
+        Self::start_role(coord, identity, proofmesh_provider::AgentRole::Provider)
+    }
+
+    /// Starts a real verifier agent (its key must be in `trusted_verifiers`).
+    pub fn start_verifier(coord: &Coordinator, identity: Identity) -> TestProvider {
+        Self::start_role(coord, identity, proofmesh_provider::AgentRole::Verifier)
+    }
+
+    /// Starts an agent in the given role.
+    pub fn start_role(
+        coord: &Coordinator,
+        identity: Identity,
+        role: proofmesh_provider::AgentRole,
+    ) -> TestProvider {
         let identity = Arc::new(identity);
         let cfg = ProviderConfig {
             coordinator_url: coord.base.clone(),
@@ -344,6 +357,7 @@ impl TestProvider {
             price: price(),
             max_backoff: Duration::from_millis(500),
             model_name: MODEL.into(),
+            role,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(proofmesh_provider::run(
@@ -613,13 +627,13 @@ pub fn honest_result(
 ) -> JobResult {
     let ids: Vec<u32> = pieces.iter().map(|(id, _)| *id).collect();
     let text: String = pieces.iter().map(|(_, t)| *t).collect();
-    let logits: Vec<TopK> = ids
-        .iter()
-        .map(|id| TopK {
-            ids: vec![*id],
-            values: vec![1.5],
-        })
-        .collect();
+    // A well-formed fingerprint (the coordinator checks its shape and digest;
+    // only a verifier can check its content).
+    let mut fingerprint = b"PMFP\x01\x00\x08\x00".to_vec();
+    fingerprint.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+    for id in &ids {
+        fingerprint.extend_from_slice(&u64::from(*id).to_le_bytes());
+    }
     let prompt_tokens = 7;
     let completion_tokens = ids.len() as u32;
     let body = ReceiptBody {
@@ -636,7 +650,7 @@ pub fn honest_result(
         completion_tokens,
         finish_reason: "stop".into(),
         sampling: spec.sampling.clone(),
-        logits_digest: logits_digest(logits.iter().map(|t| (&t.ids[..], &t.values[..]))),
+        logits_digest: Digest::of(&fingerprint),
         dispatched_at_ms: spec.dispatched_at_ms,
         finished_at_ms: spec.dispatched_at_ms + 1,
         price: Price {
@@ -655,7 +669,7 @@ pub fn honest_result(
         receipt: Receipt::sign_as_provider(body, identity),
         completion_token_ids: ids,
         text,
-        logits,
+        fingerprint: hex::encode(&fingerprint),
     }
 }
 

@@ -31,7 +31,7 @@ fn exact_entry_sees_every_bit_of_the_top_k() {
     let mut bumped = l.clone();
     let last_id = top.ids[7] as usize;
     bumped[last_id] = f32::from_bits(bumped[last_id].to_bits() + 1);
-    let a = fingerprint_from_logits(FingerprintMode::Exact, 8, &[l.clone()]).unwrap();
+    let a = fingerprint_from_logits(FingerprintMode::Exact, 8, std::slice::from_ref(&l)).unwrap();
     let b = fingerprint_from_logits(FingerprintMode::Exact, 8, &[bumped]).unwrap();
     assert_ne!(a.entries, b.entries);
     let from_top = exact_fingerprint_from_top_k(8, &[top]).unwrap();

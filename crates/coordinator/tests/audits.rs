@@ -1,0 +1,137 @@
+//! Audits end to end: a real verifier agent re-executes jobs chosen for audit;
+//! honest providers pass, a provider that fabricates its output (with a
+//! well-formed fingerprint) fails, is slashed and excluded, and the signed
+//! audit reports ride along in the receipts.
+
+mod common;
+
+use common::*;
+use proofmesh_receipt::{AuditOutcome, Guarantee, Identity};
+use proofmesh_store::AuditStore;
+use serde_json::Value;
+
+fn always(mut body: Value) -> Value {
+    body["verification"] = "always".into();
+    body
+}
+
+/// Polls the receipt until its audit is no longer pending.
+async fn audited_receipt(c: &Coordinator, key: &str, id: &str) -> proofmesh_receipt::Receipt {
+    let coord_key = c.coordinator_key().await;
+    poll_until(&format!("audit of {id}"), || {
+        let coord_key = coord_key.clone();
+        async move {
+            let resp = c.get_receipt(key, id).await;
+            let status = resp
+                .headers()
+                .get("x-proofmesh-audit")?
+                .to_str()
+                .ok()?
+                .to_string();
+            let bytes = resp.bytes().await.ok()?;
+            (status == "passed" || status == "failed").then(|| verified_receipt(&bytes, &coord_key))
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn honest_jobs_pass_audit_and_receipts_say_audited() {
+    bounded(async {
+        let verifier = Identity::generate();
+        let vk = verifier.public().to_string();
+        let c = Coordinator::start_with(|cfg| cfg.trusted_verifiers = vec![vk]).await;
+        let p = TestProvider::start(&c);
+        let _v = TestProvider::start_verifier(&c, verifier);
+        c.wait_providers(1).await;
+        let key = c.api_key().await;
+        let mut body = always(chat_body("hello there", 3, 12, false));
+        body["temperature"] = 0.8.into();
+        let (resp, receipt_id) = complete(&c, &key, &body).await;
+        assert!(resp["choices"][0]["message"]["content"].is_string());
+        let r = audited_receipt(&c, &key, &receipt_id).await;
+        assert_eq!(r.guarantee(), Guarantee::Audited, "{:?}", r.audits);
+        assert_eq!(r.audits.len(), 1);
+        assert_eq!(r.audits[0].body.outcome, AuditOutcome::Passed);
+        let stats = c
+            .store
+            .provider_stats(p.key().as_str())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((stats.audits_passed, stats.audits_failed), (1, 0));
+        assert_eq!(
+            stats.stake_micros,
+            proofmesh_coordinator::CoordinatorConfig::default().initial_stake_micros
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fabricated_output_fails_audit_slashes_and_excludes_the_provider() {
+    bounded(async {
+        let verifier = Identity::generate();
+        let vk = verifier.public().to_string();
+        let c = Coordinator::start_with(|cfg| {
+            cfg.trusted_verifiers = vec![vk];
+            cfg.max_failed_audits = 1;
+        })
+        .await;
+        // Test seam: a raw provider that answers with made-up tokens and a
+        // well-formed (but meaningless) fingerprint. The coordinator can only
+        // check shape and signatures; only re-execution catches it.
+        let mut cheat = RawProvider::connect(&c, 1).await;
+        let _v = TestProvider::start_verifier(&c, verifier);
+        c.wait_providers(1).await;
+        let key = c.api_key().await;
+        let coord_key = c.coordinator_key().await;
+        let body = always(chat_body("hello there", 3, 12, false));
+        let req = {
+            let c = &c;
+            let key = key.clone();
+            async move { complete(c, &key, &body).await }
+        };
+        let serve = async {
+            let spec = cheat.next_job().await;
+            let pieces = [(40u32, "a"), (41, "b")];
+            let result = honest_result(&spec, &cheat.identity, &coord_key, &pieces);
+            cheat.deliver(&spec, &pieces, result).await;
+        };
+        let ((_, receipt_id), ()) = tokio::join!(req, serve);
+        let r = audited_receipt(&c, &key, &receipt_id).await;
+        assert_eq!(r.guarantee(), Guarantee::AuditFailed);
+        assert!(
+            !r.audits[0].body.reason.is_empty(),
+            "a failed audit names its reason"
+        );
+        let stats = c
+            .store
+            .provider_stats(cheat.key().as_str())
+            .await
+            .unwrap()
+            .unwrap();
+        let cfg = proofmesh_coordinator::CoordinatorConfig::default();
+        assert_eq!(stats.audits_failed, 1);
+        assert_eq!(
+            stats.stake_micros,
+            cfg.initial_stake_micros - cfg.slash_micros
+        );
+        assert!(stats.excluded);
+        // Excluded: the next request finds no eligible provider.
+        let resp = c.chat(&key, &chat_body("again", 1, 4, false)).await;
+        expect_error(resp, 503, "no_provider_available").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn untrusted_verifiers_are_refused() {
+    bounded(async {
+        let c = Coordinator::start().await;
+        let _v = TestProvider::start_verifier(&c, Identity::generate());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(c.info().await["verifiers_connected"], 0);
+    })
+    .await;
+}
