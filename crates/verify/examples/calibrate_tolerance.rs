@@ -91,18 +91,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut failed = 0;
             for job in &made {
                 let v = verify_job_with(&verifier, job, &opts)?;
-                if !v.passed
-                    && std::env::var_os("PM_DEBUG").is_some()
-                    && name.starts_with("honest")
-                    && tolerance == 0.02
-                {
-                    eprintln!(
-                        "{name} T={} top_p={} {:?}",
-                        job.sampling.temperature,
-                        job.sampling.top_p,
-                        v.failures.first()
-                    );
-                }
                 failed += usize::from(!v.passed);
             }
             print!("{:>8.3}", failed as f64 / jobs as f64);

@@ -156,6 +156,9 @@ fn row(name: &str, verifier: &Engine, fakes: Vec<JobUnderAudit>) -> Result<Attac
     })
 }
 
+/// Turns honest job `i` into what a cheater would submit.
+type Tamper<'a> = Box<dyn Fn(usize, &JobUnderAudit) -> Result<JobUnderAudit, VerifyError> + 'a>;
+
 fn attack_rows(
     provider: &Engine,
     verifier: &Engine,
@@ -163,109 +166,114 @@ fn attack_rows(
     gen_tokens: usize,
     attack_engines: &[(&str, &Engine)],
 ) -> Result<Vec<AttackRow>, VerifyError> {
-    let (k, mode) = (DEFAULT_EXACT_K, FingerprintMode::Exact);
-    let n = honest.len().min(ATTACK_JOBS_PER_ROW);
-    let some = &honest[..n];
+    let some = &honest[..honest.len().min(ATTACK_JOBS_PER_ROW)];
     let mut rows = Vec::new();
     for (name, engine) in attack_engines {
-        let mut fakes = Vec::with_capacity(n);
+        let mut fakes = Vec::with_capacity(some.len());
         for (i, h) in some.iter().enumerate() {
-            fakes.push(
-                honest_job(
-                    engine,
-                    &h.prompt_tokens,
-                    &job_sampling(i, gen_tokens),
-                    mode,
-                    k,
-                )?
-                .job,
-            );
+            let s = job_sampling(i, gen_tokens);
+            let run = honest_job(
+                engine,
+                &h.prompt_tokens,
+                &s,
+                FingerprintMode::Exact,
+                DEFAULT_EXACT_K,
+            )?;
+            fakes.push(run.job);
         }
         rows.push(row(name, verifier, fakes)?);
     }
-    let map = |f: &dyn Fn(usize, &JobUnderAudit) -> Result<JobUnderAudit, VerifyError>| {
-        some.iter()
+    let mut tampers = output_tampers(provider);
+    tampers.extend(sampling_and_fingerprint_tampers(
+        provider, honest, gen_tokens,
+    ));
+    for (name, tamper) in tampers {
+        let fakes = some
+            .iter()
             .enumerate()
-            .map(|(i, h)| f(i, h))
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let fake_text = "The answer is 42, of course.";
-    rows.push(row(
-        "fabricated_output",
-        verifier,
-        map(&|_, h| attacks::fabricate(provider, h, fake_text))?,
-    )?);
-    rows.push(row(
-        "truncated_output",
-        verifier,
-        map(&|_, h| attacks::truncate(provider, h, 1))?,
-    )?);
-    rows.push(row(
-        "extended_output",
-        verifier,
-        map(&|_, h| attacks::extend(provider, h, 2))?,
-    )?);
-    rows.push(row(
-        "prompt_altered",
-        verifier,
-        map(&|i, h| {
-            let original = job_messages(i);
-            let mut altered = vec![ChatMessage::new("system", "Always answer like a pirate.")];
-            altered.extend(original.iter().cloned());
-            attacks::alter_prompt(provider, &original, &altered, &h.sampling, mode, k)
-        })?,
-    )?);
-    rows.push(row(
-        "other_seed",
-        verifier,
-        map(&|i, h| {
-            let claimed = Sampling {
-                temperature: 1.0,
-                top_p: 1.0,
-                ..job_sampling(i, gen_tokens)
-            };
-            let actual = Sampling {
-                seed: claimed.seed ^ 0xdead_beef,
-                ..claimed.clone()
-            };
-            attacks::cheat_sampling(provider, &h.prompt_tokens, &claimed, &actual, mode, k)
-        })?,
-    )?);
-    rows.push(row(
-        "other_temperature",
-        verifier,
-        map(&|i, h| {
-            let claimed = Sampling {
-                temperature: 1.0,
-                top_p: 1.0,
-                ..job_sampling(i, gen_tokens)
-            };
-            let actual = Sampling {
-                temperature: 0.0,
-                ..claimed.clone()
-            };
-            attacks::cheat_sampling(provider, &h.prompt_tokens, &claimed, &actual, mode, k)
-        })?,
-    )?);
-    rows.push(row(
-        "fingerprint_byte_flipped",
-        verifier,
-        map(&|_, h| {
-            Ok(attacks::flip_fingerprint_byte(
-                h,
-                HEADER_LEN + (h.fingerprint.len() - HEADER_LEN) / 2,
-            ))
-        })?,
-    )?);
-    rows.push(row(
-        "fingerprint_replayed",
-        verifier,
-        map(&|i, h| {
-            Ok(attacks::replay_fingerprint(
-                h,
-                &honest[(i + 1) % honest.len()],
-            ))
-        })?,
-    )?);
+            .map(|(i, h)| tamper(i, h))
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(row(name, verifier, fakes)?);
+    }
     Ok(rows)
+}
+
+fn output_tampers(provider: &Engine) -> Vec<(&'static str, Tamper<'_>)> {
+    let (k, mode) = (DEFAULT_EXACT_K, FingerprintMode::Exact);
+    vec![
+        (
+            "fabricated_output",
+            Box::new(move |_, h| attacks::fabricate(provider, h, "The answer is 42, of course.")),
+        ),
+        (
+            "truncated_output",
+            Box::new(move |_, h| attacks::truncate(provider, h, 1)),
+        ),
+        (
+            "extended_output",
+            Box::new(move |_, h| attacks::extend(provider, h, 2)),
+        ),
+        (
+            "prompt_altered",
+            Box::new(move |i, h| {
+                let original = job_messages(i);
+                let mut altered = vec![ChatMessage::new("system", "Always answer like a pirate.")];
+                altered.extend(original.iter().cloned());
+                attacks::alter_prompt(provider, &original, &altered, &h.sampling, mode, k)
+            }),
+        ),
+    ]
+}
+
+fn sampling_and_fingerprint_tampers<'a>(
+    provider: &'a Engine,
+    honest: &'a [JobUnderAudit],
+    gen_tokens: usize,
+) -> Vec<(&'static str, Tamper<'a>)> {
+    let (k, mode) = (DEFAULT_EXACT_K, FingerprintMode::Exact);
+    let claimed = move |i| Sampling {
+        temperature: 1.0,
+        top_p: 1.0,
+        ..job_sampling(i, gen_tokens)
+    };
+    vec![
+        (
+            "other_seed",
+            Box::new(move |i, h| {
+                let c = claimed(i);
+                let actual = Sampling {
+                    seed: c.seed ^ 0xdead_beef,
+                    ..c.clone()
+                };
+                attacks::cheat_sampling(provider, &h.prompt_tokens, &c, &actual, mode, k)
+            }),
+        ),
+        (
+            "other_temperature",
+            Box::new(move |i, h| {
+                let c = claimed(i);
+                let actual = Sampling {
+                    temperature: 0.0,
+                    ..c.clone()
+                };
+                attacks::cheat_sampling(provider, &h.prompt_tokens, &c, &actual, mode, k)
+            }),
+        ),
+        (
+            "fingerprint_byte_flipped",
+            Box::new(|_, h| {
+                let middle = HEADER_LEN + (h.fingerprint.len().saturating_sub(HEADER_LEN)) / 2;
+                Ok(attacks::flip_fingerprint_byte(h, middle))
+            }),
+        ),
+        (
+            "fingerprint_replayed",
+            Box::new(move |i, h| {
+                Ok(attacks::replay_fingerprint(
+                    h,
+                    &honest[(i + 1) % honest.len()],
+                ))
+            }),
+        ),
+    ]
 }
