@@ -297,6 +297,12 @@ fn check_result(
         "completion_tokens",
         b.completion_tokens as usize == result.completion_token_ids.len(),
     )?;
+    // The coordinator never accepts a result after cancelling, so a
+    // "cancelled" finish is a provider truncating its own output.
+    same(
+        "finish_reason (must be stop or length)",
+        b.finish_reason == "stop" || b.finish_reason == "length",
+    )?;
     let rd = response_digest(&result.completion_token_ids, &result.text, &b.finish_reason);
     same("response_digest", b.response_digest == rd)?;
     // The fingerprint: exactly one 8-byte entry per token after a 12-byte

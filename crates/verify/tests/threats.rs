@@ -438,6 +438,7 @@ fn bench_reports_zero_false_positives_and_full_detection_on_tiny() {
     assert_eq!(r.attacks.len(), 9);
     for row in &r.attacks {
         assert_eq!(row.jobs, 4, "{row:?}");
+        assert_eq!(row.detected, 4, "{row:?}");
     }
     let json = serde_json::to_string(&r).unwrap();
     assert!(json.contains("\"verify_ms_total\""));
