@@ -146,7 +146,9 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
             b.verifier_key
         ));
     }
-    if app.registry.release_audit(&b.audit_id).as_deref() != Some(verifier) {
+    // The claim is released only once a valid report is applied, so a forged
+    // report cannot free the audit for someone else.
+    if app.registry.audit_claimant(&b.audit_id).as_deref() != Some(verifier) {
         return Err(format!(
             "audit {} was not assigned to this verifier",
             b.audit_id
@@ -174,6 +176,7 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
         .finish_audit(report, penalty, crate::now_ms())
         .await
         .map_err(|e| e.to_string())?;
+    app.registry.release_audit(&b.audit_id);
     metrics::counter!("proofmesh_audits_total", "outcome" => b.outcome.as_str()).increment(1);
     if b.outcome == proofmesh_receipt::AuditOutcome::Failed {
         tracing::warn!(provider = %stats.provider_key, reason = %b.reason, "audit FAILED");

@@ -294,6 +294,15 @@ impl Registry {
         }
     }
 
+    /// The verifier an audit was sent to.
+    pub fn audit_claimant(&self, audit_id: &str) -> Option<String> {
+        let m = self
+            .audits_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.get(audit_id).map(|(v, _)| v.clone())
+    }
+
     /// The verifier an audit was sent to, removing the claim.
     pub fn release_audit(&self, audit_id: &str) -> Option<String> {
         let mut m = self

@@ -54,16 +54,19 @@ pub async fn receipt(
         return Err(ApiError::receipt_not_found(&id));
     };
     let mut receipt = s.receipt;
-    receipt.audits = app
-        .store
-        .audit_reports(&id)
-        .await
-        .map_err(|e| ApiError::internal("audits", e))?;
+    // Status first, reports second: a report finishing in between can only
+    // make the body newer than the header, never the header claim a report
+    // the body lacks.
     let status = app
         .store
         .audit_status(&id)
         .await
         .map_err(|e| ApiError::internal("audit", e))?;
+    receipt.audits = app
+        .store
+        .audit_reports(&id)
+        .await
+        .map_err(|e| ApiError::internal("audits", e))?;
     let status = status.unwrap_or_else(|| "none".into());
     Ok(([("x-proofmesh-audit", status)], Json(receipt)).into_response())
 }

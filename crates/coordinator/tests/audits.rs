@@ -135,3 +135,107 @@ async fn untrusted_verifiers_are_refused() {
     })
     .await;
 }
+
+/// TEST SEAM: a raw "verifier" on the verifier endpoint that sends forged,
+/// misdirected and malformed reports. None may change any audit's state, and
+/// the coordinator keeps serving.
+#[tokio::test]
+async fn forged_and_malformed_audit_reports_are_rejected() {
+    use futures::{SinkExt, StreamExt};
+    use proofmesh_receipt::{receipt_body_digest, AuditBody, AuditReport, Digest, AUDIT_VERSION};
+    use proofmesh_wire::{CoordinatorMsg, ProviderMsg};
+    use tokio_tungstenite::tungstenite::Message;
+    bounded(async {
+        let verifier = Identity::generate();
+        let vk = verifier.public().to_string();
+        let c = Coordinator::start_with(|cfg| cfg.trusted_verifiers = vec![vk]).await;
+        let _p = TestProvider::start(&c);
+        c.wait_providers(1).await;
+        let url = c
+            .ws_url()
+            .replace("/v1/provider/connect", "/v1/verifier/connect");
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let CoordinatorMsg::Challenge {
+            nonce,
+            coordinator_key,
+            ..
+        } = next_coordinator_msg(&mut ws).await.unwrap()
+        else {
+            panic!("expected challenge")
+        };
+        send_msg(&mut ws, &hello(&verifier, &nonce, &coordinator_key, 1)).await;
+        assert!(matches!(
+            next_coordinator_msg(&mut ws).await,
+            Ok(CoordinatorMsg::Welcome { .. })
+        ));
+
+        let key = c.api_key().await;
+        let (_, receipt_id) = complete(&c, &key, &always(chat_body("hi", 1, 6, false))).await;
+        let task = loop {
+            match next_coordinator_msg(&mut ws).await.unwrap() {
+                CoordinatorMsg::Audit(t) => break t,
+                _ => continue,
+            }
+        };
+        assert_eq!(task.receipt.body.receipt_id, receipt_id);
+        let mut body = AuditBody {
+            version: AUDIT_VERSION,
+            audit_id: task.audit_id.clone(),
+            receipt_id: receipt_id.clone(),
+            receipt_digest: Digest::of(b"some other receipt"),
+            verifier_key: verifier.public().clone(),
+            outcome: AuditOutcome::Failed,
+            reason: "forged".into(),
+            positions_checked: 1,
+            checked_at_ms: 1,
+        };
+        // Wrong receipt digest, then a report signed by another key, then one
+        // for an audit that was never assigned: all refused.
+        let forged = [
+            AuditReport::sign(body.clone(), &verifier),
+            {
+                body.receipt_digest = receipt_body_digest(&task.receipt.body);
+                let mut r = AuditReport::sign(body.clone(), &Identity::generate());
+                r.body.verifier_key = verifier.public().clone();
+                r
+            },
+            {
+                let mut b = body.clone();
+                b.audit_id = "aud_never_assigned".into();
+                AuditReport::sign(b, &verifier)
+            },
+        ];
+        for r in forged {
+            send_msg(
+                &mut ws,
+                &ProviderMsg::AuditDone {
+                    report: Box::new(r),
+                },
+            )
+            .await;
+        }
+        ws.send(Message::Text("{not json".into())).await.unwrap();
+        // The malformed frame drops the connection...
+        let end = loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break true,
+                Some(Ok(_)) => continue,
+            }
+        };
+        assert!(end);
+        // ...and nothing was applied: the audit is still pending, the provider untouched.
+        let resp = c.get_receipt(&key, &receipt_id).await;
+        assert_eq!(resp.headers()["x-proofmesh-audit"], "pending");
+        let r = verified_receipt(&resp.bytes().await.unwrap(), &c.coordinator_key().await);
+        assert!(r.audits.is_empty());
+        let stats = c
+            .store
+            .provider_stats(_p.key().as_str())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((stats.audits_passed, stats.audits_failed), (0, 0));
+        assert_eq!(c.info().await["providers_connected"], 1);
+    })
+    .await;
+}

@@ -90,32 +90,6 @@ pub fn response_digest(completion_tokens: &[u32], text: &str, finish_reason: &st
     Digest::of(&e.finish())
 }
 
-/// Digest of the per-token logit fingerprint data: for each generated position
-/// the top-k `(id, value)` pairs, by value descending.
-///
-/// Encoding: `"proofmesh/logits/v1"`, then u32 LE position count, then per
-/// position u32 LE k and k pairs of (u32 LE id, u32 LE `f32::to_bits(value)`).
-/// Values are hashed by their bits, so the digest is exact, not approximate.
-pub fn logits_digest<'a, I>(positions: I) -> Digest
-where
-    I: IntoIterator<Item = (&'a [u32], &'a [f32])>,
-    I::IntoIter: ExactSizeIterator,
-{
-    let it = positions.into_iter();
-    let mut h = Sha256::new();
-    h.update(b"proofmesh/logits/v1");
-    h.update((it.len() as u32).to_le_bytes());
-    for (ids, values) in it {
-        let k = ids.len().min(values.len());
-        h.update((k as u32).to_le_bytes());
-        for (id, v) in ids.iter().zip(values).take(k) {
-            h.update(id.to_le_bytes());
-            h.update(v.to_bits().to_le_bytes());
-        }
-    }
-    Digest(format!("sha256:{}", hex::encode(h.finalize())))
-}
-
 /// The pseudonymous client id written into receipts: a hash, so a published
 /// receipt does not reveal which account made the request.
 pub fn client_hash(client_id: &str) -> Digest {
@@ -142,18 +116,6 @@ mod tests {
         assert_ne!(base, response_digest(&[1, 3], "hi", "stop"));
         assert_ne!(base, response_digest(&[1, 2], "ho", "stop"));
         assert_ne!(base, response_digest(&[1, 2], "hi", "length"));
-    }
-
-    #[test]
-    fn logits_digest_is_bit_exact() {
-        let a = logits_digest([(&[1u32, 2][..], &[0.5f32, 0.25][..])]);
-        let b = logits_digest([(
-            &[1u32, 2][..],
-            &[0.5f32, f32::from_bits(0.25f32.to_bits() + 1)][..],
-        )]);
-        assert_ne!(a, b);
-        let empty: [(&[u32], &[f32]); 0] = [];
-        assert_ne!(logits_digest(empty), a);
     }
 
     #[test]

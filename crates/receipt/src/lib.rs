@@ -17,9 +17,7 @@ pub mod testing;
 pub use audit::{
     receipt_body_digest, AuditBody, AuditError, AuditOutcome, AuditReport, AUDIT_VERSION,
 };
-pub use digest::{
-    client_hash, logits_digest, request_digest, response_digest, Digest, RequestForDigest,
-};
+pub use digest::{client_hash, request_digest, response_digest, Digest, RequestForDigest};
 pub use identity::{Identity, IdentityError, PublicKey, Signature};
 pub use receipt::{
     charge_micros, Guarantee, Price, Receipt, ReceiptBody, ReceiptError, SamplingRecord,
