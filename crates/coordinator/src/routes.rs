@@ -35,6 +35,24 @@ pub async fn models(
     }))
 }
 
+/// The caller's receipt `id`. Someone else's receipt gets the same 404 as a
+/// nonexistent one, so its existence is not revealed.
+async fn owned_receipt(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<proofmesh_store::StoredReceipt, ApiError> {
+    let client = authenticate(app, headers).await?;
+    let stored = app
+        .store
+        .get_receipt(id)
+        .await
+        .map_err(|e| ApiError::internal("get receipt", e))?;
+    stored
+        .filter(|s| s.client_id == client.client_id)
+        .ok_or_else(|| ApiError::receipt_not_found(id))
+}
+
 /// `GET /v1/receipts/{id}`: only the owner may read it; others get 404, so
 /// the existence of someone else's receipt is not revealed. Audit reports are
 /// attached; the `x-proofmesh-audit` header says `none`, `pending`, `passed`
@@ -44,16 +62,7 @@ pub async fn receipt(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let client = authenticate(&app, &headers).await?;
-    let stored = app
-        .store
-        .get_receipt(&id)
-        .await
-        .map_err(|e| ApiError::internal("get receipt", e))?;
-    let Some(s) = stored.filter(|s| s.client_id == client.client_id) else {
-        return Err(ApiError::receipt_not_found(&id));
-    };
-    let mut receipt = s.receipt;
+    let mut receipt = owned_receipt(&app, &headers, &id).await?.receipt;
     // Status first, reports second: a report finishing in between can only
     // make the body newer than the header, never the header claim a report
     // the body lacks.
@@ -79,15 +88,7 @@ pub async fn evidence(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let client = authenticate(&app, &headers).await?;
-    let stored = app
-        .store
-        .get_receipt(&id)
-        .await
-        .map_err(|e| ApiError::internal("get receipt", e))?;
-    if stored.is_none_or(|s| s.client_id != client.client_id) {
-        return Err(ApiError::receipt_not_found(&id));
-    }
+    owned_receipt(&app, &headers, &id).await?;
     let Some((request_json, ev)) = app
         .store
         .evidence(&id)

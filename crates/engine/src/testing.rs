@@ -202,3 +202,31 @@ pub fn write_tiny_gguf_with(
     w.flush().map_err(EngineError::io(path))?;
     Ok(())
 }
+
+/// The real default model for tests that need it: its path, asserting (not
+/// skipping) that it is there, with instructions when it is not.
+pub fn require_default_model() -> std::path::PathBuf {
+    let path = crate::default_model_path();
+    assert!(
+        path.is_file(),
+        "real model not found at {}: set PROOFMESH_MODEL to the SmolLM2-135M-Instruct.Q4_1.gguf file \
+         (or PROOFMESH_MODEL_DIR to its directory), or run `cargo xtask fetch-model`",
+        path.display()
+    );
+    path
+}
+
+/// The real default model loaded once per thread count, shared by a test binary.
+pub fn shared_default_engine(threads: usize) -> &'static crate::Engine {
+    use std::sync::OnceLock;
+    static ONE: OnceLock<crate::Engine> = OnceLock::new();
+    static TWO: OnceLock<crate::Engine> = OnceLock::new();
+    let cell = if threads == 1 { &ONE } else { &TWO };
+    cell.get_or_init(|| {
+        let opts = crate::EngineOptions {
+            threads: Some(threads),
+        };
+        crate::Engine::load(&require_default_model(), opts)
+            .unwrap_or_else(|e| panic!("loading the default model: {e}"))
+    })
+}

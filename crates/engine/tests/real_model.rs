@@ -3,42 +3,17 @@
 //! file in the model directory (see `default_model_path`).
 
 use std::ops::ControlFlow;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use proofmesh_engine::{
-    default_model_path, logits_digest, sample_token, ChatMessage, Engine, EngineOptions,
-    FinishReason, GenerateRequest, Generation, SamplingParams, Session, TopKLogits,
-    DEFAULT_MODEL_SHA256,
+    logits_digest, sample_token, ChatMessage, Engine, FinishReason, GenerateRequest, Generation,
+    SamplingParams, Session, TopKLogits, DEFAULT_MODEL_SHA256,
 };
 
 const QUESTION: &str = "What is the capital of France?";
 const GENERATED_POSITIONS: usize = 64;
 
-fn model_path() -> PathBuf {
-    let path = default_model_path();
-    assert!(
-        path.is_file(),
-        "real model not found at {}: set PROOFMESH_MODEL to the SmolLM2-135M-Instruct.Q4_1.gguf file \
-         (or PROOFMESH_MODEL_DIR to its directory)",
-        path.display()
-    );
-    path
-}
-
 fn engine(threads: usize) -> &'static Engine {
-    static ONE: OnceLock<Engine> = OnceLock::new();
-    static TWO: OnceLock<Engine> = OnceLock::new();
-    let cell = if threads == 1 { &ONE } else { &TWO };
-    cell.get_or_init(|| {
-        Engine::load(
-            &model_path(),
-            EngineOptions {
-                threads: Some(threads),
-            },
-        )
-        .unwrap()
-    })
+    proofmesh_engine::testing::shared_default_engine(threads)
 }
 
 fn chat_tokens(e: &Engine, question: &str) -> Vec<u32> {

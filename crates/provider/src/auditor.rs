@@ -6,7 +6,7 @@
 //! actually signed. Then one prefill pass checks every sampled token and every
 //! fingerprint entry (`proofmesh_verify::verify_job`).
 
-use proofmesh_engine::{ChatMessage, Engine};
+use proofmesh_engine::Engine;
 use proofmesh_receipt::{
     receipt_body_digest, response_digest, AuditBody, AuditOutcome, AuditReport, Digest, Identity,
     AUDIT_VERSION,
@@ -63,14 +63,7 @@ fn run_checks(engine: &Engine, task: &AuditTask) -> (AuditOutcome, String, u32) 
     if let Err(why) = check_evidence(engine, task, &fp) {
         return (AuditOutcome::Failed, why, 0);
     }
-    let messages: Vec<ChatMessage> = task
-        .messages
-        .iter()
-        .map(|m| ChatMessage {
-            role: m.role.clone(),
-            content: m.content.clone(),
-        })
-        .collect();
+    let messages = crate::runner::engine_messages(&task.messages);
     let prompt_tokens = match prompt_tokens_for(engine, &messages) {
         Ok(t) => t,
         Err(e) => return (AuditOutcome::Failed, format!("prompt: {e}"), 0),

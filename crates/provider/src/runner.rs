@@ -45,14 +45,7 @@ pub fn execute_job(
             format!("model {} is not loaded here", spec.model),
         );
     }
-    let messages: Vec<ChatMessage> = spec
-        .messages
-        .iter()
-        .map(|m| ChatMessage {
-            role: m.role.clone(),
-            content: m.content.clone(),
-        })
-        .collect();
+    let messages = engine_messages(&spec.messages);
     let prompt = match engine
         .chat_prompt(&messages)
         .and_then(|p| engine.encode(&p))
@@ -134,6 +127,16 @@ pub fn execute_job(
         text: gen.text,
         fingerprint: hex::encode(&fingerprint),
     }))
+}
+
+/// Wire chat messages as the engine's.
+pub(crate) fn engine_messages(msgs: &[proofmesh_wire::ChatMessage]) -> Vec<ChatMessage> {
+    msgs.iter()
+        .map(|m| ChatMessage {
+            role: m.role.clone(),
+            content: m.content.clone(),
+        })
+        .collect()
 }
 
 fn now_ms() -> u64 {

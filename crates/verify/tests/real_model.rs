@@ -3,39 +3,14 @@
 //! and the main cheats are caught. FAILS, not skips, when the model is
 //! missing: set PROOFMESH_MODEL or put the file in the model directory.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use proofmesh_engine::{default_model_path, ChatMessage, Engine, EngineOptions};
+use proofmesh_engine::{ChatMessage, Engine};
 use proofmesh_verify::testing::{foreign_job, fp16_noise, honest_job};
 use proofmesh_verify::{
     attacks, prompt_tokens_for, verify_job, FailureKind, FingerprintMode, Sampling, DEFAULT_EXACT_K,
 };
 
-fn model_path() -> PathBuf {
-    let path = default_model_path();
-    assert!(
-        path.is_file(),
-        "real model not found at {}: set PROOFMESH_MODEL to the SmolLM2-135M-Instruct.Q4_1.gguf file \
-         (or PROOFMESH_MODEL_DIR to its directory)",
-        path.display()
-    );
-    path
-}
-
 fn engine(threads: usize) -> &'static Engine {
-    static ONE: OnceLock<Engine> = OnceLock::new();
-    static TWO: OnceLock<Engine> = OnceLock::new();
-    let cell = if threads == 1 { &ONE } else { &TWO };
-    cell.get_or_init(|| {
-        Engine::load(
-            &model_path(),
-            EngineOptions {
-                threads: Some(threads),
-            },
-        )
-        .unwrap()
-    })
+    proofmesh_engine::testing::shared_default_engine(threads)
 }
 
 const QUESTIONS: [&str; 5] = [
