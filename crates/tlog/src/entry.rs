@@ -1,0 +1,209 @@
+//! The binary encoding of a proofmesh log entry, its RFC 6962 §2.1 leaf hash,
+//! and C2SP tlog-tiles entry bundles ("Log entries" section).
+//!
+//! Why: a transparency log commits to opaque bytes, so every receipt and audit
+//! report needs exactly one byte string that anyone can rebuild and hash. The
+//! layout (version 1) is:
+//!
+//! ```text
+//! entry   := tag:u8 || version:u8 || u32be(len(json)) || json
+//! tag     := 0x01 receipt (proofmesh_receipt::Receipt)
+//!          | 0x02 audit report (proofmesh_receipt::AuditReport)
+//!          ; 0x00 and 0x03..=0xff are reserved and rejected
+//! version := 0x01
+//! json    := serde_json::to_vec(object)   (compact, fields in struct order)
+//! ```
+//!
+//! Decoding is strict: the JSON must parse as the tagged type (whose serde
+//! types deny unknown fields) AND re-serialise to the identical bytes, so one
+//! object has one encoding and therefore one leaf hash. An encoded entry is at
+//! most [`MAX_ENTRY_SIZE`] = 65535 bytes, because tlog-tiles entry bundles
+//! prefix each entry with a big-endian uint16 length.
+//!
+//! The leaf hash is `SHA-256(0x00 || entry)` (RFC 6962 §2.1), computed by
+//! `tlog_tiles::record_hash`. Entry bundles are written by hand because
+//! tlog_tiles 0.2 has no bundle codec.
+
+use proofmesh_receipt::{AuditReport, Receipt};
+use serde::{de::DeserializeOwned, Serialize};
+use tlog_tiles::Hash;
+
+use crate::error::TlogError;
+
+/// Tag byte of a receipt entry.
+pub const TAG_RECEIPT: u8 = 0x01;
+/// Tag byte of an audit-report entry.
+pub const TAG_AUDIT_REPORT: u8 = 0x02;
+/// The only entry version this build writes and reads.
+pub const ENTRY_VERSION: u8 = 0x01;
+/// Bytes before the JSON: tag, version, u32be length.
+pub const ENTRY_HEADER_LEN: usize = 6;
+/// Largest encoded entry: entry bundles use a uint16 length prefix.
+pub const MAX_ENTRY_SIZE: usize = u16::MAX as usize;
+/// Entries per full entry bundle (tile width).
+pub const BUNDLE_WIDTH: usize = 256;
+
+/// A decoded log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    /// A signed receipt (tag 1).
+    Receipt(Receipt),
+    /// A verifier-signed audit report (tag 2).
+    AuditReport(AuditReport),
+}
+
+impl LogEntry {
+    /// The entry's tag byte.
+    pub fn tag(&self) -> u8 {
+        match self {
+            LogEntry::Receipt(_) => TAG_RECEIPT,
+            LogEntry::AuditReport(_) => TAG_AUDIT_REPORT,
+        }
+    }
+
+    /// Encodes the entry (version 1). Fails if the result would exceed
+    /// [`MAX_ENTRY_SIZE`].
+    pub fn encode(&self) -> Result<Vec<u8>, TlogError> {
+        let tag = self.tag();
+        let json = match self {
+            LogEntry::Receipt(r) => to_json(tag, r)?,
+            LogEntry::AuditReport(a) => to_json(tag, a)?,
+        };
+        let len = ENTRY_HEADER_LEN + json.len();
+        if len > MAX_ENTRY_SIZE {
+            return Err(TlogError::EntryTooLarge {
+                len,
+                max: MAX_ENTRY_SIZE,
+            });
+        }
+        // Cannot fail: json.len() < MAX_ENTRY_SIZE < u32::MAX.
+        let json_len = u32::try_from(json.len()).map_err(|_| TlogError::EntryTooLarge {
+            len,
+            max: MAX_ENTRY_SIZE,
+        })?;
+        let mut out = Vec::with_capacity(len);
+        out.push(tag);
+        out.push(ENTRY_VERSION);
+        out.extend_from_slice(&json_len.to_be_bytes());
+        out.extend_from_slice(&json);
+        Ok(out)
+    }
+
+    /// Decodes an entry, rejecting anything [`LogEntry::encode`] would not
+    /// have produced byte for byte.
+    pub fn decode(bytes: &[u8]) -> Result<LogEntry, TlogError> {
+        if bytes.len() > MAX_ENTRY_SIZE {
+            return Err(TlogError::EntryTooLarge {
+                len: bytes.len(),
+                max: MAX_ENTRY_SIZE,
+            });
+        }
+        let (tag, json) = split_header(bytes)?;
+        match tag {
+            TAG_RECEIPT => from_json::<Receipt>(tag, json).map(LogEntry::Receipt),
+            TAG_AUDIT_REPORT => from_json::<AuditReport>(tag, json).map(LogEntry::AuditReport),
+            _ => Err(TlogError::UnknownEntryType { tag }),
+        }
+    }
+
+    /// The RFC 6962 §2.1 leaf hash of this entry's encoding.
+    pub fn leaf_hash(&self) -> Result<Hash, TlogError> {
+        Ok(leaf_hash(&self.encode()?))
+    }
+}
+
+/// RFC 6962 §2.1 leaf hash: `SHA-256(0x00 || entry)`.
+pub fn leaf_hash(encoded_entry: &[u8]) -> Hash {
+    tlog_tiles::record_hash(encoded_entry)
+}
+
+/// Checks tag, version and length prefix; returns the tag and the JSON bytes.
+fn split_header(bytes: &[u8]) -> Result<(u8, &[u8]), TlogError> {
+    let Some((header, json)) = bytes.split_first_chunk::<ENTRY_HEADER_LEN>() else {
+        return Err(TlogError::EntryTruncated {
+            len: bytes.len(),
+            min: ENTRY_HEADER_LEN,
+        });
+    };
+    let [tag, version, l0, l1, l2, l3] = *header;
+    if tag != TAG_RECEIPT && tag != TAG_AUDIT_REPORT {
+        return Err(TlogError::UnknownEntryType { tag });
+    }
+    if version != ENTRY_VERSION {
+        return Err(TlogError::UnsupportedEntryVersion { tag, version });
+    }
+    let declared = u32::from_be_bytes([l0, l1, l2, l3]);
+    if u64::from(declared) != json.len() as u64 {
+        return Err(TlogError::EntryLengthMismatch {
+            declared: u64::from(declared),
+            actual: json.len(),
+        });
+    }
+    Ok((tag, json))
+}
+
+fn to_json<T: Serialize>(tag: u8, value: &T) -> Result<Vec<u8>, TlogError> {
+    serde_json::to_vec(value).map_err(|e| TlogError::EntryJson {
+        tag,
+        reason: e.to_string(),
+    })
+}
+
+fn from_json<T: Serialize + DeserializeOwned>(tag: u8, json: &[u8]) -> Result<T, TlogError> {
+    let value: T = serde_json::from_slice(json).map_err(|e| TlogError::EntryJson {
+        tag,
+        reason: e.to_string(),
+    })?;
+    if to_json(tag, &value)? != json {
+        return Err(TlogError::NonCanonicalJson { tag });
+    }
+    Ok(value)
+}
+
+/// Builds a C2SP tlog-tiles entry bundle: each entry prefixed by its
+/// big-endian uint16 length. At most [`BUNDLE_WIDTH`] entries.
+pub fn encode_bundle<E: AsRef<[u8]>>(entries: &[E]) -> Result<Vec<u8>, TlogError> {
+    if entries.len() > BUNDLE_WIDTH {
+        return Err(TlogError::BundleTooLarge {
+            count: entries.len(),
+            max: BUNDLE_WIDTH,
+        });
+    }
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.as_ref();
+        let len = u16::try_from(e.len()).map_err(|_| TlogError::EntryTooLarge {
+            len: e.len(),
+            max: MAX_ENTRY_SIZE,
+        })?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(e);
+    }
+    Ok(out)
+}
+
+/// Splits a C2SP tlog-tiles entry bundle into its entries (borrowed).
+pub fn decode_bundle(bundle: &[u8]) -> Result<Vec<&[u8]>, TlogError> {
+    let mut entries = Vec::new();
+    let mut rest = bundle;
+    while !rest.is_empty() {
+        let offset = bundle.len() - rest.len();
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else {
+            return Err(TlogError::BundleTruncated { offset });
+        };
+        let len = usize::from(u16::from_be_bytes(*len));
+        if tail.len() < len {
+            return Err(TlogError::BundleTruncated { offset });
+        }
+        if entries.len() == BUNDLE_WIDTH {
+            return Err(TlogError::BundleTooLarge {
+                count: BUNDLE_WIDTH + 1,
+                max: BUNDLE_WIDTH,
+            });
+        }
+        let (entry, after) = tail.split_at(len);
+        entries.push(entry);
+        rest = after;
+    }
+    Ok(entries)
+}

@@ -1,0 +1,29 @@
+//! `proofmesh-tlog`: the pure core of proofmesh's transparency log, where
+//! every signed receipt and audit report is appended to an append-only Merkle
+//! log laid out per C2SP tlog-tiles and committed to by C2SP tlog-checkpoint
+//! signed notes (C2SP signed-note, Ed25519). Hashing is RFC 6962 §2.1.
+//!
+//! Why a separate crate: the log core must be checkable offline by anyone
+//! (clients, monitors, `proofmesh verify`) with no I/O, so it holds no
+//! storage, network or clock. Merkle hashing, proofs and note signing come
+//! from Cloudflare's `tlog_tiles` and `signed_note` (ports of Go's
+//! `sumdb/tlog` and `sumdb/note`); this crate adds the entry encoding, C2SP
+//! tile paths, an in-memory tree, and checkpoint signing from a seed.
+//!
+//! - [`entry`]: versioned entry encoding, leaf hash, entry bundles.
+//! - [`paths`]: `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`.
+//! - [`tree`]: append, roots, inclusion/consistency proofs, tiles.
+//! - [`checkpoint`]: sign and verify checkpoints.
+
+pub mod checkpoint;
+pub mod entry;
+pub mod error;
+pub mod paths;
+pub mod tree;
+
+pub use checkpoint::{CheckpointSigner, CheckpointVerifier, VerifiedCheckpoint};
+pub use entry::{decode_bundle, encode_bundle, leaf_hash, LogEntry};
+pub use error::TlogError;
+pub use paths::{TileKind, TilePath};
+pub use tlog_tiles::{Hash, EMPTY_HASH, HASH_SIZE};
+pub use tree::{new_tile_paths, tiles_for_size, verify_consistency, verify_inclusion, Tree};

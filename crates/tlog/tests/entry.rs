@@ -1,0 +1,250 @@
+//! Tests for the log entry encoding (`src/entry.rs`): round trips, the RFC
+//! 6962 §2.1 leaf hash (recomputed independently with `sha2`), rejection of
+//! every malformed form, and C2SP tlog-tiles entry bundles.
+
+use proofmesh_receipt::{
+    receipt_body_digest, testing::sample_receipt, AuditBody, AuditOutcome, AuditReport, Identity,
+    AUDIT_VERSION,
+};
+use proofmesh_tlog::entry::{
+    ENTRY_HEADER_LEN, ENTRY_VERSION, MAX_ENTRY_SIZE, TAG_AUDIT_REPORT, TAG_RECEIPT,
+};
+use proofmesh_tlog::{decode_bundle, encode_bundle, leaf_hash, LogEntry, TlogError};
+use sha2::{Digest, Sha256};
+
+fn receipt_entry() -> LogEntry {
+    LogEntry::Receipt(sample_receipt("rcpt_1", "job_1"))
+}
+
+fn audit_entry() -> LogEntry {
+    let r = sample_receipt("rcpt_1", "job_1");
+    let verifier = Identity::from_seed([3; 32]);
+    let body = AuditBody {
+        version: AUDIT_VERSION,
+        audit_id: "aud_1".into(),
+        receipt_id: r.body.receipt_id.clone(),
+        receipt_digest: receipt_body_digest(&r.body),
+        verifier_key: verifier.public().clone(),
+        outcome: AuditOutcome::Passed,
+        reason: String::new(),
+        positions_checked: 8,
+        checked_at_ms: 1_700_000_001_000,
+    };
+    LogEntry::AuditReport(AuditReport::sign(body, &verifier))
+}
+
+/// Builds an entry by hand from the documented layout.
+fn raw(tag: u8, version: u8, json: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag, version];
+    v.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    v.extend_from_slice(json);
+    v
+}
+
+#[test]
+fn round_trips_both_types_with_documented_layout() {
+    for (entry, tag) in [
+        (receipt_entry(), TAG_RECEIPT),
+        (audit_entry(), TAG_AUDIT_REPORT),
+    ] {
+        let bytes = entry.encode().unwrap();
+        let json = match &entry {
+            LogEntry::Receipt(r) => serde_json::to_vec(r).unwrap(),
+            LogEntry::AuditReport(a) => serde_json::to_vec(a).unwrap(),
+        };
+        assert_eq!(bytes, raw(tag, ENTRY_VERSION, &json));
+        assert_eq!(LogEntry::decode(&bytes).unwrap(), entry);
+    }
+}
+
+#[test]
+fn leaf_hash_is_sha256_of_zero_prefix_and_entry() {
+    let bytes = receipt_entry().encode().unwrap();
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(&bytes);
+    let want: [u8; 32] = h.finalize().into();
+    assert_eq!(leaf_hash(&bytes).0, want);
+    assert_eq!(receipt_entry().leaf_hash().unwrap().0, want);
+    assert_ne!(audit_entry().leaf_hash().unwrap().0, want);
+}
+
+#[test]
+fn rejects_truncated_and_bad_headers() {
+    let good = receipt_entry().encode().unwrap();
+    for n in 0..ENTRY_HEADER_LEN {
+        assert_eq!(
+            LogEntry::decode(&good[..n]),
+            Err(TlogError::EntryTruncated {
+                len: n,
+                min: ENTRY_HEADER_LEN
+            })
+        );
+    }
+    for tag in [0u8, 3, 4, 0x7f, 0xff] {
+        let mut b = good.clone();
+        b[0] = tag;
+        assert_eq!(
+            LogEntry::decode(&b),
+            Err(TlogError::UnknownEntryType { tag })
+        );
+    }
+    for version in [0u8, 2, 0xff] {
+        let mut b = good.clone();
+        b[1] = version;
+        assert_eq!(
+            LogEntry::decode(&b),
+            Err(TlogError::UnsupportedEntryVersion {
+                tag: TAG_RECEIPT,
+                version
+            })
+        );
+    }
+}
+
+#[test]
+fn rejects_length_mismatch() {
+    let good = receipt_entry().encode().unwrap();
+    let actual = good.len() - ENTRY_HEADER_LEN;
+    let mut short = good.clone();
+    short.pop();
+    assert_eq!(
+        LogEntry::decode(&short),
+        Err(TlogError::EntryLengthMismatch {
+            declared: actual as u64,
+            actual: actual - 1
+        })
+    );
+    let mut long = good.clone();
+    long.push(b' ');
+    assert!(matches!(
+        LogEntry::decode(&long),
+        Err(TlogError::EntryLengthMismatch { .. })
+    ));
+    let mut huge_prefix = good;
+    huge_prefix[2..6].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(
+        LogEntry::decode(&huge_prefix),
+        Err(TlogError::EntryLengthMismatch { .. })
+    ));
+}
+
+#[test]
+fn rejects_non_canonical_wrong_type_and_unknown_fields() {
+    let r = sample_receipt("rcpt_1", "job_1");
+    let pretty = serde_json::to_vec_pretty(&r).unwrap();
+    assert_eq!(
+        LogEntry::decode(&raw(TAG_RECEIPT, 1, &pretty)),
+        Err(TlogError::NonCanonicalJson { tag: TAG_RECEIPT })
+    );
+    let mut spaced = serde_json::to_vec(&r).unwrap();
+    spaced.push(b' ');
+    assert_eq!(
+        LogEntry::decode(&raw(TAG_RECEIPT, 1, &spaced)),
+        Err(TlogError::NonCanonicalJson { tag: TAG_RECEIPT })
+    );
+    // An audit report under the receipt tag, and vice versa.
+    let audit_json = match audit_entry() {
+        LogEntry::AuditReport(a) => serde_json::to_vec(&a).unwrap(),
+        LogEntry::Receipt(_) => unreachable!(),
+    };
+    assert!(matches!(
+        LogEntry::decode(&raw(TAG_RECEIPT, 1, &audit_json)),
+        Err(TlogError::EntryJson {
+            tag: TAG_RECEIPT,
+            ..
+        })
+    ));
+    let receipt_json = serde_json::to_vec(&r).unwrap();
+    assert!(matches!(
+        LogEntry::decode(&raw(TAG_AUDIT_REPORT, 1, &receipt_json)),
+        Err(TlogError::EntryJson {
+            tag: TAG_AUDIT_REPORT,
+            ..
+        })
+    ));
+    let mut v: serde_json::Value = serde_json::from_slice(&receipt_json).unwrap();
+    v["extra"] = serde_json::Value::Bool(true);
+    let extra = serde_json::to_vec(&v).unwrap();
+    assert!(matches!(
+        LogEntry::decode(&raw(TAG_RECEIPT, 1, &extra)),
+        Err(TlogError::EntryJson { .. })
+    ));
+    assert!(matches!(
+        LogEntry::decode(&raw(TAG_RECEIPT, 1, b"\xff\xfe")),
+        Err(TlogError::EntryJson { .. })
+    ));
+}
+
+#[test]
+fn enforces_size_bound() {
+    let mut r = sample_receipt("rcpt_1", "job_1");
+    r.body.finish_reason = "x".repeat(MAX_ENTRY_SIZE);
+    let err = LogEntry::Receipt(r).encode().unwrap_err();
+    assert!(
+        matches!(err, TlogError::EntryTooLarge { max: MAX_ENTRY_SIZE, len } if len > MAX_ENTRY_SIZE)
+    );
+    let big = vec![TAG_RECEIPT; MAX_ENTRY_SIZE + 1];
+    assert_eq!(
+        LogEntry::decode(&big),
+        Err(TlogError::EntryTooLarge {
+            len: MAX_ENTRY_SIZE + 1,
+            max: MAX_ENTRY_SIZE
+        })
+    );
+}
+
+#[test]
+fn bundles_round_trip_and_reject_malformed() {
+    let entries: Vec<Vec<u8>> = (0..256u32)
+        .map(|i| vec![i as u8; (i % 7) as usize])
+        .collect();
+    let bundle = encode_bundle(&entries).unwrap();
+    let back = decode_bundle(&bundle).unwrap();
+    assert_eq!(back.len(), 256);
+    for (a, b) in entries.iter().zip(&back) {
+        assert_eq!(a.as_slice(), *b);
+    }
+    assert_eq!(&bundle[..2], &0u16.to_be_bytes());
+    assert!(decode_bundle(&[]).unwrap().is_empty());
+
+    let mut too_many = entries.clone();
+    too_many.push(vec![]);
+    assert!(matches!(
+        encode_bundle(&too_many),
+        Err(TlogError::BundleTooLarge { count: 257, .. })
+    ));
+    let mut extra = bundle.clone();
+    extra.extend_from_slice(&[0, 0]);
+    assert!(matches!(
+        decode_bundle(&extra),
+        Err(TlogError::BundleTooLarge { .. })
+    ));
+
+    assert_eq!(
+        decode_bundle(&[0]),
+        Err(TlogError::BundleTruncated { offset: 0 })
+    );
+    assert_eq!(
+        decode_bundle(&[0, 2, 9]),
+        Err(TlogError::BundleTruncated { offset: 0 })
+    );
+    assert_eq!(
+        decode_bundle(&[0, 1, 9, 0]),
+        Err(TlogError::BundleTruncated { offset: 3 })
+    );
+    assert!(matches!(
+        encode_bundle(&[vec![0u8; MAX_ENTRY_SIZE + 1]]),
+        Err(TlogError::EntryTooLarge { .. })
+    ));
+    let max = encode_bundle(&[vec![7u8; MAX_ENTRY_SIZE]]).unwrap();
+    assert_eq!(decode_bundle(&max).unwrap()[0].len(), MAX_ENTRY_SIZE);
+}
+
+#[test]
+fn encoded_receipt_fits_in_a_bundle() {
+    let bytes = receipt_entry().encode().unwrap();
+    let bundle = encode_bundle(&[&bytes]).unwrap();
+    let got = decode_bundle(&bundle).unwrap();
+    assert_eq!(LogEntry::decode(got[0]).unwrap(), receipt_entry());
+}
