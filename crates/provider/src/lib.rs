@@ -12,5 +12,5 @@ mod session;
 
 pub use auditor::audit;
 pub use hardware::detect_hardware;
-pub use runner::{execute_job, JobOutcome};
+pub use runner::{execute_job, receipt_body, JobOutcome, Served};
 pub use session::{advertised_name, run, AgentRole, ProviderConfig, ProviderError};

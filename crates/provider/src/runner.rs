@@ -89,37 +89,15 @@ pub fn execute_job(
         Ok(b) => b,
         Err(e) => return failed("engine_error", format!("fingerprint: {e}")),
     };
-    let prompt_tokens = gen.prompt_tokens.len() as u32;
-    let completion_tokens = gen.completion_tokens.len() as u32;
-    let body = ReceiptBody {
-        version: proofmesh_receipt::receipt::RECEIPT_VERSION,
-        receipt_id: spec.receipt_id.clone(),
-        job_id: spec.job_id.clone(),
-        client: spec.client.clone(),
-        provider_key: identity.public().clone(),
-        coordinator_key: coordinator.clone(),
-        model: spec.model.clone(),
-        request_digest: spec.request_digest(),
-        response_digest: response_digest(&gen.completion_tokens, &gen.text, finish),
-        prompt_tokens,
-        completion_tokens,
-        finish_reason: finish.to_string(),
-        sampling: spec.sampling.clone(),
-        logits_digest: fingerprint_digest(&fingerprint),
-        dispatched_at_ms: spec.dispatched_at_ms,
+    let served = Served {
+        prompt_tokens: gen.prompt_tokens.len() as u32,
+        completion_tokens: &gen.completion_tokens,
+        text: &gen.text,
+        finish_reason: finish,
+        fingerprint: &fingerprint,
         finished_at_ms: now_ms().max(spec.dispatched_at_ms),
-        price: Price {
-            currency: spec.price.currency.clone(),
-            input_per_mtok_micros: spec.price.input_per_mtok_micros,
-            output_per_mtok_micros: spec.price.output_per_mtok_micros,
-            charged_micros: charge_micros(
-                prompt_tokens,
-                completion_tokens,
-                spec.price.input_per_mtok_micros,
-                spec.price.output_per_mtok_micros,
-            ),
-        },
     };
+    let body = receipt_body(spec, identity.public(), coordinator, &served);
     let receipt = Receipt::sign_as_provider(body, identity);
     JobOutcome::Done(Box::new(JobResult {
         receipt,
@@ -127,6 +105,67 @@ pub fn execute_job(
         text: gen.text,
         fingerprint: hex::encode(&fingerprint),
     }))
+}
+
+/// What a provider served for a job, as the receipt records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// Prompt length in tokens.
+    pub prompt_tokens: u32,
+    /// Completion token ids.
+    pub completion_tokens: &'a [u32],
+    /// Completion text.
+    pub text: &'a str,
+    /// "stop" or "length".
+    pub finish_reason: &'a str,
+    /// Encoded logit fingerprint.
+    pub fingerprint: &'a [u8],
+    /// Finish time, unix ms.
+    pub finished_at_ms: u64,
+}
+
+/// The receipt body a provider signs for `spec` and what it served: every
+/// digest computed from the served data, the charge from the job's rates.
+pub fn receipt_body(
+    spec: &JobSpec,
+    provider: &PublicKey,
+    coordinator: &PublicKey,
+    served: &Served<'_>,
+) -> ReceiptBody {
+    let completion_tokens = served.completion_tokens.len() as u32;
+    ReceiptBody {
+        version: proofmesh_receipt::receipt::RECEIPT_VERSION,
+        receipt_id: spec.receipt_id.clone(),
+        job_id: spec.job_id.clone(),
+        client: spec.client.clone(),
+        provider_key: provider.clone(),
+        coordinator_key: coordinator.clone(),
+        model: spec.model.clone(),
+        request_digest: spec.request_digest(),
+        response_digest: response_digest(
+            served.completion_tokens,
+            served.text,
+            served.finish_reason,
+        ),
+        prompt_tokens: served.prompt_tokens,
+        completion_tokens,
+        finish_reason: served.finish_reason.to_string(),
+        sampling: spec.sampling.clone(),
+        logits_digest: fingerprint_digest(served.fingerprint),
+        dispatched_at_ms: spec.dispatched_at_ms,
+        finished_at_ms: served.finished_at_ms,
+        price: Price {
+            currency: spec.price.currency.clone(),
+            input_per_mtok_micros: spec.price.input_per_mtok_micros,
+            output_per_mtok_micros: spec.price.output_per_mtok_micros,
+            charged_micros: charge_micros(
+                served.prompt_tokens,
+                completion_tokens,
+                spec.price.input_per_mtok_micros,
+                spec.price.output_per_mtok_micros,
+            ),
+        },
+    }
 }
 
 /// Wire chat messages as the engine's.

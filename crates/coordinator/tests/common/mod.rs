@@ -22,9 +22,7 @@ use proofmesh_coordinator::server::db_path;
 use proofmesh_coordinator::{CoordinatorConfig, ServerError};
 use proofmesh_engine::{Engine, EngineOptions};
 use proofmesh_provider::ProviderConfig;
-use proofmesh_receipt::{
-    charge_micros, response_digest, Digest, Identity, Price, PublicKey, Receipt, ReceiptBody,
-};
+use proofmesh_receipt::{Digest, Identity, PublicKey, Receipt};
 use proofmesh_store::{JobStatus, SqliteStore, Store};
 use proofmesh_wire::{
     auth_message, CoordinatorMsg, Hardware, JobResult, JobSpec, ModelAdvert, PriceRate,
@@ -634,37 +632,15 @@ pub fn honest_result(
     for id in &ids {
         fingerprint.extend_from_slice(&u64::from(*id).to_le_bytes());
     }
-    let prompt_tokens = 7;
-    let completion_tokens = ids.len() as u32;
-    let body = ReceiptBody {
-        version: proofmesh_receipt::receipt::RECEIPT_VERSION,
-        receipt_id: spec.receipt_id.clone(),
-        job_id: spec.job_id.clone(),
-        client: spec.client.clone(),
-        provider_key: identity.public().clone(),
-        coordinator_key: coordinator.clone(),
-        model: spec.model.clone(),
-        request_digest: spec.request_digest(),
-        response_digest: response_digest(&ids, &text, "stop"),
-        prompt_tokens,
-        completion_tokens,
-        finish_reason: "stop".into(),
-        sampling: spec.sampling.clone(),
-        logits_digest: Digest::of(&fingerprint),
-        dispatched_at_ms: spec.dispatched_at_ms,
+    let served = proofmesh_provider::Served {
+        prompt_tokens: 7,
+        completion_tokens: &ids,
+        text: &text,
+        finish_reason: "stop",
+        fingerprint: &fingerprint,
         finished_at_ms: spec.dispatched_at_ms + 1,
-        price: Price {
-            currency: spec.price.currency.clone(),
-            input_per_mtok_micros: spec.price.input_per_mtok_micros,
-            output_per_mtok_micros: spec.price.output_per_mtok_micros,
-            charged_micros: charge_micros(
-                prompt_tokens,
-                completion_tokens,
-                spec.price.input_per_mtok_micros,
-                spec.price.output_per_mtok_micros,
-            ),
-        },
     };
+    let body = proofmesh_provider::receipt_body(spec, identity.public(), coordinator, &served);
     JobResult {
         receipt: Receipt::sign_as_provider(body, identity),
         completion_token_ids: ids,
