@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use proofmesh_receipt::{receipt_body_digest, AuditReport, Receipt};
+use proofmesh_receipt::{AuditReport, Receipt};
 use proofmesh_store::{AuditPenalty, NewAudit, ProviderStats};
 use proofmesh_wire::{AuditTask, ChatMessage, CoordinatorMsg};
 use rand::Rng;
@@ -165,7 +165,6 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
     report
         .verify_for(&receipt.body)
         .map_err(|e| e.to_string())?;
-    debug_assert_eq!(b.receipt_digest, receipt_body_digest(&receipt.body));
     let penalty = AuditPenalty {
         slash_micros: app.config.slash_micros,
         refund_micros: i64::try_from(receipt.body.price.charged_micros).unwrap_or(i64::MAX),

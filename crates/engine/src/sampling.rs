@@ -95,7 +95,9 @@ impl TopKLogits {
     }
 }
 
-/// `"sha256:<hex>"` over the canonical encoding: `b"proofmesh/logits/v1"`,
+/// A bit-exact digest of top-k logits, for comparing runs (tests, thread
+/// counts). Not the receipt's commitment: receipts commit to the 8-byte-per-token
+/// fingerprint of `proofmesh-verify`. `"sha256:<hex>"` over the encoding: `b"proofmesh/logits/v1"`,
 /// u32 LE position count, then per position u32 LE `k` followed by `k` pairs
 /// of (u32 LE id, u32 LE `f32::to_bits(value)`). `k` is
 /// `min(ids.len(), values.len())`.

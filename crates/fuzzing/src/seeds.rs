@@ -22,14 +22,7 @@ fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn sampling() -> SamplingRecord {
-    SamplingRecord {
-        temperature_milli: 700,
-        top_p_milli: 950,
-        seed: 42,
-        max_tokens: 64,
-        stop: vec!["\n\n".into()],
-        top_k_logits: 8,
-    }
+    proofmesh_receipt::testing::sample_body(&provider(), &coordinator(), 1, 1).sampling
 }
 
 fn price() -> PriceRate {

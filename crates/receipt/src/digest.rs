@@ -90,6 +90,26 @@ pub fn response_digest(completion_tokens: &[u32], text: &str, finish_reason: &st
     Digest::of(&e.finish())
 }
 
+/// The logit-fingerprint wire format the receipt's `logits_digest` commits to
+/// (`Digest::of` the encoded bytes). Defined here so the coordinator can check
+/// a fingerprint's shape without the verifier's engine; `proofmesh-verify`
+/// encodes, decodes and checks its content. See `docs/VERIFICATION.md`.
+pub mod fingerprint_format {
+    /// First four bytes of every encoded fingerprint.
+    pub const MAGIC: [u8; 4] = *b"PMFP";
+    /// Encoding version.
+    pub const VERSION: u8 = 1;
+    /// Header length: magic, version, mode, k, reserved, u32 LE count.
+    pub const HEADER_LEN: usize = 12;
+    /// Bytes per generated token.
+    pub const ENTRY_LEN: usize = 8;
+
+    /// Whether `bytes` has the header magic and exactly one entry per token.
+    pub fn has_shape(bytes: &[u8], tokens: usize) -> bool {
+        bytes.starts_with(&MAGIC) && bytes.len() == HEADER_LEN + ENTRY_LEN * tokens
+    }
+}
+
 /// The pseudonymous client id written into receipts: a hash, so a published
 /// receipt does not reveal which account made the request.
 pub fn client_hash(client_id: &str) -> Digest {

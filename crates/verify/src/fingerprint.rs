@@ -29,14 +29,7 @@ use sha2::{Digest as _, Sha256};
 use crate::f16::{f16_bits_to_f32, f16_ulp, f32_to_f16_bits};
 use crate::VerifyError;
 
-/// First four bytes of every encoded fingerprint.
-pub const MAGIC: [u8; 4] = *b"PMFP";
-/// Encoding version this crate writes and reads.
-pub const VERSION: u8 = 1;
-/// Header length in bytes.
-pub const HEADER_LEN: usize = 12;
-/// Bytes per generated token.
-pub const ENTRY_LEN: usize = 8;
+pub use proofmesh_receipt::digest::fingerprint_format::{ENTRY_LEN, HEADER_LEN, MAGIC, VERSION};
 /// Hard bound on the number of positions a fingerprint may declare.
 pub const MAX_POSITIONS: u32 = 1 << 20;
 /// The `k` providers should use for exact fingerprints.
