@@ -206,6 +206,13 @@ impl Identity {
         Identity { key, public }
     }
 
+    /// The 32-byte Ed25519 seed, for building signers of other formats
+    /// from the same key file (the log's C2SP signed-note checkpoint key).
+    /// Secret: never log or serialize it.
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The public half.
     pub fn public(&self) -> &PublicKey {
         &self.public

@@ -279,6 +279,29 @@ pub struct Receipt {
     /// Verifier-signed audit reports, if the job was audited.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audits: Vec<AuditReport>,
+    /// Where the transparency log holds this receipt, with an inclusion proof
+    /// against a signed checkpoint. Outside the signatures (it is assigned
+    /// after countersigning); checked against the log's key, not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogInclusion>,
+}
+
+/// A receipt's place in the transparency log: leaf index, the checkpoint
+/// (a C2SP tlog-checkpoint signed note) and the RFC 6962 §2.1.1 audit path
+/// from the leaf to that checkpoint's root. Checked by `proofmesh-tlog`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogInclusion {
+    /// The log's origin line (also its checkpoint key name).
+    pub origin: String,
+    /// Leaf index of the receipt entry.
+    pub index: u64,
+    /// Tree size of `checkpoint`.
+    pub tree_size: u64,
+    /// The audit path, base64 SHA-256 hashes, leaf side first.
+    pub inclusion_proof: Vec<String>,
+    /// The signed checkpoint note, verbatim.
+    pub checkpoint: String,
 }
 
 /// Which guarantees a receipt carries, strongest first.
@@ -321,6 +344,7 @@ impl Receipt {
             provider_signature,
             coordinator_signature: None,
             audits: Vec::new(),
+            log: None,
         }
     }
 

@@ -7,11 +7,14 @@
 
 mod audit;
 mod keys;
+mod log;
 mod sqlite;
 mod sqlite_audit;
+mod sqlite_log;
 
 pub use audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProviderStats};
 pub use keys::{parse_api_key, ApiKeyParts};
+pub use log::{audit_log_key, receipt_log_key, LogRow, LogStore, StoredCheckpoint};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -46,6 +49,15 @@ pub enum StoreError {
         what: &'static str,
         /// Its id.
         id: String,
+    },
+    /// A log batch does not start where the stored log ends: another writer
+    /// appended, and accepting it would fork the history.
+    #[error("log append at index {first_index} refused: the stored log has {stored_size} entries")]
+    LogFork {
+        /// Where the batch wanted to start.
+        first_index: u64,
+        /// Entries actually stored.
+        stored_size: u64,
     },
     /// A state transition that is not allowed (e.g. completing a failed job).
     #[error("job {job_id} is {status}, cannot {action}")]
@@ -139,7 +151,7 @@ pub struct StoredReceipt {
 
 /// Everything the coordinator persists.
 #[async_trait]
-pub trait Store: AuditStore + Send + Sync + 'static {
+pub trait Store: AuditStore + LogStore + Send + Sync + 'static {
     /// Creates an API key, and a new client unless `client_id` names one.
     async fn create_api_key(
         &self,

@@ -8,7 +8,7 @@ use crate::audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, P
 use crate::sqlite::{db, ms, SqliteStore};
 use crate::StoreError;
 
-fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+pub(crate) fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
     move |e| StoreError::Corrupt {
         what,
         reason: e.to_string(),

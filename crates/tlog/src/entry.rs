@@ -53,6 +53,15 @@ pub enum LogEntry {
 }
 
 impl LogEntry {
+    /// The loggable form of a receipt: its signed body and signatures, without
+    /// attached audit reports (each is logged as its own entry) or log position.
+    pub fn receipt(r: &Receipt) -> LogEntry {
+        let mut r = r.clone();
+        r.audits.clear();
+        r.log = None;
+        LogEntry::Receipt(r)
+    }
+
     /// The entry's tag byte.
     pub fn tag(&self) -> u8 {
         match self {
@@ -66,6 +75,16 @@ impl LogEntry {
     pub fn encode(&self) -> Result<Vec<u8>, TlogError> {
         let tag = self.tag();
         let json = match self {
+            LogEntry::Receipt(r) if r.log.is_some() => {
+                return Err(TlogError::NotLoggable {
+                    reason: "it carries its own log inclusion",
+                })
+            }
+            LogEntry::Receipt(r) if !r.audits.is_empty() => {
+                return Err(TlogError::NotLoggable {
+                    reason: "it carries audit reports",
+                })
+            }
             LogEntry::Receipt(r) => to_json(tag, r)?,
             LogEntry::AuditReport(a) => to_json(tag, a)?,
         };
@@ -100,7 +119,11 @@ impl LogEntry {
         }
         let (tag, json) = split_header(bytes)?;
         match tag {
-            TAG_RECEIPT => from_json::<Receipt>(tag, json).map(LogEntry::Receipt),
+            TAG_RECEIPT => {
+                let e = from_json::<Receipt>(tag, json).map(LogEntry::Receipt)?;
+                e.encode()?;
+                Ok(e)
+            }
             TAG_AUDIT_REPORT => from_json::<AuditReport>(tag, json).map(LogEntry::AuditReport),
             _ => Err(TlogError::UnknownEntryType { tag }),
         }

@@ -20,6 +20,19 @@ pub enum TlogError {
         /// Minimum length.
         min: usize,
     },
+    /// A receipt entry carries what is never logged inside it: its own log
+    /// position (circular) or audit reports (logged as their own entries).
+    #[error("receipt is not in its loggable form: {reason}")]
+    NotLoggable {
+        /// What it carries.
+        reason: &'static str,
+    },
+    /// A receipt's log inclusion record is missing or unusable.
+    #[error("receipt log inclusion: {reason}")]
+    BadInclusion {
+        /// Why.
+        reason: String,
+    },
     /// An entry (or its JSON) exceeds the size bound.
     #[error("entry is {len} bytes, the limit is {max}")]
     EntryTooLarge {

@@ -14,16 +14,21 @@
 //! - [`paths`]: `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`.
 //! - [`tree`]: append, roots, inclusion/consistency proofs, tiles.
 //! - [`checkpoint`]: sign and verify checkpoints.
+//! - [`inclusion`]: check a receipt's attached inclusion proof offline.
 
 pub mod checkpoint;
 pub mod entry;
 pub mod error;
+pub mod inclusion;
 pub mod paths;
 pub mod tree;
 
 pub use checkpoint::{CheckpointSigner, CheckpointVerifier, VerifiedCheckpoint};
 pub use entry::{decode_bundle, encode_bundle, leaf_hash, LogEntry};
 pub use error::TlogError;
+pub use inclusion::{decode_proof, encode_proof, verify_receipt_inclusion};
 pub use paths::{TileKind, TilePath};
 pub use tlog_tiles::{Hash, EMPTY_HASH, HASH_SIZE};
-pub use tree::{new_tile_paths, tiles_for_size, verify_consistency, verify_inclusion, Tree};
+pub use tree::{
+    new_tile_paths, tile_exists, tiles_for_size, verify_consistency, verify_inclusion, Tree,
+};

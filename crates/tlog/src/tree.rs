@@ -85,6 +85,18 @@ impl Tree {
         Ok(n)
     }
 
+    /// Drops every leaf at or after `size` (no-op if `size >= self.size()`).
+    /// For a sequencer whose durable write failed: the in-memory tree goes
+    /// back to what storage holds, so no unpersisted leaf is ever proven.
+    pub fn truncate(&mut self, size: u64) {
+        if size >= self.size {
+            return;
+        }
+        let keep = usize::try_from(tlog_tiles::stored_hash_count(size)).unwrap_or(usize::MAX);
+        self.stored.truncate(keep);
+        self.size = size;
+    }
+
     /// The leaf hash at `index`.
     pub fn leaf_hash(&self, index: u64) -> Result<Hash, TlogError> {
         self.check_index(index, self.size)?;
@@ -131,8 +143,7 @@ impl Tree {
     }
 
     /// Data of the hash tile `tile` as of tree size `size`: `width` 32-byte
-    /// hashes. The tile must exist at that size with exactly that width (a
-    /// full tile, or the partial tile that size implies).
+    /// hashes. The tile must exist at that size (see [`tile_exists`]).
     pub fn tile_data(&self, size: u64, tile: TilePath) -> Result<Vec<u8>, TlogError> {
         self.check_size(size)?;
         let TileKind::Hashes { level } = tile.kind() else {
@@ -267,11 +278,13 @@ pub(crate) fn changed_tiles(h: u8, old: u64, new: u64) -> Vec<(u8, u64, u32)> {
     out
 }
 
-/// Whether the hash tile (`level`, `index`) with `width` hashes exists in the
-/// tree of `size` leaves: any prefix of a full tile (it was a partial tile at
-/// some earlier size, and its hashes never change), or the one partial tile
-/// whose width is `floor(size / 256^level) mod 256`.
-fn tile_exists(size: u64, level: u8, index: u64, width: u32) -> bool {
+/// Whether the tile (`level`, `index`) with `width` hashes (or, at level 0,
+/// entries) exists in the tree of `size` leaves: any prefix of a full tile,
+/// or any prefix of the current partial tile, whose width is
+/// `floor(size / 256^level) mod 256`. A prefix was itself the partial tile at
+/// some earlier size, and its hashes never change, so clients holding an
+/// older checkpoint can still fetch exactly the tiles it implies.
+pub fn tile_exists(size: u64, level: u8, index: u64, width: u32) -> bool {
     let shift = u32::from(level) * u32::from(TILE_HEIGHT);
     if shift >= 64 {
         return false;
@@ -279,7 +292,7 @@ fn tile_exists(size: u64, level: u8, index: u64, width: u32) -> bool {
     let level_size = size >> shift;
     let full = level_size / u64::from(TILE_WIDTH);
     let partial = level_size % u64::from(TILE_WIDTH);
-    index < full || (index == full && u64::from(width) == partial)
+    index < full || (index == full && u64::from(width) <= partial)
 }
 
 fn kinds_at(level: u8) -> Vec<TileKind> {

@@ -1,5 +1,9 @@
-//! `proofmesh bench engine`: prefill and decode throughput and peak memory of
-//! the embedded engine on a model (default: SmolLM2-135M-Instruct Q4_1).
+//! `proofmesh bench engine | verify | log`: the engine's prefill and decode
+//! throughput and peak memory (default model: SmolLM2-135M-Instruct Q4_1),
+//! verification cost and detection, and the transparency log's durable
+//! append rate.
+
+mod log;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +53,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark the transparency log: durable appends per second through
+    /// the real sequencer and SQLite store, append-to-checkpoint latency,
+    /// proof sizes.
+    Log(log::Args),
 }
 
 /// Runs the benchmark.
@@ -69,6 +77,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             threads,
             json,
         } => verify(model, jobs, gen_tokens, threads, json).await,
+        Command::Log(args) => log::run(args).await,
     }
 }
 

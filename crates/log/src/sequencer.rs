@@ -1,0 +1,225 @@
+//! The sequencer task: collects appends into batches (at most
+//! `batch_max_entries`, or whatever arrived within `batch_max_age_ms` of the
+//! batch's first entry), assigns indexes, signs the new checkpoint and
+//! commits entries + checkpoint in one store transaction. Only then are the
+//! callers answered and the checkpoint published, so an acknowledged entry is
+//! durable and covered. A failed commit rolls the in-memory tree back and
+//! fails the whole batch.
+//!
+//! One task owns all writes, so concurrent appends form a single linear
+//! history; the store additionally refuses a batch that does not start at its
+//! current size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proofmesh_store::{LogRow, StoredCheckpoint};
+use proofmesh_tlog::Hash;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::service::{now_ms, Sequenced, Shared, SignedCheckpoint};
+
+/// One append waiting to be sequenced.
+pub(crate) struct Pending {
+    pub(crate) entry: Vec<u8>,
+    pub(crate) leaf: Hash,
+    pub(crate) key: Option<String>,
+    pub(crate) reply: oneshot::Sender<Result<Sequenced, LogError>>,
+    pub(crate) enqueued: Instant,
+}
+
+pub(crate) enum Msg {
+    Append(Pending),
+    Close,
+}
+
+/// Runs until [`Msg::Close`] (after committing everything before it) or
+/// until every handle is dropped.
+pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>, config: LogConfig) {
+    let max_age = Duration::from_millis(config.batch_max_age_ms);
+    let mut closing = false;
+    while !closing {
+        let first = match rx.recv().await {
+            Some(Msg::Append(p)) => p,
+            Some(Msg::Close) | None => break,
+        };
+        let deadline = tokio::time::Instant::now() + max_age;
+        let mut batch = vec![first];
+        while batch.len() < config.batch_max_entries {
+            let msg = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            };
+            match msg {
+                Some(Msg::Append(p)) => batch.push(p),
+                Some(Msg::Close) | None => {
+                    closing = true;
+                    break;
+                }
+            }
+        }
+        commit(&shared, batch).await;
+    }
+    tracing::info!("log sequencer stopped");
+}
+
+/// Where each pending append goes, by position among the batch's new rows.
+enum Slot {
+    /// A new leaf.
+    New(usize),
+    /// The same key as an earlier new row of this batch.
+    SameAs(usize),
+    /// Already logged at this index.
+    Existing(u64),
+}
+
+async fn commit(shared: &Shared, batch: Vec<Pending>) {
+    let slots = match assign_slots(shared, &batch).await {
+        Ok(s) => s,
+        Err(e) => return fail_all(batch, &e.to_string()),
+    };
+    let rows: Vec<&Pending> = batch
+        .iter()
+        .zip(&slots)
+        .filter_map(|(p, s)| matches!(s, Slot::New(_)).then_some(p))
+        .collect();
+    let published = shared.published();
+    let checkpoint = if rows.is_empty() {
+        published.clone()
+    } else {
+        match write_rows(shared, published.size, &rows).await {
+            Ok(cp) => cp,
+            Err(e) => {
+                tracing::error!(error = %e, "log batch not committed");
+                metrics::counter!("proofmesh_log_commit_failures_total").increment(1);
+                return fail_all(batch, &e.to_string());
+            }
+        }
+    };
+    metrics::counter!("proofmesh_log_entries_total").increment(rows.len() as u64);
+    metrics::gauge!("proofmesh_log_tree_size").set(checkpoint.size as f64);
+    for (p, slot) in batch.into_iter().zip(slots) {
+        metrics::histogram!("proofmesh_log_append_seconds")
+            .record(p.enqueued.elapsed().as_secs_f64());
+        let (index, duplicate) = match slot {
+            Slot::New(i) => (published.size + i as u64, false),
+            Slot::SameAs(i) => (published.size + i as u64, true),
+            Slot::Existing(i) => (i, true),
+        };
+        let _ = p.reply.send(Ok(Sequenced {
+            index,
+            checkpoint: checkpoint.clone(),
+            duplicate,
+        }));
+    }
+}
+
+/// Dedups keyed entries against the store and within the batch.
+async fn assign_slots(shared: &Shared, batch: &[Pending]) -> Result<Vec<Slot>, LogError> {
+    let keys: Vec<String> = batch.iter().filter_map(|p| p.key.clone()).collect();
+    let logged: HashMap<String, u64> = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        shared
+            .store
+            .log_indexes_of(&keys)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let mut in_batch: HashMap<&str, usize> = HashMap::new();
+    let mut next = 0usize;
+    let mut slots = Vec::with_capacity(batch.len());
+    for p in batch {
+        let slot = match p.key.as_deref() {
+            Some(k) if logged.contains_key(k) => Slot::Existing(logged[k]),
+            Some(k) if in_batch.contains_key(k) => Slot::SameAs(in_batch[k]),
+            Some(k) => {
+                in_batch.insert(k, next);
+                next += 1;
+                Slot::New(next - 1)
+            }
+            None => {
+                next += 1;
+                Slot::New(next - 1)
+            }
+        };
+        slots.push(slot);
+    }
+    Ok(slots)
+}
+
+/// Appends the new leaves to the tree, signs and stores the checkpoint with
+/// the rows; rolls the tree back on failure.
+async fn write_rows(
+    shared: &Shared,
+    old_size: u64,
+    rows: &[&Pending],
+) -> Result<Arc<SignedCheckpoint>, LogError> {
+    let (size, root) = {
+        let mut tree = shared.tree_mut();
+        for p in rows {
+            if let Err(e) = tree.append(p.leaf) {
+                tree.truncate(old_size);
+                return Err(e.into());
+            }
+        }
+        (tree.size(), tree.root())
+    };
+    let result = async {
+        let note = shared.signer.sign(size, &root, &[])?;
+        let stored = StoredCheckpoint {
+            tree_size: size,
+            root: root.0,
+            note: note.clone(),
+            created_at_ms: now_ms(),
+        };
+        let rows: Vec<LogRow> = rows
+            .iter()
+            .map(|p| LogRow {
+                leaf_hash: p.leaf.0,
+                entry: p.entry.clone(),
+                key: p.key.clone(),
+            })
+            .collect();
+        shared
+            .store
+            .log_append(old_size, &rows, &stored)
+            .await
+            .map_err(|e| LogError::CommitFailed {
+                reason: e.to_string(),
+            })?;
+        let note = String::from_utf8(note).map_err(|_| LogError::CommitFailed {
+            reason: "checkpoint note is not UTF-8".into(),
+        })?;
+        Ok(Arc::new(SignedCheckpoint { size, root, note }))
+    }
+    .await;
+    match result {
+        Ok(cp) => {
+            *shared.published.write().unwrap_or_else(|e| e.into_inner()) = cp.clone();
+            Ok(cp)
+        }
+        Err(e) => {
+            shared.tree_mut().truncate(old_size);
+            Err(e)
+        }
+    }
+}
+
+fn fail_all(batch: Vec<Pending>, reason: &str) {
+    for p in batch {
+        let _ = p.reply.send(Err(LogError::CommitFailed {
+            reason: reason.to_owned(),
+        }));
+    }
+}
