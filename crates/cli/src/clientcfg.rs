@@ -1,5 +1,5 @@
 //! `client.json` in the data directory: what `proofmesh up` tells clients
-//! (base URL, API key, coordinator key), so `chat` and `receipt verify` work
+//! (base URL, API key, coordinator key, log key), so `chat` and `receipt verify` work
 //! with no flags. Written with mode 0600 because it holds an API key.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,10 @@ pub struct ClientConfig {
     pub api_key: String,
     /// The coordinator's key, for pinning receipts.
     pub coordinator_key: String,
+    /// The transparency log's checkpoint verifier key (C2SP signed-note
+    /// vkey), for checking receipts' inclusion proofs offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_key: Option<String>,
 }
 
 /// Default data directory.

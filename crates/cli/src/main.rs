@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::receipt::Command,
     },
+    /// Audit the transparency log: consistency and full recomputation.
+    Log {
+        #[command(subcommand)]
+        command: cmd::log::Command,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -78,6 +83,7 @@ fn main() -> std::process::ExitCode {
             Command::Chat(a) => cmd::chat::run(a).await,
             Command::Receipt { command } => cmd::receipt::run(command).await,
             Command::Bench { command } => cmd::bench::run(command).await,
+            Command::Log { command } => cmd::log::run(command).await,
         }
     });
     match result {

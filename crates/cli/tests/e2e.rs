@@ -162,6 +162,30 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
         out.status.success() && stdout.contains("VERIFIED"),
         "{stdout}"
     );
+    assert!(stdout.contains("ok   log inclusion: entry"), "{stdout}");
+
+    // The whole log recomputes from its tiles; save its checkpoint.
+    let cp_file = net.dir.path().join("checkpoint.txt");
+    let out = net.cli(&["log", "monitor", "--save", cp_file.to_str().unwrap()]);
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("LOG VERIFIED"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 receipts"), "{stdout}");
+
+    // A receipt whose inclusion proof names another leaf fails, with a reason.
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let mut moved = saved.clone();
+    moved["log"]["index"] = serde_json::json!(saved["log"]["tree_size"].as_u64().unwrap());
+    let moved_file = net.dir.path().join("moved.json");
+    std::fs::write(&moved_file, serde_json::to_vec(&moved).unwrap()).unwrap();
+    let out = verify(&net, moved_file.to_str().unwrap(), None);
+    let (stdout, _) = text(&out);
+    assert!(
+        !out.status.success() && stdout.contains("FAIL log inclusion"),
+        "{stdout}"
+    );
 
     // Tamper with one byte of the saved receipt: verification must fail, with a reason.
     let mut bytes = std::fs::read(&file).unwrap();
@@ -226,6 +250,24 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
     let (stdout, _) = text(&out);
     assert!(
         out.status.success() && stdout.contains("RE-EXECUTION VERIFIED"),
+        "{stdout}"
+    );
+    // The log grew (more receipts, the audit report) and still extends the
+    // checkpoint saved earlier; the monitor verifies the audit entry too.
+    let out = net.cli(&["log", "verify", "--from", cp_file.to_str().unwrap()]);
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("LOG CONSISTENT"),
+        "{stdout}"
+    );
+    let out = net.cli(&["log", "monitor", "--from", cp_file.to_str().unwrap()]);
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("LOG VERIFIED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(" audit reports parse") && !stdout.contains(" 0 audit reports"),
         "{stdout}"
     );
     net.stop();

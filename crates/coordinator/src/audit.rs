@@ -176,6 +176,12 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
         .await
         .map_err(|e| e.to_string())?;
     app.registry.release_audit(&b.audit_id);
+    let entry = proofmesh_tlog::LogEntry::AuditReport(report.clone());
+    let key = proofmesh_store::audit_log_key(&b.audit_id);
+    if let Err(e) = app.log.append(&entry, Some(key)).await {
+        // Stored already: the next start's backlog logs it.
+        tracing::error!(error = %e, audit = %b.audit_id, "audit report stored but not logged");
+    }
     metrics::counter!("proofmesh_audits_total", "outcome" => b.outcome.as_str()).increment(1);
     if b.outcome == proofmesh_receipt::AuditOutcome::Failed {
         tracing::warn!(provider = %stats.provider_key, reason = %b.reason, "audit FAILED");

@@ -70,6 +70,12 @@ pub struct CoordinatorConfig {
     pub max_failed_audits: u32,
     /// Verifier keys (`ed25519:…`) whose audit reports this coordinator accepts.
     pub trusted_verifiers: Vec<String>,
+    /// Transparency log origin (checkpoint first line and note key name).
+    pub log_origin: String,
+    /// Log batch bound: entries (Tessera: 256).
+    pub log_batch_max_entries: usize,
+    /// Log batch bound: age of the oldest entry, ms (Tessera: 250).
+    pub log_batch_max_age_ms: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -95,6 +101,9 @@ impl Default for CoordinatorConfig {
             slash_micros: 1_000_000,
             max_failed_audits: 3,
             trusted_verifiers: Vec::new(),
+            log_origin: proofmesh_log::LogConfig::default().origin,
+            log_batch_max_entries: proofmesh_log::LogConfig::default().batch_max_entries,
+            log_batch_max_age_ms: proofmesh_log::LogConfig::default().batch_max_age_ms,
         }
     }
 }
@@ -134,6 +143,9 @@ impl CoordinatorConfig {
             "slash_micros",
             "max_failed_audits",
             "trusted_verifiers",
+            "log_origin",
+            "log_batch_max_entries",
+            "log_batch_max_age_ms",
         ];
         fig = fig.merge(Env::prefixed("PROOFMESH_").only(&fields));
         let cfg: CoordinatorConfig = fig
@@ -201,7 +213,28 @@ impl CoordinatorConfig {
         if self.request_timeout_s == 0 {
             return bad("request_timeout_s", "must be positive");
         }
+        if let Err(proofmesh_log::LogError::Config { field, reason }) = self.log().validate() {
+            return Err(ConfigError::Invalid {
+                field: match field {
+                    "origin" => "log_origin",
+                    "batch_max_entries" => "log_batch_max_entries",
+                    "batch_max_age_ms" => "log_batch_max_age_ms",
+                    other => other,
+                },
+                reason,
+            });
+        }
         Ok(())
+    }
+
+    /// The transparency log's settings.
+    pub fn log(&self) -> proofmesh_log::LogConfig {
+        proofmesh_log::LogConfig {
+            origin: self.log_origin.clone(),
+            batch_max_entries: self.log_batch_max_entries,
+            batch_max_age_ms: self.log_batch_max_age_ms,
+            ..proofmesh_log::LogConfig::default()
+        }
     }
 }
 

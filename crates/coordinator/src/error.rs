@@ -129,6 +129,33 @@ impl ApiError {
         )
     }
 
+    /// A log read error: requests beyond the published tree are 404
+    /// `log_not_found`; malformed indexes, sizes or tile paths are 400
+    /// `invalid_log_request`; anything else is internal.
+    pub fn log(e: proofmesh_log::LogError) -> Self {
+        use proofmesh_log::LogError as L;
+        use proofmesh_tlog::TlogError as T;
+        match e {
+            L::NotPublished { what, published } => Self::new(
+                StatusCode::NOT_FOUND,
+                "log_not_found",
+                format!("{what} is not in the log (published tree size {published})."),
+            ),
+            L::Tlog(
+                t @ (T::BadTilePath { .. }
+                | T::BadTile { .. }
+                | T::IndexOutOfRange { .. }
+                | T::SizeOutOfRange { .. }
+                | T::SizesOutOfOrder { .. }),
+            ) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_log_request",
+                t.to_string(),
+            ),
+            other => Self::internal("log", other),
+        }
+    }
+
     /// 500: logged, never detailed to the client.
     pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
         tracing::error!(%err, context, "internal error");

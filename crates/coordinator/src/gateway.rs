@@ -153,6 +153,7 @@ fn ext(r: &Receipt) -> ProofmeshExt {
         provider_key: r.body.provider_key.to_string(),
         charged_micros: r.body.price.charged_micros,
         currency: r.body.price.currency.clone(),
+        log_index: r.log.as_ref().map(|l| l.index),
     }
 }
 

@@ -240,9 +240,31 @@ async fn finish(
     // Chosen only now, after the result is committed: the provider cannot
     // know in advance whether this job will be re-executed.
     crate::audit::maybe_audit(app, &receipt, &ctx.verification).await;
+    receipt.log = log_receipt(app, &receipt).await;
     metrics::counter!("proofmesh_tokens_generated_total")
         .increment(u64::from(receipt.body.completion_tokens));
     Attempt::Finished(Box::new(receipt), result.text)
+}
+
+/// Sequences the countersigned receipt into the transparency log and returns
+/// its inclusion record. If the log fails, the receipt is already committed
+/// and the next start's backlog logs it, so the client still gets its answer
+/// (without an inclusion proof) and nothing is lost.
+async fn log_receipt(app: &AppState, receipt: &Receipt) -> Option<proofmesh_receipt::LogInclusion> {
+    let key = proofmesh_store::receipt_log_key(&receipt.body.receipt_id);
+    let entry = proofmesh_tlog::LogEntry::receipt(receipt);
+    let logged = match app.log.append(&entry, Some(key)).await {
+        Ok(s) => app.log.inclusion_for(s.index),
+        Err(e) => Err(e),
+    };
+    match logged {
+        Ok(inc) => Some(inc),
+        Err(e) => {
+            tracing::error!(error = %e, "receipt stored but not logged; it is logged at next start");
+            metrics::counter!("proofmesh_log_receipt_failures_total").increment(1);
+            None
+        }
+    }
 }
 
 /// Every way a provider's result can disagree with the job, as a reason.

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod job;
+pub mod log_routes;
 pub mod metrics_http;
 pub mod provider_ws;
 pub mod registry;

@@ -76,6 +76,12 @@ pub async fn receipt(
         .audit_reports(&id)
         .await
         .map_err(|e| ApiError::internal("audits", e))?;
+    // Its place in the log, proven against the latest checkpoint.
+    let key = proofmesh_store::receipt_log_key(&id);
+    receipt.log = match app.log.index_of(&key).await.map_err(ApiError::log)? {
+        Some(i) => Some(app.log.inclusion_for(i).map_err(ApiError::log)?),
+        None => None,
+    };
     let status = status.unwrap_or_else(|| "none".into());
     Ok(([("x-proofmesh-audit", status)], Json(receipt)).into_response())
 }
@@ -109,13 +115,17 @@ pub async fn evidence(
     .into_response())
 }
 
-/// `GET /v1/coordinator`: the coordinator's public key, for pinning.
+/// `GET /v1/coordinator`: the coordinator's public key and the log's
+/// checkpoint key, for pinning.
 pub async fn coordinator(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "coordinator_key": app.identity.public().as_str(),
         "providers_connected": app.registry.live_count(),
         "verifiers_connected": app.registry.verifier_count(),
         "trusted_verifiers": app.config.trusted_verifiers,
+        "log_origin": app.log.origin(),
+        "log_key": app.log.verifier_key(),
+        "log_size": app.log.checkpoint().size,
         "version": env!("CARGO_PKG_VERSION"),
     }))
 }

@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::CoordinatorConfig;
 use crate::registry::Registry;
 use crate::state::AppState;
-use crate::{gateway, provider_ws, routes};
+use crate::{gateway, log_routes, provider_ws, routes};
 
 /// Why the coordinator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,9 @@ pub enum ServerError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The transparency log could not be opened.
+    #[error("transparency log: {0}")]
+    Log(#[from] proofmesh_log::LogError),
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
@@ -43,6 +46,12 @@ pub enum ServerError {
 /// Path of the coordinator key inside a data directory.
 pub fn key_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("coordinator.key")
+}
+
+/// Path of the transparency log's checkpoint key inside a data directory
+/// (separate from the receipt countersigning key).
+pub fn log_key_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("log.key")
 }
 
 /// Path of the database inside a data directory.
@@ -60,6 +69,11 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/provider/connect", get(provider_ws::connect))
         .route("/v1/verifier/connect", get(provider_ws::connect_verifier))
         .route("/v1/receipts/{id}/evidence", get(routes::evidence))
+        .route("/log/checkpoint", get(log_routes::checkpoint))
+        .route("/log/tile/{*path}", get(log_routes::tile))
+        .route("/log/v1/inclusion", get(log_routes::inclusion))
+        .route("/log/v1/consistency", get(log_routes::consistency))
+        .route("/log/v1/checkpoints", get(log_routes::checkpoints))
         .route("/healthz", get(routes::health))
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
@@ -92,16 +106,24 @@ pub async fn run(
     for key in store.excluded_providers().await? {
         registry.exclude(&key);
     }
+    let log_key = Identity::load_or_create(&log_key_path(dir))?;
+    let signer = proofmesh_tlog::CheckpointSigner::from_seed(&config.log_origin, &log_key.seed())
+        .map_err(proofmesh_log::LogError::from)?;
+    let (log, log_task) =
+        proofmesh_log::Log::open(Arc::new(store.clone()), signer, config.log()).await?;
     let app = AppState {
         config: Arc::new(config),
         store: Arc::new(store.clone()),
         identity: Arc::new(identity),
+        log,
         registry: Arc::new(registry),
         shutdown: stop_rx,
     };
+    log_routes::log_backlog(&app).await?;
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         coordinator_key = %app.identity.public(),
+        log_key = %app.log.verifier_key(),
         "coordinator listening"
     );
     let graceful = async move {
@@ -110,10 +132,14 @@ pub async fn run(
         let _ = stop_tx.send(true);
     };
     let auditor = tokio::spawn(crate::audit::dispatch_loop(app.clone()));
+    let log = app.log.clone();
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(graceful)
         .await;
     let _ = auditor.await;
+    // Everything queued is committed before the store closes.
+    log.close().await;
+    let _ = log_task.await;
     store.close().await;
     result.map_err(ServerError::Serve)
 }

@@ -141,6 +141,10 @@ pub struct ProofmeshExt {
     pub charged_micros: u64,
     /// Currency of the charge.
     pub currency: String,
+    /// Leaf index of the receipt in the transparency log (absent only if
+    /// logging failed; it is then logged at the coordinator's next start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 /// A streaming chunk.

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chat;
 pub mod coordinator;
 pub mod keys;
+pub mod log;
 pub mod provider;
 pub mod receipt;
 pub mod up;

@@ -1,5 +1,6 @@
 //! `proofmesh receipt verify FILE_OR_ID`: offline verification of a receipt's
-//! signatures and arithmetic, saying exactly which check fails.
+//! signatures and arithmetic and its transparency-log inclusion proof,
+//! saying exactly which check fails.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ pub enum Command {
         /// Model file for --reexecute (default: the cached default model).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// The transparency log's checkpoint key, to check the receipt's
+        /// inclusion proof (default: client.json's `log_key`).
+        #[arg(long, env = "PROOFMESH_LOG_KEY")]
+        log_key: Option<String>,
     },
 }
 
@@ -70,6 +75,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         save,
         reexecute,
         model,
+        log_key,
     } = cmd;
     let creds = (base_url, api_key);
     let path = PathBuf::from(&target);
@@ -88,7 +94,8 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Some(k) => Some(PublicKey::parse(&k)?),
             None => None,
         };
-    let code = report(&bytes, pinned.as_ref());
+    let log = crate::cmd::log::resolve_verifier(log_key, &data_dir).transpose()?;
+    let code = report(&bytes, pinned.as_ref(), log.as_ref());
     if !reexecute || code != ExitCode::SUCCESS {
         return Ok(code);
     }
@@ -149,7 +156,11 @@ async fn reexecute_job(
 }
 
 /// Prints every check; returns the exit code.
-pub fn report(bytes: &[u8], pinned: Option<&PublicKey>) -> ExitCode {
+pub fn report(
+    bytes: &[u8],
+    pinned: Option<&PublicKey>,
+    log: Option<&proofmesh_tlog::CheckpointVerifier>,
+) -> ExitCode {
     let receipt = match Receipt::from_json(bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -186,6 +197,22 @@ pub fn report(bytes: &[u8], pinned: Option<&PublicKey>) -> ExitCode {
         }
     } else {
         println!("note no coordinator key pinned: signatures were checked against the keys the receipt names");
+    }
+    match (&receipt.log, log) {
+        (None, _) => println!("note the receipt carries no transparency-log inclusion proof"),
+        (Some(_), None) => {
+            println!("note log inclusion not checked: no log key (pass --log-key)")
+        }
+        (Some(inc), Some(v)) => match proofmesh_tlog::verify_receipt_inclusion(&receipt, v) {
+            Ok(cp) => println!(
+                "ok   log inclusion: entry {} of {} in a checkpoint signed by {}",
+                inc.index, cp.size, cp.origin
+            ),
+            Err(e) => {
+                ok = false;
+                println!("FAIL log inclusion: {e}");
+            }
+        },
     }
     println!("guarantee: {}", receipt.guarantee().as_str());
     println!("{}", if ok { "VERIFIED" } else { "NOT VERIFIED" });

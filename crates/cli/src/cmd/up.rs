@@ -70,7 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let base = format!("http://{addr}");
     let coord_dir = cfg.data_dir.clone();
     // Create (and migrate) the database and keys before the server opens them.
-    let client = ensure_client(&data_dir, &coord_dir, &base).await?;
+    let client = ensure_client(&data_dir, &coord_dir, &base, &cfg.log_origin).await?;
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let mut server = tokio::spawn(proofmesh_coordinator::run(listener, cfg, async {
         let _ = stop_rx.await;
@@ -129,6 +129,7 @@ async fn ensure_client(
     data_dir: &Path,
     coord_dir: &Path,
     base: &str,
+    log_origin: &str,
 ) -> anyhow::Result<ClientConfig> {
     std::fs::create_dir_all(coord_dir)?;
     let store = SqliteStore::open(&proofmesh_coordinator::server::db_path(coord_dir)).await?;
@@ -137,6 +138,13 @@ async fn ensure_client(
     )?
     .public()
     .to_string();
+    let log_seed = proofmesh_receipt::Identity::load_or_create(
+        &proofmesh_coordinator::server::log_key_path(coord_dir),
+    )?
+    .seed();
+    let log_key = proofmesh_tlog::CheckpointSigner::from_seed(log_origin, &log_seed)?
+        .verifier_key()
+        .to_owned();
     let existing = clientcfg::load(data_dir);
     let api_key = match existing {
         Some(c) if store.authenticate(&c.api_key).await?.is_some() => c.api_key,
@@ -152,6 +160,7 @@ async fn ensure_client(
         base_url: format!("{base}/v1"),
         api_key,
         coordinator_key,
+        log_key: Some(log_key),
     };
     clientcfg::save(data_dir, &cfg)?;
     Ok(cfg)
