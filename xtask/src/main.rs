@@ -1,12 +1,15 @@
 //! `cargo xtask`: the project's two commands and their setup steps.
 //!
 //! - `cargo xtask up [ARGS]`   fetch the default model, build release, run `proofmesh up`.
-//! - `cargo xtask test`        fetch the model and the e2e client, then fmt, clippy and
-//!   every test (unit, integration, real-model, and the OpenAI-client end-to-end test).
+//! - `cargo xtask test`        fetch the model and the e2e client, install Go and
+//!   golang.org/x/mod from Debian (the log's independent interop client), then fmt,
+//!   clippy and every test (unit, integration, real-model, the OpenAI-client
+//!   end-to-end test, and the Go tlog interop test).
 //! - `cargo xtask fetch-model` just the model.
 //!
 //! Plain Rust over `std::process::Command`, so it needs nothing installed
-//! beyond the toolchain and python3/pip (for the model wheel and the e2e client).
+//! beyond the toolchain, python3/pip (for the model wheel and the e2e client)
+//! and apt-get (for Go).
 
 mod model;
 
@@ -61,8 +64,46 @@ fn e2e_python() -> anyhow::Result<PathBuf> {
     Ok(py)
 }
 
+/// Debian packages the Go interop test needs: Go and golang.org/x/mod
+/// (sumdb/note, sumdb/tlog), the independent reference client for the log.
+const GO_PACKAGES: [&str; 2] = ["golang-go", "golang-golang-x-mod-dev"];
+
+/// Installs Go and x/mod from Debian when absent (apt-get; sudo if not root).
+fn ensure_go() -> anyhow::Result<()> {
+    let have = Path::new("/usr/bin/go").exists()
+        && Path::new("/usr/share/gocode/src/golang.org/x/mod/sumdb/tlog").exists();
+    if have {
+        return Ok(());
+    }
+    let root_user = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let mut c = if root_user {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut c)
+    };
+    let mut install = vec!["install", "-y", "--no-install-recommends"];
+    install.extend(GO_PACKAGES);
+    if apt(&install).is_err() {
+        apt(&["update"])?;
+        apt(&install)?;
+    }
+    Ok(())
+}
+
 fn test() -> anyhow::Result<()> {
     let model = model::ensure()?;
+    ensure_go()?;
     let py = e2e_python()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
