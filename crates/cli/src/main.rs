@@ -42,6 +42,8 @@ enum Command {
         #[command(subcommand)]
         command: cmd::log::Command,
     },
+    /// Witness the log: check consistency, then cosign its checkpoint.
+    Witness(cmd::witness::Args),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -84,6 +86,7 @@ fn main() -> std::process::ExitCode {
             Command::Receipt { command } => cmd::receipt::run(command).await,
             Command::Bench { command } => cmd::bench::run(command).await,
             Command::Log { command } => cmd::log::run(command).await,
+            Command::Witness(args) => cmd::witness::run(args).await,
         }
     });
     match result {

@@ -260,6 +260,56 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
         out.status.success() && stdout.contains("LOG CONSISTENT"),
         "{stdout}"
     );
+    // A witness cosigns twice (the second round checks consistency with the
+    // first), and a client requires its cosignature on the saved checkpoint.
+    let (wkey, wstate) = (net.dir.path().join("w.key"), net.dir.path().join("w"));
+    let witness = |net: &Network| {
+        net.cli(&[
+            "witness",
+            "--key",
+            wkey.to_str().unwrap(),
+            "--state",
+            wstate.to_str().unwrap(),
+        ])
+    };
+    let out = witness(&net);
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("COSIGNED"),
+        "{stdout}"
+    );
+    let vkey = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("witness key: "))
+        .unwrap()
+        .to_owned();
+    let out = witness(&net);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("is consistent with size"), "{stdout}");
+    let cosigned = wstate.join("cosigned");
+    let out = net.cli(&[
+        "log",
+        "verify",
+        "--from",
+        cosigned.to_str().unwrap(),
+        "--witness",
+        &vkey,
+    ]);
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("cosigned by witness"),
+        "{stdout}"
+    );
+    // Not cosigned by the required witness: refused.
+    let out = net.cli(&[
+        "log",
+        "verify",
+        "--from",
+        cp_file.to_str().unwrap(),
+        "--witness",
+        &vkey,
+    ]);
+    assert!(!out.status.success());
     let out = net.cli(&["log", "monitor", "--from", cp_file.to_str().unwrap()]);
     let (stdout, _) = text(&out);
     assert!(

@@ -14,9 +14,11 @@
 //! - [`paths`]: `tile/<L>/<N>[.p/<W>]`, `tile/entries/<N>[.p/<W>]`.
 //! - [`tree`]: append, roots, inclusion/consistency proofs, tiles.
 //! - [`checkpoint`]: sign and verify checkpoints.
+//! - [`cosignature`]: C2SP tlog-cosignature witness cosignatures.
 //! - [`inclusion`]: check a receipt's attached inclusion proof offline.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod entry;
 pub mod error;
 pub mod inclusion;
@@ -24,6 +26,7 @@ pub mod paths;
 pub mod tree;
 
 pub use checkpoint::{CheckpointSigner, CheckpointVerifier, VerifiedCheckpoint};
+pub use cosignature::{verify_cosigned, Cosigned, WitnessSigner, WitnessVerifier};
 pub use entry::{decode_bundle, encode_bundle, leaf_hash, LogEntry};
 pub use error::TlogError;
 pub use inclusion::{decode_proof, encode_proof, verify_receipt_inclusion};

@@ -47,6 +47,10 @@ pub enum Command {
         /// Write the current (verified) checkpoint here for next time.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// Require the saved checkpoint to carry a cosignature by this
+        /// witness (C2SP tlog-cosignature verifier key); repeatable.
+        #[arg(long)]
+        witness: Vec<String>,
         #[command(flatten)]
         log: LogArgs,
     },
@@ -78,14 +82,14 @@ pub fn resolve_verifier(
     Some(verifier_from_key(&key))
 }
 
-struct Remote {
+pub(crate) struct Remote {
     url: String,
     http: reqwest::Client,
-    verifier: CheckpointVerifier,
+    pub(crate) verifier: CheckpointVerifier,
 }
 
 impl Remote {
-    fn new(a: LogArgs) -> anyhow::Result<Remote> {
+    pub(crate) fn new(a: LogArgs) -> anyhow::Result<Remote> {
         let url = match a.log_url {
             Some(u) => u,
             None => {
@@ -124,11 +128,11 @@ impl Remote {
         Ok(body)
     }
 
-    async fn json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+    pub(crate) async fn json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::from_slice(&self.get(path).await?)?)
     }
 
-    async fn checkpoint(&self) -> anyhow::Result<(VerifiedCheckpoint, Vec<u8>)> {
+    pub(crate) async fn checkpoint(&self) -> anyhow::Result<(VerifiedCheckpoint, Vec<u8>)> {
         let note = self.get("checkpoint").await?;
         let cp = self
             .verifier
@@ -147,7 +151,12 @@ fn load_saved(v: &CheckpointVerifier, path: &PathBuf) -> anyhow::Result<Verified
 /// Runs the subcommand; exit status 1 when a check fails.
 pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let result = match cmd {
-        Command::Verify { from, save, log } => verify(from, save, log).await,
+        Command::Verify {
+            from,
+            save,
+            witness,
+            log,
+        } => verify(from, save, witness, log).await,
         Command::Monitor { from, save, log } => monitor(from, save, log).await,
     };
     match result {
@@ -159,13 +168,30 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn verify(from: PathBuf, save: Option<PathBuf>, log: LogArgs) -> anyhow::Result<()> {
+async fn verify(
+    from: PathBuf,
+    save: Option<PathBuf>,
+    witnesses: Vec<String>,
+    log: LogArgs,
+) -> anyhow::Result<()> {
     let remote = Remote::new(log)?;
     let old = load_saved(&remote.verifier, &from)?;
     println!(
         "ok   saved checkpoint: size {} signed by {}",
         old.size, old.origin
     );
+    if !witnesses.is_empty() {
+        let ws = witnesses
+            .iter()
+            .map(|w| proofmesh_tlog::WitnessVerifier::new(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        let note = std::fs::read(&from)?;
+        let (_, who) = proofmesh_tlog::verify_cosigned(&note, &remote.verifier, &ws, ws.len())
+            .context("witness cosignatures on the saved checkpoint")?;
+        for c in who {
+            println!("ok   cosigned by witness {} at {}", c.witness, c.timestamp);
+        }
+    }
     let (new, note) = remote.checkpoint().await?;
     println!(
         "ok   current checkpoint: size {} signed by {}",

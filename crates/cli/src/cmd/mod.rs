@@ -8,3 +8,4 @@ pub mod log;
 pub mod provider;
 pub mod receipt;
 pub mod up;
+pub mod witness;
