@@ -41,7 +41,7 @@ fn cosignature_verifies_and_signs_the_v1_message() {
 
     // The log's own signature still verifies on the cosigned note.
     assert_eq!(logv.verify(&cosigned).unwrap().size, 12);
-    let (cp, who) = verify_cosigned(&cosigned, &logv, &[wv.clone()], 1).unwrap();
+    let (cp, who) = verify_cosigned(&cosigned, &logv, std::slice::from_ref(&wv), 1).unwrap();
     assert_eq!(cp.size, 12);
     assert_eq!(who.len(), 1);
     assert_eq!(who[0].timestamp, 1_700_000_000);
@@ -72,7 +72,7 @@ fn forged_or_missing_cosignatures_are_refused() {
     let cosigned = w.cosign(&note, 100).unwrap();
 
     // A quorum of 1 on an uncosigned note fails, naming the shortfall.
-    let e = verify_cosigned(&note, &logv, &[wv.clone()], 1).unwrap_err();
+    let e = verify_cosigned(&note, &logv, std::slice::from_ref(&wv), 1).unwrap_err();
     assert!(matches!(e, TlogError::BadSignature { .. }), "{e}");
 
     // Another witness's key does not count.
@@ -91,7 +91,7 @@ fn forged_or_missing_cosignatures_are_refused() {
         line.rsplit(' ').next().unwrap(),
         &BASE64_STANDARD.encode(&raw),
     );
-    assert!(verify_cosigned(forged.as_bytes(), &logv, &[wv.clone()], 1).is_err());
+    assert!(verify_cosigned(forged.as_bytes(), &logv, std::slice::from_ref(&wv), 1).is_err());
 
     // Malformed witness keys are named errors.
     for bad in [
