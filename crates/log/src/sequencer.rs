@@ -14,13 +14,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proofmesh_store::{LogRow, StoredCheckpoint};
+use proofmesh_store::{LogRow, StoreError, StoredCheckpoint};
 use proofmesh_tlog::Hash;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::service::{now_ms, Sequenced, Shared, SignedCheckpoint};
+
+/// How often one batch may reload a store that another writer advanced.
+const MAX_RESYNCS: u32 = 32;
 
 /// One append waiting to be sequenced.
 pub(crate) struct Pending {
@@ -83,10 +86,56 @@ enum Slot {
 }
 
 async fn commit(shared: &Shared, batch: Vec<Pending>) {
-    let slots = match assign_slots(shared, &batch).await {
-        Ok(s) => s,
-        Err(e) => return fail_all(batch, &e.to_string()),
+    let mut outcome = try_commit(shared, &batch).await;
+    let mut resyncs = 0;
+    while let Err(LogError::Store(StoreError::LogFork { .. })) = &outcome {
+        // The store moved past us (another writer on the same database): it
+        // is the authority, so reload from it, re-check, and try again. The
+        // store's size check inside its write lock keeps history linear.
+        resyncs += 1;
+        if resyncs > MAX_RESYNCS {
+            break;
+        }
+        tracing::warn!("log store is ahead of the sequencer; resynchronizing");
+        metrics::counter!("proofmesh_log_resyncs_total").increment(1);
+        outcome = match crate::service::resync(shared).await {
+            Ok(()) => try_commit(shared, &batch).await,
+            Err(e) => Err(e),
+        };
+    }
+    let (slots, base, new_rows, checkpoint) = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "log batch not committed");
+            metrics::counter!("proofmesh_log_commit_failures_total").increment(1);
+            return fail_all(batch, &e.to_string());
+        }
     };
+    let published_size = base;
+    metrics::counter!("proofmesh_log_entries_total").increment(new_rows as u64);
+    metrics::gauge!("proofmesh_log_tree_size").set(checkpoint.size as f64);
+    for (p, slot) in batch.into_iter().zip(slots) {
+        metrics::histogram!("proofmesh_log_append_seconds")
+            .record(p.enqueued.elapsed().as_secs_f64());
+        let (index, duplicate) = match slot {
+            Slot::New(i) => (published_size + i as u64, false),
+            Slot::SameAs(i) => (published_size + i as u64, true),
+            Slot::Existing(i) => (i, true),
+        };
+        let _ = p.reply.send(Ok(Sequenced {
+            index,
+            checkpoint: checkpoint.clone(),
+            duplicate,
+        }));
+    }
+}
+
+/// What a committed batch gives: each append's slot, the tree size before
+/// the batch, the number of new rows, and the covering checkpoint.
+type Committed = (Vec<Slot>, u64, usize, Arc<SignedCheckpoint>);
+
+async fn try_commit(shared: &Shared, batch: &[Pending]) -> Result<Committed, LogError> {
+    let slots = assign_slots(shared, batch).await?;
     let rows: Vec<&Pending> = batch
         .iter()
         .zip(&slots)
@@ -96,31 +145,9 @@ async fn commit(shared: &Shared, batch: Vec<Pending>) {
     let checkpoint = if rows.is_empty() {
         published.clone()
     } else {
-        match write_rows(shared, published.size, &rows).await {
-            Ok(cp) => cp,
-            Err(e) => {
-                tracing::error!(error = %e, "log batch not committed");
-                metrics::counter!("proofmesh_log_commit_failures_total").increment(1);
-                return fail_all(batch, &e.to_string());
-            }
-        }
+        write_rows(shared, published.size, &rows).await?
     };
-    metrics::counter!("proofmesh_log_entries_total").increment(rows.len() as u64);
-    metrics::gauge!("proofmesh_log_tree_size").set(checkpoint.size as f64);
-    for (p, slot) in batch.into_iter().zip(slots) {
-        metrics::histogram!("proofmesh_log_append_seconds")
-            .record(p.enqueued.elapsed().as_secs_f64());
-        let (index, duplicate) = match slot {
-            Slot::New(i) => (published.size + i as u64, false),
-            Slot::SameAs(i) => (published.size + i as u64, true),
-            Slot::Existing(i) => (i, true),
-        };
-        let _ = p.reply.send(Ok(Sequenced {
-            index,
-            checkpoint: checkpoint.clone(),
-            duplicate,
-        }));
-    }
+    Ok((slots, published.size, rows.len(), checkpoint))
 }
 
 /// Dedups keyed entries against the store and within the batch.
@@ -195,8 +222,11 @@ async fn write_rows(
             .store
             .log_append(old_size, &rows, &stored)
             .await
-            .map_err(|e| LogError::CommitFailed {
-                reason: e.to_string(),
+            .map_err(|e| match e {
+                fork @ StoreError::LogFork { .. } => LogError::Store(fork),
+                other => LogError::CommitFailed {
+                    reason: other.to_string(),
+                },
             })?;
         let note = String::from_utf8(note).map_err(|_| LogError::CommitFailed {
             reason: "checkpoint note is not UTF-8".into(),

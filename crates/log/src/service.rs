@@ -109,11 +109,12 @@ impl Log {
                 reason: format!("the signer is for {:?}", signer.origin()),
             });
         }
+        let (leaves, latest) = store.log_snapshot().await?;
         let mut tree = Tree::new();
-        for h in store.log_leaf_hashes().await? {
+        for h in leaves {
             tree.append(to_hash(h))?;
         }
-        let published = match store.log_latest_checkpoint().await? {
+        let published = match latest {
             Some(cp) => check_stored(&tree, &signer, cp)?,
             None if tree.size() == 0 => {
                 let root = tree.root();
@@ -283,6 +284,25 @@ impl Log {
     ) -> Result<Vec<StoredCheckpoint>, LogError> {
         Ok(self.shared.store.log_checkpoints(from, limit).await?)
     }
+}
+
+/// Reloads the tree and the published checkpoint from the store (which must
+/// pass the same checks as at open). For a sequencer whose store was
+/// advanced by another writer: history stays linear because the store
+/// accepts a batch only at its current size.
+pub(crate) async fn resync(shared: &Shared) -> Result<(), LogError> {
+    let (leaves, latest) = shared.store.log_snapshot().await?;
+    let mut tree = Tree::new();
+    for h in leaves {
+        tree.append(to_hash(h))?;
+    }
+    let cp = latest.ok_or_else(|| LogError::Inconsistent {
+        reason: "no checkpoint stored".into(),
+    })?;
+    let published = check_stored(&tree, &shared.signer, cp)?;
+    *shared.tree_mut() = tree;
+    *shared.published.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(published);
+    Ok(())
 }
 
 fn signed(size: u64, root: Hash, note: Vec<u8>) -> Result<SignedCheckpoint, LogError> {

@@ -187,3 +187,36 @@ fn tamper(db: &std::path::Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_store_keep_one_linear_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, ta, sa) = open(dir.path(), config(8, 2)).await;
+    let (b, tb, sb) = open(dir.path(), config(8, 2)).await;
+    let mut joins = Vec::new();
+    for i in 0..80u64 {
+        let log = if i % 2 == 0 { a.clone() } else { b.clone() };
+        joins.push(tokio::spawn(async move {
+            let (e, k) = receipt_entry(i);
+            let s = log.append(&e, Some(k)).await.unwrap();
+            (s.index, e.leaf_hash().unwrap())
+        }));
+    }
+    let mut acked = Vec::new();
+    for j in joins {
+        acked.push(j.await.unwrap());
+    }
+    let mut idx: Vec<u64> = acked.iter().map(|(i, _)| *i).collect();
+    idx.sort_unstable();
+    assert_eq!(idx, (0..80).collect::<Vec<_>>(), "indexes are not one sequence");
+    shut(a, ta, sa).await;
+    shut(b, tb, sb).await;
+    let (log, task, store) = open(dir.path(), config(8, 2)).await;
+    let now = log.checkpoint();
+    assert_eq!(now.size, 80);
+    for (i, leaf) in acked {
+        let proof = log.inclusion_proof(i, now.size).unwrap();
+        verify_inclusion(i, now.size, &leaf, &proof, &now.root).unwrap();
+    }
+    shut(log, task, store).await;
+}

@@ -39,8 +39,10 @@ pub struct StoredCheckpoint {
 /// Durable log state.
 #[async_trait]
 pub trait LogStore: Send + Sync + 'static {
-    /// Every leaf hash in index order (to rebuild the tree at startup).
-    async fn log_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError>;
+    /// Every leaf hash in index order and the latest checkpoint, read in
+    /// ONE transaction so both describe the same state (to rebuild the tree
+    /// at startup).
+    async fn log_snapshot(&self) -> Result<(Vec<[u8; 32]>, Option<StoredCheckpoint>), StoreError>;
     /// The checkpoint with the largest tree size, if any.
     async fn log_latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Up to `limit` checkpoints with tree size >= `from_size`, ascending.

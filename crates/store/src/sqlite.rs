@@ -49,6 +49,19 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// Starts a write transaction with `BEGIN IMMEDIATE`: it takes SQLite's
+    /// write lock up front (waiting up to the busy timeout), instead of
+    /// reading first and failing with SQLITE_BUSY when a concurrent writer
+    /// committed in between, which a deferred `BEGIN` does without retrying.
+    pub(crate) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin write transaction"))
+    }
+
     /// Closes the pool, flushing WAL.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -96,7 +109,7 @@ impl Store for SqliteStore {
             Some(c) => c.to_string(),
             None => format!("client_{}", &key_id),
         };
-        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT OR IGNORE INTO clients (client_id, created_at_ms) VALUES (?, ?)")
             .bind(&client_id)
             .bind(ms(now_ms))
@@ -247,7 +260,7 @@ impl Store for SqliteStore {
             what: "evidence",
             reason: e.to_string(),
         })?;
-        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        let mut tx = self.write_tx().await?;
         let n = sqlx::query(
             "UPDATE jobs SET status = 'completed', provider_key = ?, finished_at_ms = ? \
              WHERE job_id = ? AND status = 'dispatched' AND receipt_id = ?",

@@ -128,7 +128,7 @@ impl AuditStore for SqliteStore {
         } else {
             (0, 0)
         };
-        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "UPDATE audits SET status = ?, verifier_key = ?, report_json = ?, slash_micros = ?, \
              refund_micros = ?, finished_at_ms = ? \

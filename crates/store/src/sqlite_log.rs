@@ -37,12 +37,22 @@ fn checkpoint_from(r: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, Stor
 
 #[async_trait]
 impl LogStore for SqliteStore {
-    async fn log_leaf_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
+    async fn log_snapshot(&self) -> Result<(Vec<[u8; 32]>, Option<StoredCheckpoint>), StoreError> {
+        // A read transaction: one WAL snapshot for both queries.
+        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
         let rows = sqlx::query("SELECT idx, leaf_hash FROM log_entries ORDER BY idx")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db("read log leaves"))?;
-        let mut out = Vec::with_capacity(rows.len());
+        let latest = sqlx::query(
+            "SELECT tree_size, root, note, created_at_ms FROM log_checkpoints \
+             ORDER BY tree_size DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("read latest checkpoint"))?;
+        tx.commit().await.map_err(db("end read"))?;
+        let mut leaves = Vec::with_capacity(rows.len());
         for (want, r) in rows.iter().enumerate() {
             let idx: i64 = r.get(0);
             if index(idx) != want as u64 {
@@ -51,9 +61,9 @@ impl LogStore for SqliteStore {
                     reason: format!("entry {want} is missing (next stored index is {idx})"),
                 });
             }
-            out.push(hash32("log leaf hash", r.get(1))?);
+            leaves.push(hash32("log leaf hash", r.get(1))?);
         }
-        Ok(out)
+        Ok((leaves, latest.as_ref().map(checkpoint_from).transpose()?))
     }
 
     async fn log_latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
@@ -90,7 +100,7 @@ impl LogStore for SqliteStore {
         rows: &[LogRow],
         checkpoint: &StoredCheckpoint,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db("begin"))?;
+        let mut tx = self.write_tx().await?;
         let stored: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
             .fetch_one(&mut *tx)
             .await
