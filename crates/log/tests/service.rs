@@ -208,7 +208,11 @@ async fn two_writers_on_one_store_keep_one_linear_history() {
     }
     let mut idx: Vec<u64> = acked.iter().map(|(i, _)| *i).collect();
     idx.sort_unstable();
-    assert_eq!(idx, (0..80).collect::<Vec<_>>(), "indexes are not one sequence");
+    assert_eq!(
+        idx,
+        (0..80).collect::<Vec<_>>(),
+        "indexes are not one sequence"
+    );
     shut(a, ta, sa).await;
     shut(b, tb, sb).await;
     let (log, task, store) = open(dir.path(), config(8, 2)).await;
