@@ -7,13 +7,16 @@
 
 mod audit;
 mod keys;
+mod ledger;
 mod log;
 mod sqlite;
 mod sqlite_audit;
+mod sqlite_ledger;
 mod sqlite_log;
 
 pub use audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProviderStats};
 pub use keys::{parse_api_key, ApiKeyParts};
+pub use ledger::{AccountActivity, BalanceRow, JournalRow, LedgerSnapshot, LedgerStore};
 pub use log::{audit_log_key, receipt_log_key, LogRow, LogStore, StoredCheckpoint};
 pub use sqlite::SqliteStore;
 
@@ -58,6 +61,17 @@ pub enum StoreError {
         first_index: u64,
         /// Entries actually stored.
         stored_size: u64,
+    },
+    /// A ledger write saw a different state than its writer expected (a
+    /// balance or the journal moved); nothing was written.
+    #[error("ledger write refused: {account} is {found}, the writer expected {expected}")]
+    LedgerStale {
+        /// Account (or `journal`).
+        account: String,
+        /// What the writer saw.
+        expected: i64,
+        /// What is stored.
+        found: i64,
     },
     /// A state transition that is not allowed (e.g. completing a failed job).
     #[error("job {job_id} is {status}, cannot {action}")]
@@ -151,7 +165,7 @@ pub struct StoredReceipt {
 
 /// Everything the coordinator persists.
 #[async_trait]
-pub trait Store: AuditStore + LogStore + Send + Sync + 'static {
+pub trait Store: AuditStore + LogStore + LedgerStore + Send + Sync + 'static {
     /// Creates an API key, and a new client unless `client_id` names one.
     async fn create_api_key(
         &self,
