@@ -19,11 +19,14 @@ fn u(v: i64) -> u64 {
 /// SQLite's 32,766-variable limit).
 const CHUNK: usize = 1024;
 
+/// (account, currency) -> (balance expected before the batch, balance after).
+type Net<'a> = BTreeMap<(&'a str, &'a str), (i64, i64)>;
+
 /// Per (account, currency): the balance the batch expects to find and the
 /// one it leaves, checking the batch's own changes chain (each change starts
 /// where the previous one on that account ended).
-fn net_changes(rows: &[JournalRow]) -> Result<BTreeMap<(&str, &str), (i64, i64)>, StoreError> {
-    let mut net: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+fn net_changes(rows: &[JournalRow]) -> Result<Net<'_>, StoreError> {
+    let mut net: Net<'_> = BTreeMap::new();
     for c in rows.iter().flat_map(|r| &r.changes) {
         let k = (c.account.as_str(), c.currency.as_str());
         match net.get_mut(&k) {
@@ -47,7 +50,7 @@ fn net_changes(rows: &[JournalRow]) -> Result<BTreeMap<(&str, &str), (i64, i64)>
 /// (a missing row counts as 0).
 async fn check_befores(
     tx: &mut Transaction<'static, Sqlite>,
-    net: &BTreeMap<(&str, &str), (i64, i64)>,
+    net: &Net<'_>,
 ) -> Result<(), StoreError> {
     let keys: Vec<_> = net.iter().collect();
     for chunk in keys.chunks(CHUNK) {
@@ -90,7 +93,7 @@ async fn check_befores(
 async fn insert_rows(
     tx: &mut Transaction<'static, Sqlite>,
     rows: &[JournalRow],
-    net: &BTreeMap<(&str, &str), (i64, i64)>,
+    net: &Net<'_>,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(CHUNK) {
         let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
