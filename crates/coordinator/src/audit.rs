@@ -52,16 +52,20 @@ pub fn audit_rate(
 }
 
 /// Decides, after commit, whether to audit this job, and records it.
-pub async fn maybe_audit(app: &AppState, receipt: &Receipt, verification: &str) {
+/// Returns whether an audit was scheduled (its charge is then held).
+pub async fn maybe_audit(app: &AppState, receipt: &Receipt, verification: &str) -> bool {
     let provider = receipt.body.provider_key.as_str();
     let stats = match app.store.provider_stats(provider).await {
         Ok(s) => s,
-        Err(e) => return tracing::error!(%e, "read provider stats"),
+        Err(e) => {
+            tracing::error!(%e, "read provider stats");
+            return false;
+        }
     };
     let (rate, why) = audit_rate(&app.config, stats.as_ref(), verification);
     let draw: u32 = rand::rngs::OsRng.gen_range(0..1000);
     if draw >= rate {
-        return;
+        return false;
     }
     let fee = if verification == "always" {
         let c = u128::from(receipt.body.price.charged_micros)
@@ -82,8 +86,12 @@ pub async fn maybe_audit(app: &AppState, receipt: &Receipt, verification: &str) 
         Ok(()) => {
             metrics::counter!("proofmesh_audits_scheduled_total").increment(1);
             app.registry.audit_wakeup.notify_one();
+            true
         }
-        Err(e) => tracing::error!(%e, "create audit"),
+        Err(e) => {
+            tracing::error!(%e, "create audit");
+            false
+        }
     }
 }
 
@@ -159,9 +167,8 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
         .get_receipt(&b.receipt_id)
         .await
         .map_err(|e| e.to_string())?;
-    let receipt = stored
-        .ok_or_else(|| format!("unknown receipt {}", b.receipt_id))?
-        .receipt;
+    let stored = stored.ok_or_else(|| format!("unknown receipt {}", b.receipt_id))?;
+    let (client_id, receipt) = (stored.client_id, stored.receipt);
     report
         .verify_for(&receipt.body)
         .map_err(|e| e.to_string())?;
@@ -176,6 +183,7 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
         .await
         .map_err(|e| e.to_string())?;
     app.registry.release_audit(&b.audit_id);
+    crate::billing::settle_audit(app, &client_id, &receipt, report).await;
     let entry = proofmesh_tlog::LogEntry::AuditReport(report.clone());
     let key = proofmesh_store::audit_log_key(&b.audit_id);
     if let Err(e) = app.log.append(&entry, Some(key)).await {

@@ -70,6 +70,8 @@ pub struct CoordinatorConfig {
     pub max_failed_audits: u32,
     /// Verifier keys (`ed25519:…`) whose audit reports this coordinator accepts.
     pub trusted_verifiers: Vec<String>,
+    /// Protocol fee on each released charge, basis points (default 500 = 5%).
+    pub protocol_fee_bps: u32,
     /// Transparency log origin (checkpoint first line and note key name).
     pub log_origin: String,
     /// Log batch bound: entries (Tessera: 256).
@@ -101,6 +103,7 @@ impl Default for CoordinatorConfig {
             slash_micros: 1_000_000,
             max_failed_audits: 3,
             trusted_verifiers: Vec::new(),
+            protocol_fee_bps: proofmesh_ledger::SettlementConfig::default().protocol_fee_bps,
             log_origin: proofmesh_log::LogConfig::default().origin,
             log_batch_max_entries: proofmesh_log::LogConfig::default().batch_max_entries,
             log_batch_max_age_ms: proofmesh_log::LogConfig::default().batch_max_age_ms,
@@ -143,6 +146,7 @@ impl CoordinatorConfig {
             "slash_micros",
             "max_failed_audits",
             "trusted_verifiers",
+            "protocol_fee_bps",
             "log_origin",
             "log_batch_max_entries",
             "log_batch_max_age_ms",
@@ -213,6 +217,9 @@ impl CoordinatorConfig {
         if self.request_timeout_s == 0 {
             return bad("request_timeout_s", "must be positive");
         }
+        if self.protocol_fee_bps > 10_000 {
+            return bad("protocol_fee_bps", "must be at most 10000 (basis points)");
+        }
         if let Err(proofmesh_log::LogError::Config { field, reason }) = self.log().validate() {
             return Err(ConfigError::Invalid {
                 field: match field {
@@ -225,6 +232,17 @@ impl CoordinatorConfig {
             });
         }
         Ok(())
+    }
+
+    /// Settlement rules: the protocol fee, and the slash on a failed audit
+    /// (`slash_micros`, capped by the stake).
+    pub fn settlement(&self) -> proofmesh_ledger::SettlementConfig {
+        proofmesh_ledger::SettlementConfig {
+            protocol_fee_bps: self.protocol_fee_bps,
+            slash: proofmesh_ledger::SlashRule::Fixed {
+                micros: u64::try_from(self.slash_micros).unwrap_or(0),
+            },
+        }
     }
 
     /// The transparency log's settings.

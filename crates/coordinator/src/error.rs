@@ -102,6 +102,17 @@ impl ApiError {
         )
     }
 
+    /// 402: the client's prepaid balance cannot cover the job's escrow.
+    pub fn insufficient_balance(needed: u64, balance: i64, currency: &str) -> Self {
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_balance",
+            format!(
+                "This request needs {needed} micro-{currency} held in escrow; the balance is {balance}. Add credit or lower max_tokens."
+            ),
+        )
+    }
+
     /// 503: no provider can take the job.
     pub fn no_provider(model: &str) -> Self {
         Self::new(
@@ -173,6 +184,7 @@ impl ApiError {
             404 if self.code == "model_not_found" => "invalid_request_error",
             404 => "not_found_error",
             400 | 413 => "invalid_request_error",
+            402 => "insufficient_quota",
             502..=504 => "service_unavailable_error",
             _ => "server_error",
         }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use proofmesh_ledger::Amount;
 use proofmesh_receipt::digest::fingerprint_format;
 use proofmesh_receipt::{response_digest, Digest, Receipt};
 use proofmesh_store::{Evidence, JobRecord};
@@ -39,7 +40,8 @@ pub struct JobCtx {
 }
 
 enum Attempt {
-    Finished(Box<Receipt>, String),
+    /// The receipt, the text, and whether an audit was scheduled.
+    Finished(Box<Receipt>, String, bool),
     Retry(String),
     Fatal(ApiError),
 }
@@ -55,17 +57,18 @@ pub async fn start(app: AppState, ctx: JobCtx) -> Result<mpsc::Receiver<GatewayE
         request_json: serde_json::to_string(&ctx.spec.messages).unwrap_or_else(|_| "[]".into()),
         verification: ctx.verification.clone(),
     };
-    app.store
-        .insert_job(&rec)
-        .await
-        .map_err(|e| ApiError::internal("insert job", e))?;
+    let held = crate::billing::escrow(&app, &ctx.spec, &ctx.client_id).await?;
+    if let Err(e) = app.store.insert_job(&rec).await {
+        crate::billing::refund_failed_job(&app, &ctx.spec.job_id, &ctx.client_id, held).await;
+        return Err(ApiError::internal("insert job", e));
+    }
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(drive(app, ctx, tx));
+    tokio::spawn(drive(app, ctx, held, tx));
     Ok(rx)
 }
 
 #[tracing::instrument(skip_all, fields(job_id = %ctx.spec.job_id))]
-async fn drive(app: AppState, ctx: JobCtx, out: mpsc::Sender<GatewayEvent>) {
+async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<GatewayEvent>) {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(app.config.request_timeout_s);
     let mut tried: Vec<String> = Vec::new();
@@ -89,7 +92,7 @@ async fn drive(app: AppState, ctx: JobCtx, out: mpsc::Sender<GatewayEvent>) {
         let attempt = run_attempt(&app, &ctx, &p, &out, deadline, &mut streamed).await;
         app.registry.unroute(&ctx.spec.job_id, &p);
         match attempt {
-            Attempt::Finished(r, text) => break Ok((r, text)),
+            Attempt::Finished(r, text, audited) => break Ok((r, text, audited)),
             Attempt::Fatal(e) => break Err(e),
             Attempt::Retry(why) if streamed => {
                 tracing::warn!(provider = %p.key, %why, "provider failed after streaming began");
@@ -105,13 +108,15 @@ async fn drive(app: AppState, ctx: JobCtx, out: mpsc::Sender<GatewayEvent>) {
     };
     let now = crate::now_ms();
     match outcome {
-        Ok((receipt, text)) => {
+        Ok((receipt, text, audited)) => {
+            crate::billing::settle_completed(&app, &ctx.client_id, &receipt, held, audited).await;
             metrics::counter!("proofmesh_jobs_completed_total").increment(1);
             metrics::histogram!("proofmesh_job_seconds").record(started.elapsed().as_secs_f64());
             let _ = out.send(GatewayEvent::Finished(receipt, text)).await;
         }
         Err(err) => {
             metrics::counter!("proofmesh_jobs_failed_total", "code" => err.code).increment(1);
+            crate::billing::refund_failed_job(&app, &ctx.spec.job_id, &ctx.client_id, held).await;
             if let Err(e) = app
                 .store
                 .fail_job(&ctx.spec.job_id, &last_failure, now)
@@ -239,11 +244,11 @@ async fn finish(
     }
     // Chosen only now, after the result is committed: the provider cannot
     // know in advance whether this job will be re-executed.
-    crate::audit::maybe_audit(app, &receipt, &ctx.verification).await;
+    let audited = crate::audit::maybe_audit(app, &receipt, &ctx.verification).await;
     receipt.log = log_receipt(app, &receipt).await;
     metrics::counter!("proofmesh_tokens_generated_total")
         .increment(u64::from(receipt.body.completion_tokens));
-    Attempt::Finished(Box::new(receipt), result.text)
+    Attempt::Finished(Box::new(receipt), result.text, audited)
 }
 
 /// Sequences the countersigned receipt into the transparency log and returns

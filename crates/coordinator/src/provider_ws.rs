@@ -163,7 +163,9 @@ async fn register_provider(
     app.store
         .ensure_provider_stats(provider_key.as_str(), app.config.initial_stake_micros)
         .await
-        .map_err(internal)
+        .map_err(internal)?;
+    crate::billing::ensure_stake(app, provider_key.as_str()).await;
+    Ok(())
 }
 
 #[tracing::instrument(skip_all)]

@@ -16,7 +16,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::CoordinatorConfig;
 use crate::registry::Registry;
 use crate::state::AppState;
-use crate::{gateway, log_routes, provider_ws, routes};
+use crate::{billing, gateway, log_routes, provider_ws, routes};
 
 /// Why the coordinator could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,9 @@ pub enum ServerError {
     /// The transparency log could not be opened.
     #[error("transparency log: {0}")]
     Log(#[from] proofmesh_log::LogError),
+    /// The ledger could not be opened.
+    #[error("ledger: {0}")]
+    Bank(#[from] proofmesh_settlement::BankError),
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
@@ -74,6 +77,9 @@ pub fn router(app: AppState) -> Router {
         .route("/log/v1/inclusion", get(log_routes::inclusion))
         .route("/log/v1/consistency", get(log_routes::consistency))
         .route("/log/v1/checkpoints", get(log_routes::checkpoints))
+        .route("/v1/balance", get(billing::balance))
+        .route("/v1/usage", get(billing::usage))
+        .route("/v1/providers/{key}/earnings", get(billing::earnings))
         .route("/healthz", get(routes::health))
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
@@ -111,10 +117,16 @@ pub async fn run(
         .map_err(proofmesh_log::LogError::from)?;
     let (log, log_task) =
         proofmesh_log::Log::open(Arc::new(store.clone()), signer, config.log()).await?;
+    let (bank, bank_task) = proofmesh_settlement::Bank::open(
+        Arc::new(store.clone()),
+        proofmesh_settlement::BankConfig::default(),
+    )
+    .await?;
     let app = AppState {
         config: Arc::new(config),
         store: Arc::new(store.clone()),
         identity: Arc::new(identity),
+        bank,
         log,
         registry: Arc::new(registry),
         shutdown: stop_rx,
@@ -133,6 +145,7 @@ pub async fn run(
     };
     let auditor = tokio::spawn(crate::audit::dispatch_loop(app.clone()));
     let log = app.log.clone();
+    let bank = app.bank.clone();
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(graceful)
         .await;
@@ -140,6 +153,8 @@ pub async fn run(
     // Everything queued is committed before the store closes.
     log.close().await;
     let _ = log_task.await;
+    bank.close().await;
+    let _ = bank_task.await;
     store.close().await;
     result.map_err(ServerError::Serve)
 }

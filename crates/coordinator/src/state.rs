@@ -18,6 +18,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The coordinator's signing key.
     pub identity: Arc<Identity>,
+    /// The durable ledger (escrow, settlement, stake).
+    pub bank: proofmesh_settlement::Bank,
     /// The transparency log every receipt and audit report goes into.
     pub log: proofmesh_log::Log,
     /// Live providers and job routes.

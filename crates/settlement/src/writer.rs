@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use proofmesh_ledger::{Applied, Checked, Ledger, Transaction};
+use proofmesh_ledger::{Applied, Checked, Ledger, LedgerError, Transaction};
 use proofmesh_store::{BalanceRow, JournalRow, LedgerStore, StoreError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,6 +70,15 @@ enum Outcome {
     Done(Applied),
 }
 
+impl Outcome {
+    fn is_insufficient(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Refused(BankError::Refused(LedgerError::InsufficientFunds { .. }))
+        )
+    }
+}
+
 async fn commit_batch(
     store: &dyn LedgerStore,
     mut ledger: Ledger,
@@ -77,7 +86,27 @@ async fn commit_batch(
 ) -> Ledger {
     let mut reloads = 0;
     loop {
+        let durable_len = ledger.len();
         let (outcomes, rows) = stage(&mut ledger, &batch);
+        // A refusal for lack of funds may come from a stale mirror (credit
+        // written by another process): if the store's journal moved, reload
+        // and re-run the batch before refusing anyone.
+        if reloads < MAX_RELOADS && outcomes.iter().any(Outcome::is_insufficient) {
+            if let Ok(n) = store.ledger_next_seq().await {
+                if n != durable_len {
+                    if let Ok(fresh) = store
+                        .ledger_snapshot()
+                        .await
+                        .map_err(BankError::from)
+                        .and_then(mirror)
+                    {
+                        ledger = fresh;
+                        reloads += 1;
+                        continue;
+                    }
+                }
+            }
+        }
         match store.ledger_write(&rows).await {
             Ok(()) => {
                 metrics::counter!("proofmesh_ledger_transactions_total")

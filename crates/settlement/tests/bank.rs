@@ -120,12 +120,22 @@ async fn a_write_behind_the_writers_back_is_picked_up() {
     other.close().await;
     other_task.await.unwrap();
     other_store.close().await;
-    // The first writer's mirror is stale; its next write reloads and lands.
+    // The first writer's mirror says 5,000: an escrow needing more than
+    // that still succeeds, because the refusal triggers a reload first.
+    let parties = JobParties {
+        job_id: "big".into(),
+        client: "alice".into(),
+        provider: "p1".into(),
+    };
+    let big = settle::escrow_at_dispatch(&parties, &price(), 0, 8_000, None).unwrap();
+    bank.apply(big.settlement.tx, 3).await.unwrap();
+    // And a stale mirror's write is refused by the store's guard, reloaded,
+    // and lands.
     bank.apply(settle::deposit("alice", a, "p3").unwrap(), 3)
         .await
         .unwrap();
     let alice = AccountId::Client("alice".into());
-    assert_eq!(bank.balance(&alice, usd()).await.unwrap(), 15_000);
+    assert_eq!(bank.balance(&alice, usd()).await.unwrap(), 7_000);
     // A conflicting reuse of a key is refused, and changes nothing.
     let other_amount = Amount::from_micros(usd(), 1).unwrap();
     let e = bank
@@ -136,7 +146,7 @@ async fn a_write_behind_the_writers_back_is_picked_up() {
         matches!(e, BankError::Refused(LedgerError::ConflictingKey { .. })),
         "{e}"
     );
-    assert_eq!(bank.balance(&alice, usd()).await.unwrap(), 15_000);
+    assert_eq!(bank.balance(&alice, usd()).await.unwrap(), 7_000);
     bank.close().await;
     task.await.unwrap();
     store.close().await;

@@ -84,6 +84,8 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// refusing everything if a `before` does not match or the first seq is
     /// not the next one.
     async fn ledger_write(&self, rows: &[JournalRow]) -> Result<(), StoreError>;
+    /// The journal's next sequence number (its length).
+    async fn ledger_next_seq(&self) -> Result<u64, StoreError>;
     /// The latest `limit` journal lines touching `account`, newest first.
     async fn ledger_activity(
         &self,

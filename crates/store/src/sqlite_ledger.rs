@@ -208,6 +208,14 @@ impl LedgerStore for SqliteStore {
         tx.commit().await.map_err(db("commit ledger batch"))
     }
 
+    async fn ledger_next_seq(&self) -> Result<u64, StoreError> {
+        let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM ledger_journal")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("read journal size"))?;
+        Ok(u(next))
+    }
+
     async fn ledger_activity(
         &self,
         account: &str,

@@ -212,23 +212,45 @@ impl Coordinator {
         )
     }
 
-    /// A new API key for a new client.
+    /// A new API key for a new client, credited with $100 (as an operator
+    /// would with `proofmesh billing credit`).
     pub async fn api_key(&self) -> String {
-        self.store
-            .create_api_key(None, "test", 1)
-            .await
-            .expect("create api key")
-            .key
+        self.api_key_with_client().await.0
     }
 
-    /// A new API key for a new client, with its client id.
+    /// A new API key for a new client (credited with $100), with its client id.
     pub async fn api_key_with_client(&self) -> (String, String) {
+        let k = self.unfunded_api_key().await;
+        self.credit(&k.1, 100_000_000).await;
+        k
+    }
+
+    /// A new API key whose client has no balance.
+    pub async fn unfunded_api_key(&self) -> (String, String) {
         let k = self
             .store
             .create_api_key(None, "test", 1)
             .await
             .expect("create api key");
         (k.key, k.client_id)
+    }
+
+    /// Deposits `micros` USD to `client_id`, from outside the coordinator
+    /// process's writer (through the shared database).
+    pub async fn credit(&self, client_id: &str, micros: u64) {
+        let (bank, task) = proofmesh_settlement::Bank::open(
+            std::sync::Arc::new(self.store.clone()),
+            Default::default(),
+        )
+        .await
+        .expect("open ledger");
+        let usd = proofmesh_ledger::Currency::parse("USD").unwrap();
+        let amount = proofmesh_ledger::Amount::from_micros(usd, micros).unwrap();
+        let reference = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let tx = proofmesh_ledger::settle::deposit(client_id, amount, &reference).unwrap();
+        bank.apply(tx, 1).await.expect("deposit");
+        bank.close().await;
+        task.await.unwrap();
     }
 
     /// `GET /v1/coordinator` as JSON.

@@ -1,0 +1,274 @@
+//! Money around a job, through the durable ledger (`proofmesh-settlement`):
+//! escrow the worst-case charge at dispatch (402 if the client's balance
+//! cannot cover it), release the receipt's exact charge to the provider
+//! (minus the protocol fee) and refund the rest, hold audited jobs' charge
+//! until the audit ends, refund and slash on a failed audit, refund a failed
+//! job in full. Every transaction's key derives from the job id, so a retry
+//! never charges twice. Plus the read endpoints: balance, usage, earnings.
+//!
+//! After a job has been answered, a settlement error is logged and counted,
+//! never shown to the client: the money stays in the job's escrow account,
+//! so nothing is lost and an operator can settle it later.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use proofmesh_ledger::settle::{self, AuditDecision, JobParties};
+use proofmesh_ledger::{AccountId, Amount, Currency, LedgerError, ModelPrice};
+use proofmesh_receipt::{AuditOutcome, AuditReport, Receipt};
+use proofmesh_settlement::BankError;
+use proofmesh_wire::JobSpec;
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The parties of a job, as the ledger names them.
+pub fn parties(job_id: &str, client_id: &str, provider: &str) -> JobParties {
+    JobParties {
+        job_id: job_id.to_owned(),
+        client: client_id.to_owned(),
+        provider: provider.to_owned(),
+    }
+}
+
+fn price_of(spec: &JobSpec) -> Result<ModelPrice, String> {
+    Ok(ModelPrice {
+        currency: Currency::parse(&spec.price.currency).map_err(|e| e.to_string())?,
+        input_per_mtok_micros: spec.price.input_per_mtok_micros,
+        output_per_mtok_micros: spec.price.output_per_mtok_micros,
+        gpu_hour_micros: None,
+    })
+}
+
+/// An upper bound on the prompt's tokens without tokenizing: the byte-level
+/// BPE never makes a token of less than one byte, and the ChatML template
+/// adds at most 8 tokens per message plus 8 for the reply prefix.
+pub fn prompt_token_bound(spec: &JobSpec) -> u32 {
+    let bytes: usize = spec
+        .messages
+        .iter()
+        .map(|m| m.content.len() + m.role.len() + 8)
+        .sum();
+    u32::try_from(bytes + 8).unwrap_or(u32::MAX)
+}
+
+fn settle_failed(context: &'static str, e: impl std::fmt::Display) {
+    tracing::error!(error = %e, context, "settlement not applied; the money stays in escrow");
+    metrics::counter!("proofmesh_settlement_failures_total", "step" => context).increment(1);
+}
+
+/// Escrows the job's worst-case charge from the client. Returns the amount
+/// held; 402 `insufficient_balance` if the balance cannot cover it.
+pub async fn escrow(app: &AppState, spec: &JobSpec, client_id: &str) -> Result<Amount, ApiError> {
+    let price = price_of(spec).map_err(|e| ApiError::internal("price", e))?;
+    let job = parties(&spec.job_id, client_id, "");
+    let bound = prompt_token_bound(spec);
+    let esc = settle::escrow_at_dispatch(&job, &price, bound, spec.sampling.max_tokens, None)
+        .map_err(|e| ApiError::internal("escrow", e))?;
+    let held = esc.settlement.breakdown.held;
+    match app.bank.apply(esc.settlement.tx, crate::now_ms()).await {
+        Ok(_) => Ok(held),
+        Err(BankError::Refused(LedgerError::InsufficientFunds { balance, .. })) => Err(
+            ApiError::insufficient_balance(held.micros(), balance, price.currency.code()),
+        ),
+        Err(e) => Err(ApiError::internal("escrow", e)),
+    }
+}
+
+/// Settles a completed job from its countersigned receipt: the exact charge
+/// goes to the provider (or to the audit hold), the rest back to the client.
+pub async fn settle_completed(
+    app: &AppState,
+    client_id: &str,
+    receipt: &Receipt,
+    held: Amount,
+    audited: bool,
+) {
+    let b = &receipt.body;
+    let job = parties(&b.job_id, client_id, b.provider_key.as_str());
+    let charge = match Amount::from_micros(held.currency(), b.price.charged_micros) {
+        Ok(c) => c,
+        Err(e) => return settle_failed("charge", e),
+    };
+    let decision = if audited {
+        AuditDecision::Hold
+    } else {
+        AuditDecision::NotAudited
+    };
+    let cfg = app.config.settlement();
+    match settle::settle_completed(&job, &b.receipt_id, held, charge, &cfg, None, decision) {
+        Ok(s) => {
+            if let Err(e) = app.bank.apply(s.tx, crate::now_ms()).await {
+                settle_failed("release", e);
+            }
+        }
+        Err(e) => settle_failed("release", e),
+    }
+}
+
+/// Refunds the whole escrow of a job that produced no receipt.
+pub async fn refund_failed_job(app: &AppState, job_id: &str, client_id: &str, held: Amount) {
+    let job = parties(job_id, client_id, "");
+    match settle::settle_failed_job(&job, held) {
+        Ok(s) => {
+            if let Err(e) = app.bank.apply(s.tx, crate::now_ms()).await {
+                settle_failed("refund", e);
+            }
+        }
+        Err(e) => settle_failed("refund", e),
+    }
+}
+
+/// Ends an audit hold: release on pass; on failure, refund the client in
+/// full and slash the provider's stake to the insurance account.
+pub async fn settle_audit(
+    app: &AppState,
+    client_id: &str,
+    receipt: &Receipt,
+    report: &AuditReport,
+) {
+    let b = &receipt.body;
+    let job = parties(&b.job_id, client_id, b.provider_key.as_str());
+    let Ok(currency) = Currency::parse(&b.price.currency) else {
+        return settle_failed("audit", "unknown currency");
+    };
+    let Ok(charge) = Amount::from_micros(currency, b.price.charged_micros) else {
+        return settle_failed("audit", "charge out of range");
+    };
+    let cfg = app.config.settlement();
+    let audit_id = &report.body.audit_id;
+    let built = match report.body.outcome {
+        AuditOutcome::Passed => settle::release_held(&job, audit_id, charge, &cfg, None),
+        AuditOutcome::Failed => {
+            let stake_account = AccountId::ProviderStake(b.provider_key.to_string());
+            let stake = match app.bank.balance(&stake_account, currency).await {
+                Ok(s) => Amount::from_micros(currency, u64::try_from(s).unwrap_or(0)),
+                Err(e) => return settle_failed("audit", e),
+            };
+            match stake {
+                Ok(stake) => settle::refund_failed_audit(&job, audit_id, charge, stake, &cfg),
+                Err(e) => return settle_failed("audit", e),
+            }
+        }
+    };
+    match built {
+        Ok(s) => {
+            if let Err(e) = app.bank.apply(s.tx, crate::now_ms()).await {
+                settle_failed("audit", e);
+            }
+        }
+        // A free job has nothing held: nothing to settle.
+        Err(settle::SettleError::NothingToSettle { .. }) => {}
+        Err(e) => settle_failed("audit", e),
+    }
+}
+
+/// Posts the provider's initial stake once (idempotent by key).
+pub async fn ensure_stake(app: &AppState, provider_key: &str) {
+    let Ok(currency) = Currency::parse("USD") else {
+        return;
+    };
+    let micros = u64::try_from(app.config.initial_stake_micros).unwrap_or(0);
+    let Ok(amount) = Amount::from_micros(currency, micros) else {
+        return;
+    };
+    if amount.is_zero() {
+        return;
+    }
+    let reference = format!("initial-{}", provider_key.trim_start_matches("ed25519:"));
+    match settle::post_stake(provider_key, amount, &reference) {
+        Ok(tx) => {
+            if let Err(e) = app.bank.apply(tx, crate::now_ms()).await {
+                settle_failed("stake", e);
+            }
+        }
+        Err(e) => settle_failed("stake", e),
+    }
+}
+
+fn balances_json(balances: Vec<(String, i64)>) -> Vec<serde_json::Value> {
+    balances
+        .into_iter()
+        .map(|(c, m)| serde_json::json!({"currency": c, "micros": m}))
+        .collect()
+}
+
+async fn activity_json(
+    app: &AppState,
+    account: &AccountId,
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    let rows = app
+        .store
+        .ledger_activity(&account.to_string(), 100)
+        .await
+        .map_err(|e| ApiError::internal("usage", e))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "seq": r.seq, "reason": r.reason, "link": r.link,
+                "currency": r.currency, "delta_micros": r.delta, "at_ms": r.at_ms,
+            })
+        })
+        .collect())
+}
+
+/// `GET /v1/balance`: the caller's prepaid balance.
+pub async fn balance(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&app, &headers).await?;
+    let account = AccountId::Client(client.client_id.clone());
+    let b = app
+        .bank
+        .balances(&account)
+        .await
+        .map_err(|e| ApiError::internal("balance", e))?;
+    Ok(Json(
+        serde_json::json!({"client_id": client.client_id, "balances": balances_json(b)}),
+    ))
+}
+
+/// `GET /v1/usage`: the caller's latest 100 ledger lines (escrows, refunds).
+pub async fn usage(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let client = authenticate(&app, &headers).await?;
+    let account = AccountId::Client(client.client_id.clone());
+    let lines = activity_json(&app, &account).await?;
+    Ok(Json(
+        serde_json::json!({"client_id": client.client_id, "activity": lines}),
+    ))
+}
+
+/// `GET /v1/providers/{key}/earnings`: a provider's earnings and stake, and
+/// its latest earnings lines. Public: provider revenue is what metrics
+/// statements publish anyway.
+pub async fn earnings(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    proofmesh_receipt::PublicKey::parse(&key)
+        .map_err(|_| ApiError::invalid_param("provider", "not an ed25519:<hex> key"))?;
+    let earnings = AccountId::ProviderEarnings(key.clone());
+    let stake = AccountId::ProviderStake(key.clone());
+    let e = app
+        .bank
+        .balances(&earnings)
+        .await
+        .map_err(|e| ApiError::internal("earnings", e))?;
+    let s = app
+        .bank
+        .balances(&stake)
+        .await
+        .map_err(|e| ApiError::internal("stake", e))?;
+    Ok(Json(serde_json::json!({
+        "provider_key": key,
+        "earnings": balances_json(e),
+        "stake": balances_json(s),
+        "activity": activity_json(&app, &earnings).await?,
+    })))
+}

@@ -1,0 +1,137 @@
+//! Money through the gateway, against the real store: a job escrows its
+//! worst case, the receipt's exact charge goes to the provider minus the
+//! protocol fee, the rest returns to the client; an unfunded client gets a
+//! 402 with a stable code; a job that fails is refunded in full; the balance,
+//! usage and earnings endpoints show it.
+
+mod common;
+
+use common::*;
+
+fn no_audits(c: &mut proofmesh_coordinator::CoordinatorConfig) {
+    c.audit_rate_milli = 0;
+    c.audit_rate_new_milli = 0;
+    c.audit_rate_low_rep_milli = 0;
+}
+
+async fn get(coord: &Coordinator, key: Option<&str>, path: &str) -> serde_json::Value {
+    let mut r = coord.http.get(format!("{}{path}", coord.base));
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    let resp = r.send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap()
+}
+
+fn usd(v: &serde_json::Value, field: &str) -> i64 {
+    v[field]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["currency"] == "USD")
+        .map(|b| b["micros"].as_i64().unwrap())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_charges_exactly_the_receipt_and_pays_the_provider() {
+    bounded(async {
+        let coord = Coordinator::start_with(no_audits).await;
+        let provider = TestProvider::start(&coord);
+        coord.wait_providers(1).await;
+        let key = coord.api_key().await;
+        let (json, id) = complete(&coord, &key, &chat_body("bill me", 5, 16, false)).await;
+        let charged = json["proofmesh"]["charged_micros"].as_i64().unwrap();
+        assert!(charged > 0);
+        let receipt = coord
+            .get_receipt(&key, &id)
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(
+            receipt["body"]["price"]["charged_micros"].as_i64().unwrap(),
+            charged
+        );
+
+        let bal = get(&coord, Some(&key), "/v1/balance").await;
+        assert_eq!(usd(&bal, "balances"), 100_000_000 - charged);
+        let usage = get(&coord, Some(&key), "/v1/usage").await;
+        let reasons: Vec<&str> = usage["activity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["reason"].as_str().unwrap())
+            .collect();
+        // Escrow, then the release, whose refund line appears only when the
+        // worst case exceeded the exact charge.
+        assert!(reasons.contains(&"escrow"), "{reasons:?}");
+
+        let pk = provider.key().to_string();
+        let earn = get(&coord, None, &format!("/v1/providers/{pk}/earnings")).await;
+        let fee = charged * 500 / 10_000;
+        assert_eq!(usd(&earn, "earnings"), charged - fee);
+        assert_eq!(usd(&earn, "stake"), 10_000_000);
+        provider.kill().await;
+        coord.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfunded_clients_get_402_and_failed_jobs_are_refunded() {
+    bounded(async {
+        let coord = Coordinator::start_with(no_audits).await;
+        let provider = TestProvider::start(&coord);
+        coord.wait_providers(1).await;
+        let (broke, _) = coord.unfunded_api_key().await;
+        let resp = coord
+            .chat(&broke, &chat_body("free lunch?", 1, 16, false))
+            .await;
+        assert_eq!(resp.status(), 402);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "insufficient_balance");
+        assert_eq!(
+            usd(&get(&coord, Some(&broke), "/v1/balance").await, "balances"),
+            0
+        );
+
+        // A provider takes the job and dies; nobody else serves the model:
+        // the job fails after its escrow, and the escrow comes back in full.
+        provider.kill().await;
+        let key = coord.api_key().await;
+        let mut raw = RawProvider::connect(&coord, 1).await;
+        coord.wait_providers(1).await;
+        let pending = coord.spawn_chat(&key, chat_body("anyone?", 2, 16, false));
+        let spec = raw.next_job().await;
+        raw.send(&proofmesh_wire::ProviderMsg::Failed {
+            job_id: spec.job_id.clone(),
+            code: "engine_error".into(),
+            message: "simulated crash".into(),
+        })
+        .await;
+        let status = join_chat(pending).await.status();
+        assert!(status.is_server_error(), "{status}");
+        let bal = get(&coord, Some(&key), "/v1/balance").await;
+        assert_eq!(usd(&bal, "balances"), 100_000_000);
+        let usage = get(&coord, Some(&key), "/v1/usage").await;
+        let refunds = usage["activity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["reason"] == "refund")
+            .count();
+        assert_eq!(refunds, 1, "{usage}");
+        // A malformed provider key is a 400, not a lookup.
+        let r = coord
+            .http
+            .get(format!("{}/v1/providers/nope/earnings", coord.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        coord.stop().await;
+    })
+    .await
+}
