@@ -155,6 +155,7 @@ async fn ensure_client(
                 .key
         }
     };
+    credit_local_client(&store, &api_key).await?;
     store.close().await;
     let cfg = ClientConfig {
         base_url: format!("{base}/v1"),
@@ -164,6 +165,32 @@ async fn ensure_client(
     };
     clientcfg::save(data_dir, &cfg)?;
     Ok(cfg)
+}
+
+/// Prepaid credit for the local network's client: $100, deposited once per
+/// client (the deposit key is derived from the client id, so restarts do not
+/// add more).
+const LOCAL_CREDIT_MICROS: u64 = 100_000_000;
+
+async fn credit_local_client(store: &SqliteStore, api_key: &str) -> anyhow::Result<()> {
+    let client = store
+        .authenticate(api_key)
+        .await?
+        .context("the local API key does not authenticate")?;
+    let (bank, task) = proofmesh_settlement::Bank::open(
+        std::sync::Arc::new(store.clone()),
+        proofmesh_settlement::BankConfig::default(),
+    )
+    .await?;
+    let usd = proofmesh_ledger::Currency::parse("USD")?;
+    let amount = proofmesh_ledger::Amount::from_micros(usd, LOCAL_CREDIT_MICROS)?;
+    let reference = format!("proofmesh-up-{}", client.client_id);
+    let tx = proofmesh_ledger::settle::deposit(&client.client_id, amount, &reference)?;
+    let result = bank.apply(tx, proofmesh_coordinator::now_ms()).await;
+    bank.close().await;
+    let _ = task.await;
+    result?;
+    Ok(())
 }
 
 /// Starts `proofmesh provider` or `proofmesh verifier` as a child process.
