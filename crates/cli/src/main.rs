@@ -44,6 +44,14 @@ enum Command {
     },
     /// Witness the log: check consistency, then cosign its checkpoint.
     Witness(cmd::witness::Args),
+    /// Plan a fleet: cost per 1M tokens, SLO attainment, tier savings,
+    /// colocated against decentralized.
+    Plan(cmd::plan::Args),
+    /// Balance and usage; operators credit accounts.
+    Billing {
+        #[command(subcommand)]
+        command: cmd::billing::Command,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -85,6 +93,8 @@ fn main() -> std::process::ExitCode {
             Command::Chat(a) => cmd::chat::run(a).await,
             Command::Receipt { command } => cmd::receipt::run(command).await,
             Command::Bench { command } => cmd::bench::run(command).await,
+            Command::Billing { command } => cmd::billing::run(command).await,
+            Command::Plan(a) => cmd::plan::run(a).await,
             Command::Log { command } => cmd::log::run(command).await,
             Command::Witness(args) => cmd::witness::run(args).await,
         }

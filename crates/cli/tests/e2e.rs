@@ -164,6 +164,43 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
     );
     assert!(stdout.contains("ok   log inclusion: entry"), "{stdout}");
 
+    // The job was paid for: the balance is below the $100 `up` credited;
+    // an operator credit lands once per reference, while the network runs.
+    let out = net.cli(&["billing", "balance"]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success(), "{stdout}");
+    let client = stdout
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("client ")
+        .unwrap()
+        .to_owned();
+    let usd = |s: &str| -> f64 {
+        s.lines()
+            .find(|l| l.trim_end().ends_with(" USD"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = usd(&stdout);
+    assert!(before < 100.0 && before > 99.0, "{stdout}");
+    let coord_dir = net.dir.path().join("coordinator");
+    let credit = || {
+        Command::new(BIN)
+            .args(["billing", "credit", "--client", &client, "--amount", "5.00"])
+            .args(["--reference", "wire-42", "--data-dir"])
+            .arg(&coord_dir)
+            .output()
+            .unwrap()
+    };
+    let (first, second) = (text(&credit()).0, text(&credit()).0);
+    assert!(first.contains("credited 5.000000 USD"), "{first}");
+    assert!(second.contains("already credited"), "{second}");
+    let after = usd(&text(&net.cli(&["billing", "balance"])).0);
+    assert!((after - before - 5.0).abs() < 1e-9, "{before} -> {after}");
+
     // The whole log recomputes from its tiles; save its checkpoint.
     let cp_file = net.dir.path().join("checkpoint.txt");
     let out = net.cli(&["log", "monitor", "--save", cp_file.to_str().unwrap()]);

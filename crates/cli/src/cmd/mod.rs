@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod billing;
 pub mod chat;
 pub mod coordinator;
 pub mod keys;
 pub mod log;
+pub mod plan;
 pub mod provider;
 pub mod receipt;
 pub mod up;

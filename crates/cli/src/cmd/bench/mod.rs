@@ -1,9 +1,11 @@
-//! `proofmesh bench engine | verify | log`: the engine's prefill and decode
-//! throughput and peak memory (default model: SmolLM2-135M-Instruct Q4_1),
-//! verification cost and detection, and the transparency log's durable
-//! append rate.
+//! `proofmesh bench engine | verify | log | schedule`: the engine's prefill
+//! and decode throughput and peak memory (default model:
+//! SmolLM2-135M-Instruct Q4_1), verification cost and detection, the
+//! transparency log's durable append rate, and placement throughput.
 
+mod ledger;
 mod log;
+mod schedule;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +59,12 @@ pub enum Command {
     /// the real sequencer and SQLite store, append-to-checkpoint latency,
     /// proof sizes.
     Log(log::Args),
+    /// Benchmark the durable ledger: balanced transactions per second
+    /// through the settlement writer and SQLite.
+    Ledger(ledger::Args),
+    /// Benchmark placement: placements per second and decision time with
+    /// N registered providers and a realistic mix of filters.
+    Schedule(schedule::Args),
 }
 
 /// Runs the benchmark.
@@ -78,6 +86,8 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             json,
         } => verify(model, jobs, gen_tokens, threads, json).await,
         Command::Log(args) => log::run(args).await,
+        Command::Ledger(args) => ledger::run(args).await,
+        Command::Schedule(args) => schedule::run(args).await,
     }
 }
 
