@@ -93,6 +93,15 @@ impl ApiError {
         )
     }
 
+    /// 404: unknown (or someone else's) job.
+    pub fn job_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "job_not_found",
+            format!("No job '{id}' for this API key."),
+        )
+    }
+
     /// 413: body too big.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
@@ -100,6 +109,17 @@ impl ApiError {
             "payload_too_large",
             format!("The request body exceeds the limit of {limit} bytes."),
         )
+    }
+
+    /// 400: a request header is malformed.
+    pub fn invalid_header(name: &'static str, reason: String) -> Self {
+        let mut e = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            format!("Header {name}: {reason}"),
+        );
+        e.param = Some(name);
+        e
     }
 
     /// 402: the client's prepaid balance cannot cover the job's escrow.

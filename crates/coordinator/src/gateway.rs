@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -72,6 +72,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     let req: ChatCompletionRequest =
         serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
     let plan = validate::plan(&app.config, req)?;
+    let class = workload_class(&parts.headers)?;
     let model = match app.registry.resolve_model(&plan.model) {
         Some(m) => m,
         None if app.registry.is_known_model(&plan.model) => {
@@ -122,6 +123,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
             spec,
             client_id: client.client_id,
             verification,
+            class,
         },
     )
     .await?;
@@ -145,6 +147,24 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         resp.headers_mut().insert(RECEIPT_HEADER, v);
     }
     Ok(resp)
+}
+
+/// Header naming the request's workload class (`interactive[;ttft_ms=N]`,
+/// `batch[;deadline_s=N]`, `fine-tune;...`); chat defaults to interactive
+/// with a 500 ms time-to-first-token objective.
+pub const WORKLOAD_HEADER: &str = "x-proofmesh-workload";
+
+fn workload_class(headers: &HeaderMap) -> Result<proofmesh_placement::WorkloadClass, ApiError> {
+    use proofmesh_placement::{Endpoint, WorkloadClass};
+    let Some(v) = headers.get(WORKLOAD_HEADER) else {
+        return Ok(WorkloadClass::default_for(Endpoint::Completions));
+    };
+    v.to_str()
+        .map_err(|_| ApiError::invalid_header(WORKLOAD_HEADER, "not ASCII".into()))?
+        .parse()
+        .map_err(|e: proofmesh_placement::WorkloadParseError| {
+            ApiError::invalid_header(WORKLOAD_HEADER, e.to_string())
+        })
 }
 
 fn ext(r: &Receipt) -> ProofmeshExt {

@@ -2,6 +2,7 @@
 //! provider while nothing has reached the client, check and countersign the
 //! receipt, and store job + receipt atomically.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct JobCtx {
     pub client_id: String,
     /// "sampled" or "always".
     pub verification: String,
+    /// Interactive (TTFT objective), batch (deadline) or fine-tune.
+    pub class: proofmesh_placement::WorkloadClass,
 }
 
 enum Attempt {
@@ -78,7 +81,7 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
         if tried.len() as u32 >= app.config.max_attempts {
             break Err(ApiError::provider_failed(tried.len() as u32));
         }
-        let Some(p) = app.registry.pick(ctx.spec.model.as_str(), &tried) else {
+        let Some(p) = place(&app, &ctx, &tried).await else {
             break Err(if tried.is_empty() {
                 ApiError::no_provider(ctx.spec.model.as_str())
             } else {
@@ -86,11 +89,20 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
             });
         };
         tried.push(p.key.to_string());
+        app.placer
+            .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed) + 1);
         if let Err(e) = app.store.assign_job(&ctx.spec.job_id, p.key.as_str()).await {
             break Err(ApiError::internal("assign job", e));
         }
         let attempt = run_attempt(&app, &ctx, &p, &out, deadline, &mut streamed).await;
         app.registry.unroute(&ctx.spec.job_id, &p);
+        app.placer
+            .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed));
+        match &attempt {
+            Attempt::Finished(..) => app.placer.succeeded(p.key.as_str()),
+            Attempt::Retry(_) => app.placer.failed(p.key.as_str(), false, crate::now_ms()),
+            Attempt::Fatal(_) => {}
+        }
         match attempt {
             Attempt::Finished(r, text, audited) => break Ok((r, text, audited)),
             Attempt::Fatal(e) => break Err(e),
@@ -127,6 +139,46 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
             let _ = out.send(GatewayEvent::Error(err)).await;
         }
     }
+}
+
+/// Asks the placement policy where this attempt goes (excluding providers
+/// already tried), records the decision for `proofmesh explain`, and returns
+/// the first live provider in its failover order.
+async fn place(app: &AppState, ctx: &JobCtx, tried: &[String]) -> Option<Arc<ProviderHandle>> {
+    let req = proofmesh_placement::Request::new(
+        ctx.spec.model.as_str(),
+        ctx.class,
+        crate::billing::prompt_token_bound(&ctx.spec),
+        ctx.spec.sampling.max_tokens,
+        crate::now_ms(),
+    );
+    let decision = app.placer.place(&req, tried);
+    let record = match &decision {
+        Ok(p) => {
+            serde_json::json!({"attempt": tried.len() + 1, "class": ctx.class, "placement": p})
+        }
+        Err(e) => {
+            serde_json::json!({"attempt": tried.len() + 1, "class": ctx.class, "error": e.to_string()})
+        }
+    };
+    if let Err(e) = app
+        .store
+        .record_placement(&ctx.spec.job_id, &record.to_string())
+        .await
+    {
+        tracing::error!(%e, "record placement");
+    }
+    let placement = match decision {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(job_id = %ctx.spec.job_id, reason = %e, "no placement");
+            return None;
+        }
+    };
+    let live = placement
+        .failover_order()
+        .find_map(|id| app.registry.live_provider(&id.0));
+    live
 }
 
 /// Tokens as relayed, to check against the final result.

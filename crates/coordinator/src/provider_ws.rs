@@ -95,6 +95,7 @@ async fn handshake(
         hardware,
         models,
         max_concurrent_jobs,
+        site,
     } = hello
     else {
         return Err("first message must be hello".into());
@@ -123,6 +124,17 @@ async fn handshake(
             ));
         }
     } else {
+        let claims = crate::placement::claims(
+            provider_key.as_str(),
+            &hardware,
+            &models,
+            max_concurrent_jobs.clamp(1, 64),
+            site.as_ref(),
+        )
+        .map_err(|e| format!("invalid provider claims: {e}"))?;
+        app.placer
+            .upsert(provider_key.as_str(), &claims, crate::now_ms())
+            .map_err(|e| format!("invalid provider claims: {e}"))?;
         register_provider(app, &provider_key, &hardware, &models, agent_version).await?;
     }
     let (tx, rx) = mpsc::channel(OUTBOUND);
@@ -189,18 +201,38 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
     let (mut sink, mut stream) = socket.split();
     let silence = Duration::from_millis(app.config.provider_timeout_ms);
     let mut shutdown = app.shutdown.clone();
+    // RTT: a WebSocket ping carrying its send time; the pong echoes it.
+    let epoch = std::time::Instant::now();
+    let mut ping = tokio::time::interval(Duration::from_millis(app.config.heartbeat_ms));
+    // Silence is measured from the last inbound frame, not from the last
+    // loop turn (pings and outbound traffic must not keep a mute peer alive).
+    let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            _ = ping.tick(), if role == Role::Provider => {
+                let sent = (epoch.elapsed().as_micros() as u64).to_be_bytes().to_vec();
+                if sink.send(Message::Ping(sent.into())).await.is_err() { break; }
+            }
             msg = outbound.recv() => {
                 let Some(msg) = msg else { break };
                 let Ok(text) = serde_json::to_string(&msg) else { continue };
                 if sink.send(Message::Text(text.into())).await.is_err() { break; }
             }
-            frame = tokio::time::timeout(silence, stream.next()) => {
+            frame = tokio::time::timeout_at(last_heard + silence, stream.next()) => {
+                last_heard = tokio::time::Instant::now();
                 let text = match frame {
                     Err(_) => { tracing::warn!(provider = %key, "provider silent; dropping"); break; }
                     Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
                     Ok(Some(Ok(Message::Text(t)))) => t,
+                    Ok(Some(Ok(Message::Pong(p)))) => {
+                        if let Ok(b) = <[u8; 8]>::try_from(&p[..]) {
+                            let now = epoch.elapsed().as_micros() as u64;
+                            let rtt = now.saturating_sub(u64::from_be_bytes(b));
+                            app.placer.record_rtt(&key, rtt);
+                            metrics::histogram!("proofmesh_provider_rtt_seconds").record(rtt as f64 / 1e6);
+                        }
+                        continue;
+                    }
                     Ok(Some(Ok(_))) => continue,
                 };
                 if !on_message(&app, &handle, role, &text).await { break; }
@@ -212,7 +244,12 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
         }
     }
     match role {
-        Role::Provider => app.registry.unregister(&key, handle.conn_id),
+        Role::Provider => {
+            app.registry.unregister(&key, handle.conn_id);
+            if !app.registry.is_live(&key) {
+                app.placer.remove(&key);
+            }
+        }
         Role::Verifier => app.registry.unregister_verifier(&key, handle.conn_id),
     }
     tracing::info!(key = %key, ?role, "agent disconnected");

@@ -312,6 +312,26 @@ impl Registry {
         m.remove(audit_id).map(|(v, _)| v)
     }
 
+    /// Whether a provider with this key is connected now.
+    pub fn is_live(&self, key: &str) -> bool {
+        self.providers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(key)
+    }
+
+    /// The live connection of provider `key`, unless excluded by audits.
+    pub fn live_provider(&self, key: &str) -> Option<Arc<ProviderHandle>> {
+        if self.is_excluded(key) {
+            return None;
+        }
+        self.providers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
     /// Picks a provider for `model` that is not in `exclude` nor excluded by audits.
     pub fn pick(&self, model: &str, exclude: &[String]) -> Option<Arc<ProviderHandle>> {
         let live: Vec<_> = self

@@ -77,6 +77,8 @@ pub fn router(app: AppState) -> Router {
         .route("/log/v1/inclusion", get(log_routes::inclusion))
         .route("/log/v1/consistency", get(log_routes::consistency))
         .route("/log/v1/checkpoints", get(log_routes::checkpoints))
+        .route("/v1/providers", get(crate::discovery::providers))
+        .route("/v1/jobs/{id}/placement", get(crate::discovery::placement))
         .route("/v1/balance", get(billing::balance))
         .route("/v1/usage", get(billing::usage))
         .route("/v1/providers/{key}/earnings", get(billing::earnings))
@@ -122,7 +124,12 @@ pub async fn run(
         proofmesh_settlement::BankConfig::default(),
     )
     .await?;
+    let placer = crate::placement::Placer::new(&config).map_err(|reason| ServerError::DataDir {
+        path: "placement config".into(),
+        source: std::io::Error::other(reason),
+    })?;
     let app = AppState {
+        placer: Arc::new(placer),
         config: Arc::new(config),
         store: Arc::new(store.clone()),
         identity: Arc::new(identity),

@@ -22,6 +22,8 @@ pub struct AppState {
     pub bank: proofmesh_settlement::Bank,
     /// The transparency log every receipt and audit report goes into.
     pub log: proofmesh_log::Log,
+    /// Scheduling: provider claims, measurements, placement.
+    pub placer: Arc<crate::placement::Placer>,
     /// Live providers and job routes.
     pub registry: Arc<Registry>,
     /// Flips to true when the service is shutting down.

@@ -109,8 +109,10 @@ pub fn provider_msg() -> Vec<Vec<u8>> {
                 name: "tiny".into(),
                 context_length: 512,
                 price: price(),
+                size_bytes: 0,
             }],
             max_concurrent_jobs: 4,
+            site: None,
         }),
         json(&ProviderMsg::Heartbeat { in_flight: 2 }),
         json(&ProviderMsg::Token {

@@ -56,6 +56,10 @@ pub struct ProviderConfig {
     pub model_name: String,
     /// Provider (runs jobs) or verifier (re-executes audited jobs).
     pub role: AgentRole,
+    /// Size of the model file in bytes (advertised for VRAM fit).
+    pub model_size_bytes: u64,
+    /// Location and box price to declare, if any.
+    pub site: Option<proofmesh_wire::Site>,
 }
 
 /// What an agent does for the coordinator.
@@ -202,8 +206,10 @@ async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), Provi
             name: agent.config.model_name.clone(),
             context_length: e.max_sequence_len() as u32,
             price: agent.config.price.clone(),
+            size_bytes: agent.config.model_size_bytes,
         }],
         max_concurrent_jobs: agent.config.max_concurrent_jobs.max(1),
+        site: agent.config.site.clone(),
     };
     let text =
         serde_json::to_string(&hello).map_err(|e| ProviderError::Handshake(e.to_string()))?;
@@ -386,6 +392,8 @@ mod tests {
             max_backoff: Duration::from_secs(1),
             model_name: "m".into(),
             role: AgentRole::Provider,
+            model_size_bytes: 0,
+            site: None,
         };
         assert_eq!(
             c.ws_url().unwrap(),

@@ -201,6 +201,11 @@ pub trait Store: AuditStore + LogStore + LedgerStore + Send + Sync + 'static {
     async fn job_status(&self, job_id: &str) -> Result<Option<JobStatus>, StoreError>;
     /// A receipt by id.
     async fn get_receipt(&self, receipt_id: &str) -> Result<Option<StoredReceipt>, StoreError>;
+    /// Appends one attempt's placement decision (JSON) to the job.
+    async fn record_placement(&self, job_id: &str, decision_json: &str) -> Result<(), StoreError>;
+    /// The job's owner and its placement decisions (a JSON array), if the
+    /// job exists.
+    async fn job_placements(&self, job_id: &str) -> Result<Option<(String, String)>, StoreError>;
     /// Receipt count (for metrics and tests).
     async fn count_receipts(&self) -> Result<u64, StoreError>;
 }

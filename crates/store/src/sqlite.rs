@@ -352,6 +352,35 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn record_placement(&self, job_id: &str, decision_json: &str) -> Result<(), StoreError> {
+        let n = sqlx::query(
+            "UPDATE jobs SET placement_json = json_insert(placement_json, '$[#]', json(?)) \
+             WHERE job_id = ?",
+        )
+        .bind(decision_json)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db("record placement"))?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "job",
+                id: job_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn job_placements(&self, job_id: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT client_id, placement_json FROM jobs WHERE job_id = ?")
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read placement"))?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
     async fn count_receipts(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM receipts")
             .fetch_one(&self.pool)

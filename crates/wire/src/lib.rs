@@ -9,6 +9,6 @@ pub mod provider;
 
 pub use provider::{
     auth_message, fingerprint_bytes, AuditTask, ChatMessage, CoordinatorMsg, Gpu, Hardware,
-    JobResult, JobSpec, ModelAdvert, PriceRate, ProviderMsg, MAX_FINGERPRINT_BYTES,
+    JobResult, JobSpec, ModelAdvert, PriceRate, ProviderMsg, Site, MAX_FINGERPRINT_BYTES,
     PROTOCOL_VERSION,
 };

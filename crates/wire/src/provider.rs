@@ -82,6 +82,25 @@ pub struct ModelAdvert {
     pub context_length: u32,
     /// Price for this model.
     pub price: PriceRate,
+    /// Size of the weights file in bytes (0 = not given), for VRAM fit.
+    #[serde(default)]
+    pub size_bytes: u64,
+}
+
+/// Where a provider is and what its box costs (self-declared; the
+/// coordinator measures RTT and marks these claims as such).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// Region label, e.g. "eu-west".
+    pub region: String,
+    /// Latitude, degrees.
+    pub lat: f64,
+    /// Longitude, degrees.
+    pub lon: f64,
+    /// Price per hour for the whole box, micro-USD.
+    pub price_per_hour_micros: u64,
+    /// "pcie", "nvlink" or "infiniband".
+    pub interconnect: String,
 }
 
 /// A job as dispatched to a provider.
@@ -217,6 +236,9 @@ pub enum ProviderMsg {
         models: Vec<ModelAdvert>,
         /// Max concurrent jobs.
         max_concurrent_jobs: u32,
+        /// Location and box price, if the operator declared them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        site: Option<Site>,
     },
     /// Liveness and load.
     Heartbeat {

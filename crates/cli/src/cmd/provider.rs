@@ -44,6 +44,36 @@ pub struct Args {
     /// Name to advertise the model under (default: file name without the quantization tag).
     #[arg(long)]
     pub model_name: Option<String>,
+    /// Region label to declare (with --lat/--lon), e.g. "eu-west".
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Latitude to declare, degrees.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lat: Option<f64>,
+    /// Longitude to declare, degrees.
+    #[arg(long, allow_negative_numbers = true)]
+    pub lon: Option<f64>,
+    /// Price of the whole box per hour, micro-USD (for batch/fine-tune pricing).
+    #[arg(long, default_value_t = 0)]
+    pub price_per_hour: u64,
+    /// GPU interconnect: pcie, nvlink or infiniband.
+    #[arg(long, default_value = "pcie")]
+    pub interconnect: String,
+}
+
+/// The declared site, if a region and coordinates were given.
+fn site(args: &Args) -> anyhow::Result<Option<proofmesh_wire::Site>> {
+    match (&args.region, args.lat, args.lon) {
+        (None, None, None) => Ok(None),
+        (Some(region), Some(lat), Some(lon)) => Ok(Some(proofmesh_wire::Site {
+            region: region.clone(),
+            lat,
+            lon,
+            price_per_hour_micros: args.price_per_hour,
+            interconnect: args.interconnect.clone(),
+        })),
+        _ => anyhow::bail!("--region, --lat and --lon go together"),
+    }
 }
 
 /// The model path to use, checked to exist.
@@ -65,7 +95,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Runs a provider or a verifier agent until ctrl-c or SIGTERM.
 pub async fn serve(args: Args, role: proofmesh_provider::AgentRole) -> anyhow::Result<ExitCode> {
     let identity = Arc::new(Identity::load_or_create(&args.key)?);
+    let site = site(&args)?;
     let path = model_path(args.model)?;
+    let model_size_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let model_name = args
         .model_name
         .unwrap_or_else(|| proofmesh_provider::advertised_name(&path));
@@ -86,6 +118,8 @@ pub async fn serve(args: Args, role: proofmesh_provider::AgentRole) -> anyhow::R
         max_backoff: Duration::from_secs(5),
         model_name,
         role,
+        model_size_bytes,
+        site,
     };
     proofmesh_provider::run(
         config,

@@ -378,6 +378,8 @@ impl TestProvider {
             max_backoff: Duration::from_millis(500),
             model_name: MODEL.into(),
             role,
+            model_size_bytes: 0,
+            site: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(proofmesh_provider::run(
@@ -496,8 +498,10 @@ pub fn hello(
             name: MODEL.into(),
             context_length: engine().max_sequence_len() as u32,
             price: price(),
+            size_bytes: 0,
         }],
         max_concurrent_jobs,
+        site: None,
     }
 }
 

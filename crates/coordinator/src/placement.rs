@@ -1,0 +1,213 @@
+//! The coordinator's side of scheduling: turns provider hellos into
+//! `proofmesh-placement` claims, feeds it measurements (heartbeat RTT, load,
+//! failures), and asks it where a job goes. The policy itself (filters,
+//! scores, latency model, cooldowns) is the pure `proofmesh-placement` crate;
+//! this file only adapts types and holds its registry behind a lock.
+//!
+//! Defaults for what a provider did not declare: a provider with no site is
+//! placed at the coordinator's own location (region `local`) until its RTT
+//! is measured; a provider with no GPU is a CPU provider whose "VRAM" is half
+//! its RAM; a model advert with no size counts as 512 MiB.
+
+use std::sync::Mutex;
+
+use proofmesh_placement as pl;
+use proofmesh_wire::{Hardware, ModelAdvert, Site};
+
+use crate::config::CoordinatorConfig;
+
+/// Placement registry shared by handlers.
+pub struct Placer {
+    reg: Mutex<pl::Registry>,
+    max_attempts: u32,
+}
+
+impl std::fmt::Debug for Placer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placer").finish_non_exhaustive()
+    }
+}
+
+const MIB: u64 = 1 << 20;
+const DEFAULT_MODEL_BYTES: u64 = 512 * MIB;
+
+fn id(key: &str) -> pl::ProviderId {
+    pl::ProviderId(key.to_owned())
+}
+
+fn interconnect(s: &str) -> Result<pl::Interconnect, String> {
+    match s {
+        "pcie" => Ok(pl::Interconnect::Pcie),
+        "nvlink" => Ok(pl::Interconnect::Nvlink),
+        "infiniband" => Ok(pl::Interconnect::Infiniband),
+        other => Err(format!(
+            "unknown interconnect {other:?} (pcie, nvlink, infiniband)"
+        )),
+    }
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The claims a hello makes, in placement's terms.
+pub fn claims(
+    key: &str,
+    hardware: &Hardware,
+    models: &[ModelAdvert],
+    max_concurrent: u32,
+    site: Option<&Site>,
+) -> Result<pl::ProviderClaims, String> {
+    let (gpu, count, vram_mib) = match hardware.gpus.first() {
+        Some(g) => (g.model.clone(), hardware.gpus.len(), g.vram_bytes / MIB),
+        None => (
+            "cpu".to_owned(),
+            1,
+            (hardware.memory_bytes / 2 / MIB).max(1024),
+        ),
+    };
+    let (region, lat, lon, hourly, link) = match site {
+        Some(s) => (
+            s.region.clone(),
+            s.lat,
+            s.lon,
+            s.price_per_hour_micros,
+            interconnect(&s.interconnect)?,
+        ),
+        None => ("local".to_owned(), 0.0, 0.0, 0, pl::Interconnect::Pcie),
+    };
+    let offers = models
+        .iter()
+        .map(|m| {
+            let size = if m.size_bytes == 0 {
+                DEFAULT_MODEL_BYTES
+            } else {
+                m.size_bytes
+            };
+            let spec = pl::ModelSpec::from_size(m.digest.as_str(), size.saturating_mul(2), size);
+            pl::OfferClaim {
+                model: m.digest.to_string(),
+                params: i64_of(spec.params),
+                size_bytes: i64_of(spec.size_bytes),
+                vram_mib: i64_of(spec.vram_mib),
+                input_per_mtok_micros: i64_of(m.price.input_per_mtok_micros),
+                output_per_mtok_micros: i64_of(m.price.output_per_mtok_micros),
+                loaded: true,
+                prefill_tps: None,
+                decode_tps: None,
+            }
+        })
+        .collect();
+    Ok(pl::ProviderClaims {
+        id: id(key),
+        gpu,
+        gpu_count: count as i64,
+        vram_mib_per_gpu: i64_of(vram_mib),
+        interconnect: link,
+        region,
+        lat,
+        lon,
+        // Undeclared: the minimum valid price; per-token prices drive the
+        // cost of inference work, the hourly price only batch/fine-tune.
+        price_per_hour_micros: i64_of(hourly).max(1),
+        max_concurrency: i64::from(max_concurrent),
+        attestation: pl::AttestationLevel::None,
+        offers,
+    })
+}
+
+impl Placer {
+    /// A placer with the default placement policy.
+    pub fn new(config: &CoordinatorConfig) -> Result<Placer, String> {
+        let reg = pl::Registry::new(pl::PlacementConfig::default()).map_err(|e| e.to_string())?;
+        Ok(Placer {
+            reg: Mutex::new(reg),
+            max_attempts: config.max_attempts,
+        })
+    }
+
+    fn reg(&self) -> std::sync::MutexGuard<'_, pl::Registry> {
+        self.reg.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers (or refreshes) a provider's claims; a named reason if they
+    /// are invalid. Only the authenticated key's own record is written.
+    pub fn upsert(
+        &self,
+        key: &str,
+        claims: &pl::ProviderClaims,
+        now_ms: u64,
+    ) -> Result<(), String> {
+        let mut reg = self.reg();
+        for o in &claims.offers {
+            if reg.model_spec(&o.model).is_none() {
+                let size = u64::try_from(o.size_bytes).unwrap_or(0);
+                reg.register_model(pl::ModelSpec::from_size(
+                    &o.model,
+                    size.saturating_mul(2),
+                    size,
+                ));
+            }
+        }
+        reg.upsert(&id(key), claims, now_ms)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Forgets a provider (disconnected).
+    pub fn remove(&self, key: &str) {
+        let _ = self.reg().remove(&id(key));
+    }
+
+    /// A measured round trip to the provider.
+    pub fn record_rtt(&self, key: &str, rtt_us: u64) {
+        let rtt = u32::try_from(rtt_us).unwrap_or(u32::MAX);
+        let _ = self.reg().record_rtt(&id(key), rtt);
+    }
+
+    /// Jobs now running at the provider.
+    pub fn set_load(&self, key: &str, active: u32) {
+        let _ = self.reg().set_load(&id(key), active, 0);
+    }
+
+    /// A failed attempt: the provider cools down.
+    pub fn failed(&self, key: &str, timeout: bool, now_ms: u64) {
+        let kind = if timeout {
+            pl::FailureKind::Timeout
+        } else {
+            pl::FailureKind::Error
+        };
+        let _ = self.reg().report_failure(&id(key), kind, now_ms);
+    }
+
+    /// A successful job.
+    pub fn succeeded(&self, key: &str) {
+        let _ = self.reg().report_success(&id(key));
+    }
+
+    /// Where the next attempt of a job goes, with the explanation of the
+    /// decision (for `proofmesh explain`).
+    pub fn place(
+        &self,
+        req: &pl::Request,
+        tried: &[String],
+    ) -> Result<pl::Placement, pl::PlacementError> {
+        let mut attempts = pl::Attempts::new(self.max_attempts);
+        for t in tried {
+            attempts.record(id(t));
+        }
+        if attempts.exhausted() {
+            return Err(pl::PlacementError::AttemptsExhausted {
+                attempts: tried.len() as u32,
+                max: self.max_attempts,
+            });
+        }
+        let mut req = req.clone();
+        req.exclude.extend(attempts.tried);
+        self.reg().place_explained(&req)
+    }
+
+    /// `GET /v1/providers`.
+    pub fn list(&self, q: &pl::ProviderQuery) -> Vec<pl::ProviderView> {
+        self.reg().list(q)
+    }
+}
