@@ -52,6 +52,10 @@ enum Command {
         #[command(subcommand)]
         command: cmd::billing::Command,
     },
+    /// List the network's providers (claims and measurements).
+    Providers(cmd::providers::ProvidersArgs),
+    /// Explain where each attempt of one of your jobs went, and why.
+    Explain(cmd::providers::ExplainArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -93,6 +97,8 @@ fn main() -> std::process::ExitCode {
             Command::Chat(a) => cmd::chat::run(a).await,
             Command::Receipt { command } => cmd::receipt::run(command).await,
             Command::Bench { command } => cmd::bench::run(command).await,
+            Command::Providers(a) => cmd::providers::providers(a).await,
+            Command::Explain(a) => cmd::providers::explain(a).await,
             Command::Billing { command } => cmd::billing::run(command).await,
             Command::Plan(a) => cmd::plan::run(a).await,
             Command::Log { command } => cmd::log::run(command).await,

@@ -201,6 +201,22 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
     let after = usd(&text(&net.cli(&["billing", "balance"])).0);
     assert!((after - before - 5.0).abs() < 1e-9, "{before} -> {after}");
 
+    // Discovery and explanation: both providers are listed, and the job's
+    // placement names the provider that served it.
+    let out = net.cli(&["providers", "--json"]);
+    let (stdout, _) = text(&out);
+    let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2, "{stdout}");
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let job_id = saved["body"]["job_id"].as_str().unwrap();
+    let out = net.cli(&["explain", job_id]);
+    let (stdout, _) = text(&out);
+    let served_by = saved["body"]["provider_key"].as_str().unwrap();
+    assert!(
+        out.status.success() && stdout.contains(&format!("chosen   {served_by}")),
+        "{stdout}"
+    );
+
     // The whole log recomputes from its tiles; save its checkpoint.
     let cp_file = net.dir.path().join("checkpoint.txt");
     let out = net.cli(&["log", "monitor", "--save", cp_file.to_str().unwrap()]);

@@ -82,15 +82,21 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     };
     let digest = Digest::try_from(model.digest.clone())
         .map_err(|e| ApiError::internal("model digest", e))?;
-    // Price: the rates advertised for this model (identical across providers
-    // today; per-provider pricing arrives with settlement).
+    // Escrow price: each rate at its highest among the live providers of
+    // this model, so whichever provider is chosen, its exact charge fits in
+    // the escrow (the job is dispatched at the chosen provider's own rates).
     let price = app
         .registry
         .live()
         .iter()
         .flat_map(|p| p.models.iter())
-        .find(|m| m.digest == digest)
+        .filter(|m| m.digest == digest)
         .map(|m| m.price.clone())
+        .reduce(|a, b| PriceRate {
+            input_per_mtok_micros: a.input_per_mtok_micros.max(b.input_per_mtok_micros),
+            output_per_mtok_micros: a.output_per_mtok_micros.max(b.output_per_mtok_micros),
+            ..a
+        })
         .unwrap_or(PriceRate {
             currency: "USD".into(),
             input_per_mtok_micros: 0,

@@ -77,6 +77,7 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
     let mut tried: Vec<String> = Vec::new();
     let mut streamed = false;
     let mut last_failure = String::from("no provider available");
+    let mut ctx = ctx;
     let outcome = loop {
         if tried.len() as u32 >= app.config.max_attempts {
             break Err(ApiError::provider_failed(tried.len() as u32));
@@ -89,6 +90,12 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
             });
         };
         tried.push(p.key.to_string());
+        // The chosen provider's own rates (escrow was taken at the highest).
+        if let Some(m) = p.models.iter().find(|m| m.digest == ctx.spec.model) {
+            if m.price.currency == ctx.spec.price.currency {
+                ctx.spec.price = m.price.clone();
+            }
+        }
         app.placer
             .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed) + 1);
         if let Err(e) = app.store.assign_job(&ctx.spec.job_id, p.key.as_str()).await {

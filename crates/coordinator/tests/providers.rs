@@ -333,7 +333,7 @@ async fn forged_handshakes_are_closed_with_a_reason_and_never_registered() {
         let c = Coordinator::start().await;
         type Hello = fn(&Identity, &str, &PublicKey) -> ProviderMsg;
         // (case, how the hello is built, what the close reason must say)
-        let cases: [(&str, Hello, &str); 5] = [
+        let cases: [(&str, Hello, &str); 9] = [
             (
                 "wrong nonce",
                 |id, _nonce, coord| hello(id, "0000not-the-nonce", coord, 1),
@@ -381,6 +381,39 @@ async fn forged_handshakes_are_closed_with_a_reason_and_never_registered() {
                 },
                 "no models",
             ),
+            (
+                "coordinates out of range",
+                |id, nonce, coord| with_site(hello(id, nonce, coord, 1), 200.0, 0, "pcie"),
+                "invalid provider claims",
+            ),
+            (
+                "absurd price",
+                |id, nonce, coord| {
+                    with_site(hello(id, nonce, coord, 1), 10.0, u64::MAX / 2, "pcie")
+                },
+                "invalid provider claims",
+            ),
+            (
+                "unknown interconnect",
+                |id, nonce, coord| {
+                    with_site(hello(id, nonce, coord, 1), 10.0, 1_000, "carrier pigeon")
+                },
+                "interconnect",
+            ),
+            (
+                "unknown GPU",
+                |id, nonce, coord| {
+                    let mut h = hello(id, nonce, coord, 1);
+                    if let ProviderMsg::Hello { hardware, .. } = &mut h {
+                        hardware.gpus = vec![proofmesh_wire::Gpu {
+                            model: "3dfx Voodoo5 6000".into(),
+                            vram_bytes: 128 << 20,
+                        }];
+                    }
+                    h
+                },
+                "invalid provider claims",
+            ),
         ];
         for (what, make, expected_reason) in cases {
             let identity = Identity::generate();
@@ -410,6 +443,20 @@ async fn forged_handshakes_are_closed_with_a_reason_and_never_registered() {
         c.wait_providers(1).await;
     })
     .await
+}
+
+/// `h` with a declared site at latitude `lat`.
+fn with_site(mut h: ProviderMsg, lat: f64, hourly: u64, link: &str) -> ProviderMsg {
+    if let ProviderMsg::Hello { site, .. } = &mut h {
+        *site = Some(proofmesh_wire::Site {
+            region: "eu-west".into(),
+            lat,
+            lon: 0.0,
+            price_per_hour_micros: hourly,
+            interconnect: link.into(),
+        });
+    }
+    h
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

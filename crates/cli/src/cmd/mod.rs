@@ -8,6 +8,7 @@ pub mod keys;
 pub mod log;
 pub mod plan;
 pub mod provider;
+pub mod providers;
 pub mod receipt;
 pub mod up;
 pub mod witness;

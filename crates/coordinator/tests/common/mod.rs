@@ -370,16 +370,28 @@ impl TestProvider {
         identity: Identity,
         role: proofmesh_provider::AgentRole,
     ) -> TestProvider {
+        Self::start_custom(&coord.base, identity, role, price(), None)
+    }
+
+    /// Starts an agent dialing `url` (e.g. through a latency proxy), with
+    /// its own rates and declared site.
+    pub fn start_custom(
+        url: &str,
+        identity: Identity,
+        role: proofmesh_provider::AgentRole,
+        rates: PriceRate,
+        site: Option<proofmesh_wire::Site>,
+    ) -> TestProvider {
         let identity = Arc::new(identity);
         let cfg = ProviderConfig {
-            coordinator_url: coord.base.clone(),
+            coordinator_url: url.to_owned(),
             max_concurrent_jobs: 1,
-            price: price(),
+            price: rates,
             max_backoff: Duration::from_millis(500),
             model_name: MODEL.into(),
             role,
             model_size_bytes: 0,
-            site: None,
+            site,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(proofmesh_provider::run(
@@ -798,6 +810,29 @@ impl Coordinator {
                 .send()
                 .await
                 .expect("POST /v1/chat/completions")
+        })
+    }
+}
+
+impl Coordinator {
+    /// Like [`Coordinator::spawn_chat`], with an `x-proofmesh-workload` header.
+    pub fn spawn_chat_with(
+        &self,
+        key: &str,
+        body: Value,
+        workload: &str,
+    ) -> JoinHandle<reqwest::Response> {
+        let http = self.http.clone();
+        let url = format!("{}/v1/chat/completions", self.base);
+        let (key, workload) = (key.to_string(), workload.to_string());
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(key)
+                .header("x-proofmesh-workload", workload)
+                .json(&body)
+                .send()
+                .await
+                .expect("chat request")
         })
     }
 }

@@ -1,0 +1,135 @@
+//! `proofmesh providers` lists the network's providers with their claims
+//! (each marked self-declared, measured or attested) and measurements;
+//! `proofmesh explain JOB_ID` shows where each attempt of one of your jobs
+//! went and why: every provider's filter verdicts, scores and estimates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::clientcfg;
+
+/// `providers` options.
+#[derive(clap::Args, Debug)]
+pub struct ProvidersArgs {
+    /// Only providers offering this model (name or digest).
+    #[arg(long)]
+    model: Option<String>,
+    /// Only providers in this region.
+    #[arg(long)]
+    region: Option<String>,
+    /// Only providers with free capacity now.
+    #[arg(long)]
+    available: bool,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// `explain` options.
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// Job id (`job_...`; the receipt's `job_id`).
+    job_id: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+/// How to reach the API.
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// API base URL.
+    #[arg(long, env = "PROOFMESH_BASE_URL")]
+    base_url: Option<String>,
+    /// API key.
+    #[arg(long, env = "PROOFMESH_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Data directory holding client.json.
+    #[arg(long, default_value = clientcfg::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+async fn get(
+    api: ApiArgs,
+    path: &str,
+    query: &[(&str, String)],
+) -> anyhow::Result<serde_json::Value> {
+    let (base, key) = clientcfg::resolve(api.base_url, api.api_key, &api.data_dir)?;
+    let resp = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .query(query)
+        .bearer_auth(key)
+        .send()
+        .await
+        .with_context(|| format!("GET {base}{path}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "{status}: {}",
+        body["error"]["message"]
+    );
+    Ok(body)
+}
+
+/// Runs `proofmesh providers`.
+pub async fn providers(a: ProvidersArgs) -> anyhow::Result<ExitCode> {
+    let mut q = Vec::new();
+    if let Some(m) = a.model {
+        q.push(("model", m));
+    }
+    if let Some(r) = a.region {
+        q.push(("region", r));
+    }
+    if a.available {
+        q.push(("available", "true".to_owned()));
+    }
+    let v = get(a.api, "/providers", &q).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list = v["data"].as_array().cloned().unwrap_or_default();
+    println!("{} provider(s)", list.len());
+    for p in list {
+        println!("{}", serde_json::to_string(&p)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `proofmesh explain`.
+pub async fn explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let v = get(a.api, &format!("/jobs/{}/placement", a.job_id), &[]).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for att in v["attempts"].as_array().into_iter().flatten() {
+        println!("attempt {} ({})", att["attempt"], att["class"]);
+        if let Some(e) = att["error"].as_str() {
+            println!("  no placement: {e}");
+            continue;
+        }
+        let p = &att["placement"];
+        let c = &p["chosen"];
+        println!(
+            "  chosen   {} in {} (estimated TTFT {} ms)",
+            c["provider"].as_str().unwrap_or("?"),
+            c["region"].as_str().unwrap_or("?"),
+            c["estimate"]["ttft_ms"]
+        );
+        for alt in p["alternates"].as_array().into_iter().flatten() {
+            println!("  fallback {}", alt["provider"].as_str().unwrap_or("?"));
+        }
+        if let Some(ex) = p.get("explanation").filter(|e| !e.is_null()) {
+            println!("  explanation: {}", serde_json::to_string(ex)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
