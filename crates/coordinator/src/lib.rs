@@ -18,7 +18,6 @@ pub mod placement;
 pub mod provider_ws;
 pub mod registry;
 pub mod routes;
-pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod validate;

@@ -13,7 +13,6 @@ use proofmesh_receipt::PublicKey;
 use proofmesh_wire::{CoordinatorMsg, Hardware, JobResult, ModelAdvert};
 use tokio::sync::mpsc;
 
-use crate::schedule::{choose, Candidate};
 
 /// Capacity of a job's event channel.
 const JOB_CHANNEL: usize = 256;
@@ -330,25 +329,6 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
             .cloned()
-    }
-
-    /// Picks a provider for `model` that is not in `exclude` nor excluded by audits.
-    pub fn pick(&self, model: &str, exclude: &[String]) -> Option<Arc<ProviderHandle>> {
-        let live: Vec<_> = self
-            .live()
-            .into_iter()
-            .filter(|p| p.models.iter().any(|m| m.digest.as_str() == model))
-            .filter(|p| !self.is_excluded(p.key.as_str()))
-            .collect();
-        let cands: Vec<Candidate<'_>> = live
-            .iter()
-            .map(|p| Candidate {
-                key: p.key.as_str(),
-                in_flight: p.in_flight.load(Ordering::Relaxed),
-                max_concurrent: p.max_concurrent,
-            })
-            .collect();
-        choose(&cands, exclude).map(|i| live[i].clone())
     }
 
     /// Routes a job's events from `provider` to a new receiver.

@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use futures::stream;
-use proofmesh_coordinator::schedule::QUEUE_FACTOR;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +211,8 @@ async fn saturated_providers_give_503_no_provider_available() {
         let key = c.api_key().await;
 
         // Fill the fake provider's queue; it accepts jobs and never answers.
-        let capacity = QUEUE_FACTOR as usize;
+        // The placement policy counts a provider full at max_concurrency x queue_factor.
+        let capacity = proofmesh_placement::PlacementConfig::default().queue_factor as usize;
         let mut pending = Vec::new();
         let mut jobs = Vec::new();
         for i in 0..capacity {
