@@ -194,6 +194,8 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
     if b.outcome == proofmesh_receipt::AuditOutcome::Failed {
         tracing::warn!(provider = %stats.provider_key, reason = %b.reason, "audit FAILED");
     }
+    let bp = u16::try_from(reputation_milli(&stats) * 10).unwrap_or(10_000);
+    app.placer.set_reputation(&stats.provider_key, bp);
     if stats.excluded {
         tracing::warn!(provider = %stats.provider_key, failed = stats.audits_failed, "provider excluded from scheduling");
         app.registry.exclude(&stats.provider_key);

@@ -106,7 +106,15 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
         app.placer
             .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed));
         match &attempt {
-            Attempt::Finished(..) => app.placer.succeeded(p.key.as_str()),
+            Attempt::Finished(r, ..) => {
+                let b = &r.body;
+                app.placer.succeeded(
+                    p.key.as_str(),
+                    ctx.spec.model.as_str(),
+                    u64::from(b.prompt_tokens) + u64::from(b.completion_tokens),
+                    b.finished_at_ms.saturating_sub(b.dispatched_at_ms),
+                )
+            }
             Attempt::Retry(_) => app.placer.failed(p.key.as_str(), false, crate::now_ms()),
             Attempt::Fatal(_) => {}
         }

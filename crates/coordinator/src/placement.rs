@@ -179,9 +179,24 @@ impl Placer {
         let _ = self.reg().report_failure(&id(key), kind, now_ms);
     }
 
-    /// A successful job.
-    pub fn succeeded(&self, key: &str) {
-        let _ = self.reg().report_success(&id(key));
+    /// A successful job, with what it measured: the whole service time and
+    /// the provider's throughput over it (prompt + completion tokens per
+    /// second of wall time, a lower bound on both prefill and decode rates).
+    pub fn succeeded(&self, key: &str, model: &str, tokens: u64, service_ms: u64) {
+        let mut reg = self.reg();
+        let _ = reg.report_success(&id(key));
+        if service_ms > 0 {
+            let _ = reg.record_service_time(&id(key), service_ms as f64);
+            let tps = tokens as f64 * 1000.0 / service_ms as f64;
+            if tps.is_finite() && tps > 0.0 {
+                let _ = reg.record_throughput(&id(key), model, Some(tps), Some(tps));
+            }
+        }
+    }
+
+    /// Reputation from audits, in basis points.
+    pub fn set_reputation(&self, key: &str, bp: u16) {
+        let _ = self.reg().set_reputation(&id(key), bp);
     }
 
     /// Where the next attempt of a job goes, with the explanation of the
