@@ -58,14 +58,41 @@ fn settle_failed(context: &'static str, e: impl std::fmt::Display) {
     metrics::counter!("proofmesh_settlement_failures_total", "step" => context).increment(1);
 }
 
-/// Escrows the job's worst-case charge from the client. Returns the amount
-/// held; 402 `insufficient_balance` if the balance cannot cover it.
-pub async fn escrow(app: &AppState, spec: &JobSpec, client_id: &str) -> Result<Amount, ApiError> {
+/// Escrows the job's worst-case charge from the client. With a price cap,
+/// `max_tokens` is lowered so the worst case fits the cap (400 if even the
+/// prompt does not). Returns the amount held; 402 `insufficient_balance` if
+/// the balance cannot cover it.
+pub async fn escrow(
+    app: &AppState,
+    spec: &mut JobSpec,
+    client_id: &str,
+    max_price_micros: Option<u64>,
+) -> Result<Amount, ApiError> {
     let price = price_of(spec).map_err(|e| ApiError::internal("price", e))?;
     let job = parties(&spec.job_id, client_id, "");
     let bound = prompt_token_bound(spec);
-    let esc = settle::escrow_at_dispatch(&job, &price, bound, spec.sampling.max_tokens, None)
-        .map_err(|e| ApiError::internal("escrow", e))?;
+    let cap = max_price_micros
+        .map(|m| Amount::from_micros(price.currency, m))
+        .transpose()
+        .map_err(|e| ApiError::invalid_param("max_price_micros", e.to_string()))?;
+    let esc = match settle::escrow_at_dispatch(&job, &price, bound, spec.sampling.max_tokens, cap) {
+        Ok(e) if e.max_completion_tokens > 0 => e,
+        Ok(_) | Err(settle::SettleError::AboveMaxPrice { .. }) => {
+            return Err(ApiError::invalid_param(
+                "max_price_micros",
+                format!(
+                    "max_price_micros is too low: the prompt alone may cost up to {} micro-{}",
+                    price
+                        .charge(bound, 1)
+                        .map(|a| a.micros())
+                        .unwrap_or(u64::MAX),
+                    price.currency.code()
+                ),
+            ))
+        }
+        Err(e) => return Err(ApiError::internal("escrow", e)),
+    };
+    spec.sampling.max_tokens = spec.sampling.max_tokens.min(esc.max_completion_tokens);
     let held = esc.settlement.breakdown.held;
     match app.bank.apply(esc.settlement.tx, crate::now_ms()).await {
         Ok(_) => Ok(held),

@@ -130,6 +130,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
             client_id: client.client_id,
             verification,
             class,
+            max_price_micros: plan.max_price_micros,
         },
     )
     .await?;

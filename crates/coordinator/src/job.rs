@@ -40,6 +40,8 @@ pub struct JobCtx {
     pub verification: String,
     /// Interactive (TTFT objective), batch (deadline) or fine-tune.
     pub class: proofmesh_placement::WorkloadClass,
+    /// The client's price cap, micro-units.
+    pub max_price_micros: Option<u64>,
 }
 
 enum Attempt {
@@ -50,7 +52,14 @@ enum Attempt {
 }
 
 /// Creates the job row and runs the driver in the background.
-pub async fn start(app: AppState, ctx: JobCtx) -> Result<mpsc::Receiver<GatewayEvent>, ApiError> {
+pub async fn start(
+    app: AppState,
+    mut ctx: JobCtx,
+) -> Result<mpsc::Receiver<GatewayEvent>, ApiError> {
+    // Escrow first: a price cap may lower max_tokens, which the job row and
+    // the dispatched spec must then carry.
+    let held =
+        crate::billing::escrow(&app, &mut ctx.spec, &ctx.client_id, ctx.max_price_micros).await?;
     let rec = JobRecord {
         job_id: ctx.spec.job_id.clone(),
         receipt_id: ctx.spec.receipt_id.clone(),
@@ -60,7 +69,6 @@ pub async fn start(app: AppState, ctx: JobCtx) -> Result<mpsc::Receiver<GatewayE
         request_json: serde_json::to_string(&ctx.spec.messages).unwrap_or_else(|_| "[]".into()),
         verification: ctx.verification.clone(),
     };
-    let held = crate::billing::escrow(&app, &ctx.spec, &ctx.client_id).await?;
     if let Err(e) = app.store.insert_job(&rec).await {
         crate::billing::refund_failed_job(&app, &ctx.spec.job_id, &ctx.client_id, held).await;
         return Err(ApiError::internal("insert job", e));

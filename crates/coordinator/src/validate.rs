@@ -28,6 +28,8 @@ pub struct JobPlan {
     pub stream: bool,
     /// "sampled" or "always".
     pub verification: String,
+    /// The client's price cap for this request, micro-units.
+    pub max_price_micros: Option<u64>,
 }
 
 fn to_milli(v: f32) -> u32 {
@@ -174,6 +176,7 @@ pub fn plan(cfg: &CoordinatorConfig, req: ChatCompletionRequest) -> Result<JobPl
         sampling,
         stream,
         verification,
+        max_price_micros: req.max_price_micros,
     })
 }
 

@@ -135,3 +135,40 @@ async fn unfunded_clients_get_402_and_failed_jobs_are_refunded() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_max_price_is_enforced() {
+    bounded(async {
+        let coord = Coordinator::start_with(no_audits).await;
+        let provider = TestProvider::start(&coord);
+        coord.wait_providers(1).await;
+        let key = coord.api_key().await;
+        // A cap below what the prompt alone may cost: refused, nothing held.
+        let mut body = chat_body("a prompt of some length", 3, 64, false);
+        body["max_price_micros"] = serde_json::json!(1);
+        let resp = coord.chat(&key, &body).await;
+        assert_eq!(resp.status(), 400);
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["param"], "max_price_micros");
+        assert_eq!(
+            usd(&get(&coord, Some(&key), "/v1/balance").await, "balances"),
+            100_000_000
+        );
+
+        // A cap that fits the prompt and a few tokens: max_tokens is lowered
+        // so the worst case fits, and the receipt's charge is within the cap.
+        // Test rates: 0.1 micro per prompt token, 0.2 per completion token.
+        let cap = 12u64;
+        body["max_price_micros"] = serde_json::json!(cap);
+        let (json, id) = complete(&coord, &key, &body).await;
+        assert!(json["proofmesh"]["charged_micros"].as_u64().unwrap() <= cap);
+        let receipt: serde_json::Value = coord.get_receipt(&key, &id).await.json().await.unwrap();
+        let max_tokens = receipt["body"]["sampling"]["max_tokens"].as_u64().unwrap();
+        assert!(max_tokens < 64, "max_tokens {max_tokens} was not lowered");
+        let spent = 100_000_000 - usd(&get(&coord, Some(&key), "/v1/balance").await, "balances");
+        assert!(spent as u64 <= cap, "spent {spent}");
+        provider.kill().await;
+        coord.stop().await;
+    })
+    .await
+}

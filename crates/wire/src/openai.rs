@@ -34,6 +34,10 @@ pub struct ChatCompletionRequest {
     /// proofmesh extension: `"sampled"` (default: audited at the network's
     /// rate) or `"always"` (always re-executed by a verifier, at a fee).
     pub verification: Option<String>,
+    /// proofmesh extension: the most this request may cost, in micro-units of
+    /// the model's currency. `max_tokens` is lowered so the worst case fits;
+    /// a prompt that alone costs more is refused.
+    pub max_price_micros: Option<u64>,
 }
 
 /// `stop` may be a string or a list of strings.
