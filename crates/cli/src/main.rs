@@ -52,6 +52,12 @@ enum Command {
         #[command(subcommand)]
         command: cmd::billing::Command,
     },
+    /// Lender covenants: verify a provider's signed metrics statements
+    /// against the transparency log and evaluate a policy.
+    Covenant {
+        #[command(subcommand)]
+        command: cmd::covenant::Command,
+    },
     /// List the network's providers (claims and measurements).
     Providers(cmd::providers::ProvidersArgs),
     /// Explain where each attempt of one of your jobs went, and why.
@@ -100,6 +106,7 @@ fn main() -> std::process::ExitCode {
             Command::Providers(a) => cmd::providers::providers(a).await,
             Command::Explain(a) => cmd::providers::explain(a).await,
             Command::Billing { command } => cmd::billing::run(command).await,
+            Command::Covenant { command } => cmd::covenant::run(command).await,
             Command::Plan(a) => cmd::plan::run(a).await,
             Command::Log { command } => cmd::log::run(command).await,
             Command::Witness(args) => cmd::witness::run(args).await,

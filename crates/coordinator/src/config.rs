@@ -25,6 +25,9 @@ pub enum ConfigError {
     },
 }
 
+/// Longest metrics-statement epoch: 365 days.
+pub const MAX_STATEMENT_EPOCH_S: u64 = 365 * 86_400;
+
 /// Everything the coordinator can be told.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -78,6 +81,9 @@ pub struct CoordinatorConfig {
     pub log_batch_max_entries: usize,
     /// Log batch bound: age of the oldest entry, ms (Tessera: 250).
     pub log_batch_max_age_ms: u64,
+    /// Length of a metrics-statement epoch, seconds (default 86400: UTC
+    /// days). Epochs are aligned to the unix epoch: `[k·len, (k+1)·len)`.
+    pub statement_epoch_s: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -107,6 +113,7 @@ impl Default for CoordinatorConfig {
             log_origin: proofmesh_log::LogConfig::default().origin,
             log_batch_max_entries: proofmesh_log::LogConfig::default().batch_max_entries,
             log_batch_max_age_ms: proofmesh_log::LogConfig::default().batch_max_age_ms,
+            statement_epoch_s: proofmesh_ledger::epoch::DAY_S,
         }
     }
 }
@@ -150,6 +157,7 @@ impl CoordinatorConfig {
             "log_origin",
             "log_batch_max_entries",
             "log_batch_max_age_ms",
+            "statement_epoch_s",
         ];
         fig = fig.merge(Env::prefixed("PROOFMESH_").only(&fields));
         let cfg: CoordinatorConfig = fig
@@ -216,6 +224,12 @@ impl CoordinatorConfig {
         }
         if self.request_timeout_s == 0 {
             return bad("request_timeout_s", "must be positive");
+        }
+        if self.statement_epoch_s == 0 || self.statement_epoch_s > MAX_STATEMENT_EPOCH_S {
+            return bad(
+                "statement_epoch_s",
+                "must be in 1..=31536000 (one second to 365 days)",
+            );
         }
         if self.protocol_fee_bps > 10_000 {
             return bad("protocol_fee_bps", "must be at most 10000 (basis points)");
@@ -284,6 +298,13 @@ mod tests {
             assert!(e.to_string().contains("max_attempts"), "{e}");
             jail.set_env("PROOFMESH_MAX_ATTEMPTS", "lots");
             assert!(CoordinatorConfig::load(None).is_err());
+            jail.set_env("PROOFMESH_MAX_ATTEMPTS", "3");
+            jail.set_env("PROOFMESH_STATEMENT_EPOCH_S", "3600");
+            let c = CoordinatorConfig::load(None).unwrap();
+            assert_eq!(c.statement_epoch_s, 3600);
+            jail.set_env("PROOFMESH_STATEMENT_EPOCH_S", "0");
+            let e = CoordinatorConfig::load(None).unwrap_err();
+            assert!(e.to_string().contains("statement_epoch_s"), "{e}");
             Ok(())
         });
     }

@@ -20,6 +20,7 @@ pub mod registry;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod statements;
 pub mod validate;
 
 pub use config::{ConfigError, CoordinatorConfig};

@@ -13,7 +13,6 @@ use proofmesh_receipt::PublicKey;
 use proofmesh_wire::{CoordinatorMsg, Hardware, JobResult, ModelAdvert};
 use tokio::sync::mpsc;
 
-
 /// Capacity of a job's event channel.
 const JOB_CHANNEL: usize = 256;
 

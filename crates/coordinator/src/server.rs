@@ -82,6 +82,10 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/balance", get(billing::balance))
         .route("/v1/usage", get(billing::usage))
         .route("/v1/providers/{key}/earnings", get(billing::earnings))
+        .route(
+            "/v1/providers/{key}/statements",
+            get(crate::statements::http::list),
+        )
         .route("/healthz", get(routes::health))
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
@@ -151,12 +155,14 @@ pub async fn run(
         let _ = stop_tx.send(true);
     };
     let auditor = tokio::spawn(crate::audit::dispatch_loop(app.clone()));
+    let statements = tokio::spawn(crate::statements::run(app.clone()));
     let log = app.log.clone();
     let bank = app.bank.clone();
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(graceful)
         .await;
     let _ = auditor.await;
+    let _ = statements.await;
     // Everything queued is committed before the store closes.
     log.close().await;
     let _ = log_task.await;

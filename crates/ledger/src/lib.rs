@@ -28,7 +28,7 @@
 //! | [`settle`] | escrow / release / hold / refund / slash flows with deterministic keys |
 //! | [`pool`] | [`RevenuePool`], unit transfers, largest-remainder [`distribute`] |
 //! | [`epoch`] | [`Epoch`]: half-open unix-second periods (default daily) |
-//! | [`statement`] | [`SignedStatement`] metrics oracle, [`compute_statement`], chain check, [`recheck`] |
+//! | [`statement`] | [`SignedStatement`] metrics oracle, [`compute_statement`], chain check, [`recheck`], [`SignedHeartbeats`] uptime evidence |
 //! | [`covenant`] | [`CovenantPolicy`] (TOML/JSON), [`evaluate`] → [`CovenantReport`] |
 //! | [`batch`] | epoch [`SignedBatch`]: RFC 6962 Merkle root of journal entries, inclusion proofs |
 //! | [`hash`] | [`Hash32`], the raw SHA-256 type |
@@ -67,7 +67,8 @@ pub use settle::{
     SlashRule,
 };
 pub use statement::{
-    compute_statement, genesis_hash, recheck, verify_chain, Heartbeat, SignedStatement,
-    StatementBody, StatementError, StatementFigures, StatementParams,
+    compute_statement, genesis_hash, recheck, verify_chain, Heartbeat, HeartbeatsBody,
+    HeartbeatsError, SignedHeartbeats, SignedStatement, StatementBody, StatementError,
+    StatementFigures, StatementParams,
 };
 pub use tx::{Link, Posting, Reason, Side, Transaction, TxError};

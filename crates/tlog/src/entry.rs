@@ -1,22 +1,26 @@
 //! The binary encoding of a proofmesh log entry, its RFC 6962 §2.1 leaf hash,
 //! and C2SP tlog-tiles entry bundles ("Log entries" section).
 //!
-//! Why: a transparency log commits to opaque bytes, so every receipt and audit
-//! report needs exactly one byte string that anyone can rebuild and hash. The
-//! layout (version 1) is:
+//! Why: a transparency log commits to opaque bytes, so every receipt, audit
+//! report, metrics statement and heartbeat log needs exactly one byte string
+//! that anyone can rebuild and hash. The layout (version 1) is:
 //!
 //! ```text
 //! entry   := tag:u8 || version:u8 || u32be(len(json)) || json
 //! tag     := 0x01 receipt (proofmesh_receipt::Receipt)
 //!          | 0x02 audit report (proofmesh_receipt::AuditReport)
-//!          ; 0x00 and 0x03..=0xff are reserved and rejected
+//!          | 0x03 metrics statement (proofmesh_ledger::SignedStatement)
+//!          | 0x04 heartbeat log (proofmesh_ledger::SignedHeartbeats)
+//!          ; 0x00 and 0x05..=0xff are reserved and rejected
 //! version := 0x01
 //! json    := serde_json::to_vec(object)   (compact, fields in struct order)
 //! ```
 //!
 //! Decoding is strict: the JSON must parse as the tagged type (whose serde
 //! types deny unknown fields) AND re-serialise to the identical bytes, so one
-//! object has one encoding and therefore one leaf hash. An encoded entry is at
+//! object has one encoding and therefore one leaf hash. The same rule holds
+//! for every tag. Decoding checks the form only: signatures (a receipt's, a
+//! statement's, a heartbeat log's) are for the reader to verify. An encoded entry is at
 //! most [`MAX_ENTRY_SIZE`] = 65535 bytes, because tlog-tiles entry bundles
 //! prefix each entry with a big-endian uint16 length.
 //!
@@ -24,6 +28,7 @@
 //! `tlog_tiles::record_hash`. Entry bundles are written by hand because
 //! tlog_tiles 0.2 has no bundle codec.
 
+use proofmesh_ledger::{SignedHeartbeats, SignedStatement};
 use proofmesh_receipt::{AuditReport, Receipt};
 use serde::{de::DeserializeOwned, Serialize};
 use tlog_tiles::Hash;
@@ -34,6 +39,10 @@ use crate::error::TlogError;
 pub const TAG_RECEIPT: u8 = 0x01;
 /// Tag byte of an audit-report entry.
 pub const TAG_AUDIT_REPORT: u8 = 0x02;
+/// Tag byte of a metrics-statement entry.
+pub const TAG_STATEMENT: u8 = 0x03;
+/// Tag byte of a heartbeat-log entry.
+pub const TAG_HEARTBEATS: u8 = 0x04;
 /// The only entry version this build writes and reads.
 pub const ENTRY_VERSION: u8 = 0x01;
 /// Bytes before the JSON: tag, version, u32be length.
@@ -50,6 +59,10 @@ pub enum LogEntry {
     Receipt(Receipt),
     /// A verifier-signed audit report (tag 2).
     AuditReport(AuditReport),
+    /// A coordinator-signed metrics statement (tag 3).
+    Statement(SignedStatement),
+    /// A coordinator-signed heartbeat log (tag 4).
+    Heartbeats(SignedHeartbeats),
 }
 
 impl LogEntry {
@@ -67,6 +80,8 @@ impl LogEntry {
         match self {
             LogEntry::Receipt(_) => TAG_RECEIPT,
             LogEntry::AuditReport(_) => TAG_AUDIT_REPORT,
+            LogEntry::Statement(_) => TAG_STATEMENT,
+            LogEntry::Heartbeats(_) => TAG_HEARTBEATS,
         }
     }
 
@@ -87,6 +102,8 @@ impl LogEntry {
             }
             LogEntry::Receipt(r) => to_json(tag, r)?,
             LogEntry::AuditReport(a) => to_json(tag, a)?,
+            LogEntry::Statement(st) => to_json(tag, st)?,
+            LogEntry::Heartbeats(h) => to_json(tag, h)?,
         };
         let len = ENTRY_HEADER_LEN + json.len();
         if len > MAX_ENTRY_SIZE {
@@ -125,6 +142,8 @@ impl LogEntry {
                 Ok(e)
             }
             TAG_AUDIT_REPORT => from_json::<AuditReport>(tag, json).map(LogEntry::AuditReport),
+            TAG_STATEMENT => from_json::<SignedStatement>(tag, json).map(LogEntry::Statement),
+            TAG_HEARTBEATS => from_json::<SignedHeartbeats>(tag, json).map(LogEntry::Heartbeats),
             _ => Err(TlogError::UnknownEntryType { tag }),
         }
     }
@@ -149,7 +168,7 @@ fn split_header(bytes: &[u8]) -> Result<(u8, &[u8]), TlogError> {
         });
     };
     let [tag, version, l0, l1, l2, l3] = *header;
-    if tag != TAG_RECEIPT && tag != TAG_AUDIT_REPORT {
+    if !(TAG_RECEIPT..=TAG_HEARTBEATS).contains(&tag) {
         return Err(TlogError::UnknownEntryType { tag });
     }
     if version != ENTRY_VERSION {

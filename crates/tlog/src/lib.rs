@@ -1,7 +1,8 @@
 //! `proofmesh-tlog`: the pure core of proofmesh's transparency log, where
-//! every signed receipt and audit report is appended to an append-only Merkle
-//! log laid out per C2SP tlog-tiles and committed to by C2SP tlog-checkpoint
-//! signed notes (C2SP signed-note, Ed25519). Hashing is RFC 6962 §2.1.
+//! every signed receipt, audit report, metrics statement and heartbeat log
+//! is appended to an append-only Merkle log laid out per C2SP tlog-tiles and
+//! committed to by C2SP tlog-checkpoint signed notes (C2SP signed-note,
+//! Ed25519). Hashing is RFC 6962 §2.1.
 //!
 //! Why a separate crate: the log core must be checkable offline by anyone
 //! (clients, monitors, `proofmesh verify`) with no I/O, so it holds no

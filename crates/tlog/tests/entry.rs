@@ -1,13 +1,19 @@
-//! Tests for the log entry encoding (`src/entry.rs`): round trips, the RFC
-//! 6962 §2.1 leaf hash (recomputed independently with `sha2`), rejection of
-//! every malformed form, and C2SP tlog-tiles entry bundles.
+//! Tests for the log entry encoding (`src/entry.rs`): round trips of all four
+//! entry types, the RFC 6962 §2.1 leaf hash (recomputed independently with
+//! `sha2`), rejection of every malformed form, and C2SP tlog-tiles entry
+//! bundles.
 
+use proofmesh_ledger::{
+    genesis_hash, Currency, Epoch, HeartbeatsBody, SignedHeartbeats, SignedStatement,
+    StatementBody, StatementFigures, StatementParams,
+};
 use proofmesh_receipt::{
     receipt_body_digest, testing::sample_receipt, AuditBody, AuditOutcome, AuditReport, Identity,
     AUDIT_VERSION,
 };
 use proofmesh_tlog::entry::{
-    ENTRY_HEADER_LEN, ENTRY_VERSION, MAX_ENTRY_SIZE, TAG_AUDIT_REPORT, TAG_RECEIPT,
+    ENTRY_HEADER_LEN, ENTRY_VERSION, MAX_ENTRY_SIZE, TAG_AUDIT_REPORT, TAG_HEARTBEATS, TAG_RECEIPT,
+    TAG_STATEMENT,
 };
 use proofmesh_tlog::{decode_bundle, encode_bundle, leaf_hash, LogEntry, TlogError};
 use sha2::{Digest, Sha256};
@@ -33,6 +39,52 @@ fn audit_entry() -> LogEntry {
     LogEntry::AuditReport(AuditReport::sign(body, &verifier))
 }
 
+fn statement_entry() -> LogEntry {
+    let coord = Identity::from_seed([2; 32]);
+    let body = StatementBody {
+        version: proofmesh_ledger::statement::STATEMENT_VERSION,
+        provider: Identity::from_seed([1; 32]).public().clone(),
+        coordinator: coord.public().clone(),
+        epoch: Epoch::daily(19_000).unwrap(),
+        params: StatementParams {
+            currency: Currency::Usd,
+            protocol_fee_bps: 500,
+            heartbeat_grace_ms: 10_000,
+            verifiers: vec![Identity::from_seed([3; 32]).public().clone()],
+        },
+        figures: StatementFigures {
+            revenue_micros: 1_234,
+            jobs_served: 2,
+            ..Default::default()
+        },
+        prev_statement_hash: genesis_hash(),
+    };
+    LogEntry::Statement(SignedStatement::sign(body, &coord).unwrap())
+}
+
+fn heartbeats_entry() -> LogEntry {
+    let coord = Identity::from_seed([2; 32]);
+    let body = HeartbeatsBody {
+        version: proofmesh_ledger::statement::heartbeats::HEARTBEATS_VERSION,
+        provider: Identity::from_seed([1; 32]).public().clone(),
+        coordinator: coord.public().clone(),
+        from_ms: 1_700_000_000_000,
+        to_ms: 1_700_000_600_000,
+        beats_ms: vec![1_700_000_000_001, 1_700_000_005_000],
+    };
+    LogEntry::Heartbeats(SignedHeartbeats::sign(body, &coord).unwrap())
+}
+
+/// The JSON an entry's object serialises to.
+fn object_json(entry: &LogEntry) -> Vec<u8> {
+    match entry {
+        LogEntry::Receipt(r) => serde_json::to_vec(r).unwrap(),
+        LogEntry::AuditReport(a) => serde_json::to_vec(a).unwrap(),
+        LogEntry::Statement(st) => serde_json::to_vec(st).unwrap(),
+        LogEntry::Heartbeats(h) => serde_json::to_vec(h).unwrap(),
+    }
+}
+
 /// Builds an entry by hand from the documented layout.
 fn raw(tag: u8, version: u8, json: &[u8]) -> Vec<u8> {
     let mut v = vec![tag, version];
@@ -42,19 +94,72 @@ fn raw(tag: u8, version: u8, json: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn round_trips_both_types_with_documented_layout() {
+fn round_trips_every_type_with_documented_layout() {
     for (entry, tag) in [
         (receipt_entry(), TAG_RECEIPT),
         (audit_entry(), TAG_AUDIT_REPORT),
+        (statement_entry(), TAG_STATEMENT),
+        (heartbeats_entry(), TAG_HEARTBEATS),
     ] {
+        assert_eq!(entry.tag(), tag);
         let bytes = entry.encode().unwrap();
-        let json = match &entry {
-            LogEntry::Receipt(r) => serde_json::to_vec(r).unwrap(),
-            LogEntry::AuditReport(a) => serde_json::to_vec(a).unwrap(),
-        };
-        assert_eq!(bytes, raw(tag, ENTRY_VERSION, &json));
+        assert_eq!(bytes, raw(tag, ENTRY_VERSION, &object_json(&entry)));
         assert_eq!(LogEntry::decode(&bytes).unwrap(), entry);
     }
+    assert_eq!((TAG_STATEMENT, TAG_HEARTBEATS), (0x03, 0x04));
+}
+
+#[test]
+fn statement_and_heartbeat_entries_are_strict() {
+    for entry in [statement_entry(), heartbeats_entry()] {
+        let tag = entry.tag();
+        let json = object_json(&entry);
+        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        assert_eq!(
+            LogEntry::decode(&raw(tag, 1, &pretty)),
+            Err(TlogError::NonCanonicalJson { tag })
+        );
+        v["body"]["extra"] = serde_json::Value::Bool(true);
+        let extra = serde_json::to_vec(&v).unwrap();
+        assert!(matches!(
+            LogEntry::decode(&raw(tag, 1, &extra)),
+            Err(TlogError::EntryJson { tag: t, .. }) if t == tag
+        ));
+        // A receipt under this tag, and this object under the receipt tag.
+        let receipt_json = object_json(&receipt_entry());
+        assert!(matches!(
+            LogEntry::decode(&raw(tag, 1, &receipt_json)),
+            Err(TlogError::EntryJson { tag: t, .. }) if t == tag
+        ));
+        assert!(matches!(
+            LogEntry::decode(&raw(TAG_RECEIPT, 1, &json)),
+            Err(TlogError::EntryJson {
+                tag: TAG_RECEIPT,
+                ..
+            })
+        ));
+    }
+    // Statements and heartbeat logs are not confused with each other.
+    let hb = object_json(&heartbeats_entry());
+    assert!(matches!(
+        LogEntry::decode(&raw(TAG_STATEMENT, 1, &hb)),
+        Err(TlogError::EntryJson {
+            tag: TAG_STATEMENT,
+            ..
+        })
+    ));
+    // Decoding checks form, not signatures: a tampered statement decodes
+    // (and re-encodes identically), and its signature then fails.
+    let LogEntry::Statement(mut st) = statement_entry() else {
+        unreachable!()
+    };
+    st.body.figures.revenue_micros += 1;
+    let bytes = LogEntry::Statement(st).encode().unwrap();
+    let LogEntry::Statement(back) = LogEntry::decode(&bytes).unwrap() else {
+        panic!("a statement entry decodes as a statement")
+    };
+    assert!(back.verify(0).is_err());
 }
 
 #[test]
@@ -81,7 +186,7 @@ fn rejects_truncated_and_bad_headers() {
             })
         );
     }
-    for tag in [0u8, 3, 4, 0x7f, 0xff] {
+    for tag in [0u8, 5, 6, 0x7f, 0xff] {
         let mut b = good.clone();
         b[0] = tag;
         assert_eq!(
@@ -144,10 +249,7 @@ fn rejects_non_canonical_wrong_type_and_unknown_fields() {
         Err(TlogError::NonCanonicalJson { tag: TAG_RECEIPT })
     );
     // An audit report under the receipt tag, and vice versa.
-    let audit_json = match audit_entry() {
-        LogEntry::AuditReport(a) => serde_json::to_vec(&a).unwrap(),
-        LogEntry::Receipt(_) => unreachable!(),
-    };
+    let audit_json = object_json(&audit_entry());
     assert!(matches!(
         LogEntry::decode(&raw(TAG_RECEIPT, 1, &audit_json)),
         Err(TlogError::EntryJson {

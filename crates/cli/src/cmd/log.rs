@@ -7,13 +7,16 @@
 //!   recomputes the tree, checks it against the signed checkpoint, every tile
 //!   against the recomputed hashes, every published checkpoint against the
 //!   recomputed roots (no two checkpoints conflict), and that every entry
-//!   parses and every receipt and audit report in it verifies.
+//!   parses and every receipt and audit report in it verifies, every metrics
+//!   statement and heartbeat log carries a valid coordinator signature, and
+//!   each provider's statements form one hash chain from genesis.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Context};
+use proofmesh_ledger::{genesis_hash, verify_chain, SignedStatement};
 use proofmesh_receipt::ReceiptBody;
 use proofmesh_tlog::{
     decode_bundle, decode_proof, leaf_hash, tiles_for_size, verify_consistency, CheckpointVerifier,
@@ -27,13 +30,13 @@ use crate::clientcfg;
 pub struct LogArgs {
     /// The log's URL prefix (default: from client.json's base URL, `.../log`).
     #[arg(long, env = "PROOFMESH_LOG_URL")]
-    log_url: Option<String>,
+    pub(crate) log_url: Option<String>,
     /// The log's checkpoint verifier key (default: client.json's `log_key`).
     #[arg(long, env = "PROOFMESH_LOG_KEY")]
-    log_key: Option<String>,
+    pub(crate) log_key: Option<String>,
     /// Data directory holding client.json.
     #[arg(long, default_value = clientcfg::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 /// Subcommands.
@@ -110,7 +113,7 @@ impl Remote {
         })
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let url = format!("{}/{path}", self.url);
         let resp = self
             .http
@@ -234,6 +237,8 @@ async fn verify(
 struct Tally {
     receipts: u64,
     audits: u64,
+    statements: u64,
+    heartbeat_logs: u64,
     hash_tiles: u64,
     bundles: u64,
     checkpoints: u64,
@@ -288,6 +293,10 @@ async fn monitor(from: Option<PathBuf>, save: Option<PathBuf>, log: LogArgs) -> 
         "ok   {} entry bundles: {} receipts and {} audit reports parse and verify",
         t.bundles, t.receipts, t.audits
     );
+    println!(
+        "ok   {} metrics statements (signed, chained per provider) and {} heartbeat logs verify",
+        t.statements, t.heartbeat_logs
+    );
     if let Some(p) = save {
         std::fs::write(&p, &note)?;
     }
@@ -295,25 +304,64 @@ async fn monitor(from: Option<PathBuf>, save: Option<PathBuf>, log: LogArgs) -> 
     Ok(())
 }
 
+/// Fetches the entries `start..min(start + 256, size)` (one entry bundle;
+/// `start` must be a multiple of 256).
+pub(crate) async fn fetch_bundle(
+    remote: &Remote,
+    start: u64,
+    size: u64,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let width = (size - start).min(256) as u32;
+    let tile = TilePath::new(TileKind::Entries, start / 256, width)?;
+    let bundle = remote.get(&tile.to_path()).await?;
+    let entries = decode_bundle(&bundle).with_context(|| format!("bundle {tile}"))?;
+    ensure!(
+        entries.len() as u32 == width,
+        "bundle {tile} holds {} entries",
+        entries.len()
+    );
+    Ok(entries.into_iter().map(<[u8]>::to_vec).collect())
+}
+
+/// Downloads every entry up to the signed checkpoint's size and checks that
+/// the tree recomputed from them has the checkpoint's root, so every entry
+/// returned is provably in the log the key signed.
+pub(crate) async fn download_verified(
+    remote: &Remote,
+) -> anyhow::Result<(VerifiedCheckpoint, Vec<Vec<u8>>)> {
+    let (cp, _) = remote.checkpoint().await?;
+    let mut tree = Tree::new();
+    let mut entries = Vec::with_capacity(usize::try_from(cp.size).unwrap_or(0));
+    while (entries.len() as u64) < cp.size {
+        for e in fetch_bundle(remote, entries.len() as u64, cp.size).await? {
+            tree.append(leaf_hash(&e))?;
+            entries.push(e);
+        }
+    }
+    ensure!(
+        tree.root() == cp.root,
+        "the tree recomputed from the log's entries does not match its signed checkpoint"
+    );
+    Ok((cp, entries))
+}
+
+/// What earlier entries established, for checking later ones.
+#[derive(Default)]
+struct Seen {
+    receipts: HashMap<String, ReceiptBody>,
+    statements: HashMap<String, SignedStatement>,
+}
+
 /// Downloads every entry bundle up to `size`, checks each entry, and builds
 /// the tree from the entries themselves.
 async fn download_entries(remote: &Remote, size: u64, t: &mut Tally) -> anyhow::Result<Tree> {
     let mut tree = Tree::new();
-    let mut receipts: HashMap<String, ReceiptBody> = HashMap::new();
+    let mut seen = Seen::default();
     let mut n = 0u64;
     while n < size {
-        let width = (size - n).min(256) as u32;
-        let tile = TilePath::new(TileKind::Entries, n / 256, width)?;
-        let bundle = remote.get(&tile.to_path()).await?;
-        let entries = decode_bundle(&bundle).with_context(|| format!("bundle {tile}"))?;
-        ensure!(
-            entries.len() as u32 == width,
-            "bundle {tile} holds {} entries",
-            entries.len()
-        );
-        for bytes in entries {
-            check_entry(n, bytes, &mut receipts, t)?;
-            tree.append(leaf_hash(bytes))?;
+        for bytes in fetch_bundle(remote, n, size).await? {
+            check_entry(n, &bytes, &mut seen, t)?;
+            tree.append(leaf_hash(&bytes))?;
             n += 1;
         }
         t.bundles += 1;
@@ -321,12 +369,7 @@ async fn download_entries(remote: &Remote, size: u64, t: &mut Tally) -> anyhow::
     Ok(tree)
 }
 
-fn check_entry(
-    index: u64,
-    bytes: &[u8],
-    receipts: &mut HashMap<String, ReceiptBody>,
-    t: &mut Tally,
-) -> anyhow::Result<()> {
+fn check_entry(index: u64, bytes: &[u8], seen: &mut Seen, t: &mut Tally) -> anyhow::Result<()> {
     match LogEntry::decode(bytes).with_context(|| format!("entry {index} does not parse"))? {
         LogEntry::Receipt(r) => {
             r.verify(None).with_context(|| {
@@ -335,11 +378,11 @@ fn check_entry(
                     r.body.receipt_id
                 )
             })?;
-            receipts.insert(r.body.receipt_id.clone(), r.body);
+            seen.receipts.insert(r.body.receipt_id.clone(), r.body);
             t.receipts += 1;
         }
         LogEntry::AuditReport(a) => {
-            let Some(body) = receipts.get(&a.body.receipt_id) else {
+            let Some(body) = seen.receipts.get(&a.body.receipt_id) else {
                 bail!(
                     "entry {index}: audit of receipt {} that is not earlier in the log",
                     a.body.receipt_id
@@ -348,6 +391,23 @@ fn check_entry(
             a.verify_for(body)
                 .with_context(|| format!("entry {index}: audit report does not verify"))?;
             t.audits += 1;
+        }
+        LogEntry::Statement(s) => {
+            let provider = s.body.provider.to_string();
+            let chained = match seen.statements.get(&provider) {
+                Some(prev) => verify_chain(&[prev.clone(), s.clone()], None, None),
+                None => verify_chain(std::slice::from_ref(&s), None, Some(&genesis_hash())),
+            };
+            chained.with_context(|| {
+                format!("entry {index}: metrics statement for {provider} does not verify")
+            })?;
+            seen.statements.insert(provider, s);
+            t.statements += 1;
+        }
+        LogEntry::Heartbeats(h) => {
+            h.verify()
+                .with_context(|| format!("entry {index}: heartbeat log does not verify"))?;
+            t.heartbeat_logs += 1;
         }
     }
     Ok(())

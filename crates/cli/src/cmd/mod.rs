@@ -4,6 +4,7 @@ pub mod bench;
 pub mod billing;
 pub mod chat;
 pub mod coordinator;
+pub mod covenant;
 pub mod keys;
 pub mod log;
 pub mod plan;

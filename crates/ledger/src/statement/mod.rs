@@ -20,8 +20,12 @@
 //! [`genesis_hash`] (`sha256:` + 64 zeros). The coordinator signs the same
 //! bytes with Ed25519. The JSON form is strict (unknown fields rejected), so
 //! the statement can be appended to the transparency log as it is.
+//!
+//! The heartbeat observations behind uptime are logged separately, as
+//! coordinator-signed [`heartbeats::SignedHeartbeats`].
 
 pub mod compute;
+pub mod heartbeats;
 
 use proofmesh_receipt::canon::Encoder;
 use proofmesh_receipt::{Digest, Identity, PublicKey, Signature};
@@ -31,6 +35,7 @@ use crate::epoch::Epoch;
 use crate::money::Currency;
 
 pub use compute::{compute_statement, Computed, Heartbeat, Ignored};
+pub use heartbeats::{HeartbeatsBody, HeartbeatsError, SignedHeartbeats};
 
 /// The statement format version.
 pub const STATEMENT_VERSION: u32 = 1;
