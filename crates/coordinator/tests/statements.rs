@@ -270,12 +270,16 @@ async fn the_epoch_task_publishes_settled_epochs_on_its_own() {
         let provider = p.key().clone();
         let key = c.api_key().await;
         complete(&c, &key, &chat_body("once", 1, 4, false)).await;
-        let found = poll_until("a statement counting the job", || {
+        // Epochs are 1 s: wait until one statement counts the job and one
+        // (the same or a later one) counts logged heartbeats; on a busy
+        // machine the first epochs may close before a heartbeat log.
+        let found = poll_until("statements counting the job and heartbeats", || {
             let (c, provider) = (&c, &provider);
             async move {
                 let found = fetch_included(c, provider).await;
                 let jobs: u64 = found.iter().map(|(_, s)| s.body.figures.jobs_served).sum();
-                (jobs == 1).then_some(found)
+                let beats = found.iter().any(|(_, s)| s.body.figures.heartbeats > 0);
+                (jobs == 1 && beats).then_some(found)
             }
         })
         .await;
