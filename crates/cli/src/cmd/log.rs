@@ -135,6 +135,35 @@ impl Remote {
         Ok(serde_json::from_slice(&self.get(path).await?)?)
     }
 
+    /// Checks that `new` extends `old` with the log's RFC 6962 §2.1.2
+    /// consistency proof; a smaller size or a failed proof is a fork or a
+    /// rollback. Returns the proof's length in hashes.
+    pub(crate) async fn check_extends(
+        &self,
+        old: &VerifiedCheckpoint,
+        new: &VerifiedCheckpoint,
+    ) -> anyhow::Result<usize> {
+        ensure!(
+            new.size >= old.size,
+            "FORK: the log shrank from size {} to {} (a rollback or a fork)",
+            old.size,
+            new.size
+        );
+        let v = self
+            .json(&format!("v1/consistency?old={}&new={}", old.size, new.size))
+            .await?;
+        let proof: Vec<String> = serde_json::from_value(v["consistency_proof"].clone())?;
+        verify_consistency(
+            old.size,
+            new.size,
+            &old.root,
+            &new.root,
+            &decode_proof(&proof)?,
+        )
+        .with_context(|| format!("FORK: size {} does not extend size {}", new.size, old.size))?;
+        Ok(proof.len())
+    }
+
     pub(crate) async fn checkpoint(&self) -> anyhow::Result<(VerifiedCheckpoint, Vec<u8>)> {
         let note = self.get("checkpoint").await?;
         let cp = self
@@ -200,29 +229,10 @@ async fn verify(
         "ok   current checkpoint: size {} signed by {}",
         new.size, new.origin
     );
-    ensure!(
-        new.size >= old.size,
-        "the log shrank: current size {} < saved size {} (a rollback or a fork)",
-        new.size,
-        old.size
-    );
-    let v = remote
-        .json(&format!("v1/consistency?old={}&new={}", old.size, new.size))
-        .await?;
-    let proof: Vec<String> = serde_json::from_value(v["consistency_proof"].clone())?;
-    verify_consistency(
-        old.size,
-        new.size,
-        &old.root,
-        &new.root,
-        &decode_proof(&proof)?,
-    )
-    .context("the current checkpoint does NOT extend the saved one (a fork)")?;
+    let hashes = remote.check_extends(&old, &new).await?;
     println!(
         "ok   consistency proof ({} hashes): size {} extends size {}",
-        proof.len(),
-        new.size,
-        old.size
+        hashes, new.size, old.size
     );
     if let Some(p) = save {
         std::fs::write(&p, &note)?;

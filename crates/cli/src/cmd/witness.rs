@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{ensure, Context};
+use anyhow::Context;
 use proofmesh_receipt::Identity;
-use proofmesh_tlog::{decode_proof, verify_consistency, WitnessSigner};
+use proofmesh_tlog::WitnessSigner;
 
 use crate::cmd::log::{LogArgs, Remote};
 
@@ -70,24 +70,7 @@ async fn round(
             .verifier
             .verify(&old_note)
             .context("the witness's saved checkpoint")?;
-        ensure!(
-            new.size >= old.size,
-            "FORK: the log shrank from {} to {}",
-            old.size,
-            new.size
-        );
-        let v = remote
-            .json(&format!("v1/consistency?old={}&new={}", old.size, new.size))
-            .await?;
-        let proof: Vec<String> = serde_json::from_value(v["consistency_proof"].clone())?;
-        verify_consistency(
-            old.size,
-            new.size,
-            &old.root,
-            &new.root,
-            &decode_proof(&proof)?,
-        )
-        .with_context(|| format!("FORK: size {} does not extend size {}", new.size, old.size))?;
+        remote.check_extends(&old, &new).await?;
         println!(
             "ok   size {} is consistent with size {}",
             new.size, old.size
