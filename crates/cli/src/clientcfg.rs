@@ -73,3 +73,43 @@ pub fn resolve(
         )?;
     Ok((base.trim_end_matches('/').to_string(), key))
 }
+
+/// How a client command reaches the API: flags, `PROOFMESH_*` env, or
+/// client.json.
+#[derive(clap::Args, Debug)]
+pub struct ApiArgs {
+    /// API base URL.
+    #[arg(long, env = "PROOFMESH_BASE_URL")]
+    pub base_url: Option<String>,
+    /// API key.
+    #[arg(long, env = "PROOFMESH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Data directory holding client.json.
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// An authenticated `GET {base}{path}` returning JSON; a non-2xx answer is
+/// an error naming the API's message.
+pub async fn api_get(
+    api: ApiArgs,
+    path: &str,
+    query: &[(&str, String)],
+) -> anyhow::Result<serde_json::Value> {
+    let (base, key) = resolve(api.base_url, api.api_key, &api.data_dir)?;
+    let resp = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .query(query)
+        .bearer_auth(key)
+        .send()
+        .await
+        .with_context(|| format!("GET {base}{path}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "{status}: {}",
+        body["error"]["message"]
+    );
+    Ok(body)
+}

@@ -176,15 +176,9 @@ async fn placement_follows_measured_latency_price_and_survives_a_cut() {
         }
 
         // Batch: cheapest first, whatever the distance.
-        let resp = coord
-            .http
-            .post(format!("{}/v1/chat/completions", coord.base))
-            .bearer_auth(&key)
-            .header("x-proofmesh-workload", "batch;deadline_s=3600")
-            .json(&chat_body("Summarize", 9, 8, false))
-            .send()
-            .await
-            .unwrap();
+        const BATCH: &str = "batch;deadline_s=3600";
+        let batch = coord.spawn_chat_with(&key, chat_body("Summarize", 9, 8, false), BATCH);
+        let resp = join_chat(batch).await;
         assert_eq!(resp.status(), 200);
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["proofmesh"]["provider_key"], keys[2].as_str());
@@ -212,11 +206,7 @@ async fn placement_follows_measured_latency_price_and_survives_a_cut() {
 
         // Cut the cheap provider off while its job is in flight: the job is
         // retried elsewhere and completes; nothing is lost.
-        let pending = coord.spawn_chat_with(
-            &key,
-            chat_body("Again", 10, 8, false),
-            "batch;deadline_s=3600",
-        );
+        let pending = coord.spawn_chat_with(&key, chat_body("Again", 10, 8, false), BATCH);
         tokio::time::sleep(Duration::from_millis(60)).await;
         let (far, far_proxy) = fleet.pop().unwrap();
         far_proxy.shutdown().await;

@@ -6,20 +6,20 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use proofmesh_ledger::money::format_micros;
 use proofmesh_ledger::{settle, Amount, Currency};
 use proofmesh_settlement::{Bank, BankConfig};
 use proofmesh_store::SqliteStore;
 
-use crate::clientcfg;
+use crate::clientcfg::{api_get, ApiArgs};
 
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
     /// Show the caller's prepaid balance.
-    Balance(ClientArgs),
+    Balance(ApiArgs),
     /// Show the caller's latest ledger lines (escrows, releases, refunds).
-    Usage(ClientArgs),
+    Usage(ApiArgs),
     /// Operator: deposit prepaid credit for a client (idempotent per --reference).
     Credit {
         /// Client id (`client_...`, shown by `proofmesh keys create`).
@@ -40,63 +40,29 @@ pub enum Command {
     },
 }
 
-/// How to reach the API.
-#[derive(clap::Args, Debug)]
-pub struct ClientArgs {
-    /// API base URL.
-    #[arg(long, env = "PROOFMESH_BASE_URL")]
-    base_url: Option<String>,
-    /// API key.
-    #[arg(long, env = "PROOFMESH_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-    /// Data directory holding client.json.
-    #[arg(long, default_value = clientcfg::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
-}
-
-async fn get(a: ClientArgs, path: &str) -> anyhow::Result<serde_json::Value> {
-    let (base, key) = clientcfg::resolve(a.base_url, a.api_key, &a.data_dir)?;
-    let resp = reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .with_context(|| format!("GET {base}{path}"))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await?;
-    anyhow::ensure!(status.is_success(), "{status}: {body}");
-    Ok(body)
-}
-
-fn money(micros: i64) -> String {
-    let sign = if micros < 0 { "-" } else { "" };
-    let m = micros.unsigned_abs();
-    format!("{sign}{}.{:06}", m / 1_000_000, m % 1_000_000)
-}
-
 /// Runs the subcommand.
 pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Balance(a) => {
-            let v = get(a, "/balance").await?;
+            let v = api_get(a, "/balance", &[]).await?;
             println!("client {}", v["client_id"].as_str().unwrap_or("?"));
             for b in v["balances"].as_array().into_iter().flatten() {
                 let micros = b["micros"].as_i64().unwrap_or(0);
                 println!(
                     "  {} {}",
-                    money(micros),
+                    format_micros(micros),
                     b["currency"].as_str().unwrap_or("?")
                 );
             }
         }
         Command::Usage(a) => {
-            let v = get(a, "/usage").await?;
+            let v = api_get(a, "/usage", &[]).await?;
             for l in v["activity"].as_array().into_iter().flatten() {
                 println!(
                     "{:>8}  {:<10} {:>14} {}  {}",
                     l["seq"],
                     l["reason"].as_str().unwrap_or("?"),
-                    money(l["delta_micros"].as_i64().unwrap_or(0)),
+                    format_micros(l["delta_micros"].as_i64().unwrap_or(0)),
                     l["currency"].as_str().unwrap_or("?"),
                     l["link"].as_str().unwrap_or("")
                 );
@@ -138,7 +104,7 @@ async fn credit(
     } else {
         println!(
             "credited {} {} to {client} (ledger seq {})",
-            money(i64::try_from(amount.micros()).unwrap_or(i64::MAX)),
+            format_micros(i64::try_from(amount.micros()).unwrap_or(i64::MAX)),
             currency.code(),
             applied.seq
         );

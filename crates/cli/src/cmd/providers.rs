@@ -3,12 +3,9 @@
 //! `proofmesh explain JOB_ID` shows where each attempt of one of your jobs
 //! went and why: every provider's filter verdicts, scores and estimates.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use crate::clientcfg;
+use crate::clientcfg::{api_get, ApiArgs};
 
 /// `providers` options.
 #[derive(clap::Args, Debug)]
@@ -41,43 +38,6 @@ pub struct ExplainArgs {
     api: ApiArgs,
 }
 
-/// How to reach the API.
-#[derive(clap::Args, Debug)]
-pub struct ApiArgs {
-    /// API base URL.
-    #[arg(long, env = "PROOFMESH_BASE_URL")]
-    base_url: Option<String>,
-    /// API key.
-    #[arg(long, env = "PROOFMESH_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-    /// Data directory holding client.json.
-    #[arg(long, default_value = clientcfg::DEFAULT_DATA_DIR)]
-    data_dir: PathBuf,
-}
-
-async fn get(
-    api: ApiArgs,
-    path: &str,
-    query: &[(&str, String)],
-) -> anyhow::Result<serde_json::Value> {
-    let (base, key) = clientcfg::resolve(api.base_url, api.api_key, &api.data_dir)?;
-    let resp = reqwest::Client::new()
-        .get(format!("{base}{path}"))
-        .query(query)
-        .bearer_auth(key)
-        .send()
-        .await
-        .with_context(|| format!("GET {base}{path}"))?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "{status}: {}",
-        body["error"]["message"]
-    );
-    Ok(body)
-}
-
 /// Runs `proofmesh providers`.
 pub async fn providers(a: ProvidersArgs) -> anyhow::Result<ExitCode> {
     let mut q = Vec::new();
@@ -90,7 +50,7 @@ pub async fn providers(a: ProvidersArgs) -> anyhow::Result<ExitCode> {
     if a.available {
         q.push(("available", "true".to_owned()));
     }
-    let v = get(a.api, "/providers", &q).await?;
+    let v = api_get(a.api, "/providers", &q).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
@@ -105,7 +65,7 @@ pub async fn providers(a: ProvidersArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `proofmesh explain`.
 pub async fn explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let v = get(a.api, &format!("/jobs/{}/placement", a.job_id), &[]).await?;
+    let v = api_get(a.api, &format!("/jobs/{}/placement", a.job_id), &[]).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
