@@ -26,7 +26,7 @@
 //! | [`ledger`] | [`Ledger`]: `check` → [`Effects`], `commit`, `apply`, idempotency, [`JournalEntry`], replay |
 //! | [`pricing`] | [`ModelPrice`], [`PriceBook`], exact charge (= receipt's `charge_micros`) |
 //! | [`settle`] | escrow / release / hold / refund / slash flows with deterministic keys |
-//! | [`pool`] | [`RevenuePool`], unit transfers, largest-remainder [`distribute`] |
+//! | [`pool`] | [`RevenuePool`], unit transfers, largest-remainder [`distribute`]; signed [`SignedCharter`] / [`SignedTransfer`] / [`SignedDistribution`] |
 //! | [`epoch`] | [`Epoch`]: half-open unix-second periods (default daily) |
 //! | [`statement`] | [`SignedStatement`] metrics oracle, [`compute_statement`], chain check, [`recheck`], [`SignedHeartbeats`] uptime evidence |
 //! | [`covenant`] | [`CovenantPolicy`] (TOML/JSON), [`evaluate`] → [`CovenantReport`] |
@@ -60,6 +60,9 @@ pub use ledger::{
     Applied, BalanceChange, Checked, Effects, JournalEntry, Ledger, LedgerError, ReplayError,
 };
 pub use money::{Amount, Currency, MoneyError};
+pub use pool::signed::{
+    Allocation, PoolCharter, PoolDocError, SignedCharter, SignedDistribution, SignedTransfer,
+};
 pub use pool::{distribute, Distribution, PoolError, RevenuePool, UnitTransfer};
 pub use pricing::{receipt_charge, ModelPrice, PriceBook, PriceError};
 pub use settle::{

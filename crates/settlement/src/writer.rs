@@ -38,6 +38,7 @@ pub(crate) async fn run(
     config: BankConfig,
 ) {
     let mut closing: Option<oneshot::Sender<()>> = None;
+    let mut last_at_ms = 0u64;
     while closing.is_none() {
         let mut batch = match rx.recv().await {
             Some(Msg::Apply { tx, at_ms, reply }) => vec![(tx, at_ms, reply)],
@@ -57,7 +58,7 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        ledger = commit_batch(&*store, ledger, batch).await;
+        ledger = commit_batch(&*store, ledger, batch, &mut last_at_ms).await;
     }
     if let Some(done) = closing {
         let _ = done.send(());
@@ -83,11 +84,12 @@ async fn commit_batch(
     store: &dyn LedgerStore,
     mut ledger: Ledger,
     batch: Vec<(Transaction, u64, Reply)>,
+    last_at_ms: &mut u64,
 ) -> Ledger {
     let mut reloads = 0;
     loop {
         let durable_len = ledger.len();
-        let (outcomes, rows) = stage(&mut ledger, &batch);
+        let (outcomes, rows) = stage(&mut ledger, &batch, last_at_ms);
         // A refusal for lack of funds may come from a stale mirror (credit
         // written by another process): if the store's journal moved, reload
         // and re-run the batch before refusing anyone.
@@ -152,10 +154,16 @@ async fn commit_batch(
 fn stage(
     ledger: &mut Ledger,
     batch: &[(Transaction, u64, Reply)],
+    last_at_ms: &mut u64,
 ) -> (Vec<Outcome>, Vec<JournalRow>) {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut rows = Vec::new();
     for (tx, at_ms, _) in batch {
+        // Journal times never go backwards along seq (callers stamp before
+        // queueing, so concurrent callers may arrive out of order): epoch
+        // settlement batches are then contiguous seq ranges.
+        *last_at_ms = (*at_ms).max(*last_at_ms);
+        let at_ms = &*last_at_ms;
         let outcome = match ledger.check(tx) {
             Err(e) => Outcome::Refused(e.into()),
             Ok(Checked::AlreadyApplied(a)) => Outcome::Done(a),

@@ -6,15 +6,21 @@
 //! completed without its receipt or a receipt without its job.
 
 mod audit;
+mod billing;
 mod keys;
 mod ledger;
 mod log;
 mod sqlite;
 mod sqlite_audit;
+mod sqlite_billing;
 mod sqlite_ledger;
 mod sqlite_log;
 
 pub use audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProviderStats};
+pub use billing::{
+    BillingStore, IdemClaim, IdemRow, PoolRow, StoredJournalLine, TransferOutcome, TransferRow,
+    UnsettledJob,
+};
 pub use keys::{parse_api_key, ApiKeyParts};
 pub use ledger::{AccountActivity, BalanceRow, JournalRow, LedgerSnapshot, LedgerStore};
 pub use log::{audit_log_key, receipt_log_key, LogRow, LogStore, StoredCheckpoint};
@@ -72,6 +78,14 @@ pub enum StoreError {
         expected: i64,
         /// What is stored.
         found: i64,
+    },
+    /// A row with this id exists with different content.
+    #[error("{what} {id} already exists with different content")]
+    Conflict {
+        /// Kind of row.
+        what: &'static str,
+        /// Its id.
+        id: String,
     },
     /// A state transition that is not allowed (e.g. completing a failed job).
     #[error("job {job_id} is {status}, cannot {action}")]
@@ -165,7 +179,9 @@ pub struct StoredReceipt {
 
 /// Everything the coordinator persists.
 #[async_trait]
-pub trait Store: AuditStore + LogStore + LedgerStore + Send + Sync + 'static {
+pub trait Store:
+    AuditStore + LogStore + LedgerStore + BillingStore + Send + Sync + 'static
+{
     /// Creates an API key, and a new client unless `client_id` names one.
     async fn create_api_key(
         &self,

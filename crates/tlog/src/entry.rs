@@ -11,7 +11,11 @@
 //!          | 0x02 audit report (proofmesh_receipt::AuditReport)
 //!          | 0x03 metrics statement (proofmesh_ledger::SignedStatement)
 //!          | 0x04 heartbeat log (proofmesh_ledger::SignedHeartbeats)
-//!          ; 0x00 and 0x05..=0xff are reserved and rejected
+//!          | 0x05 pool charter (proofmesh_ledger::SignedCharter)
+//!          | 0x06 pool unit transfer (proofmesh_ledger::SignedTransfer)
+//!          | 0x07 pool distribution (proofmesh_ledger::SignedDistribution)
+//!          | 0x08 settlement batch (proofmesh_ledger::SignedBatch)
+//!          ; 0x00 and 0x09..=0xff are reserved and rejected
 //! version := 0x01
 //! json    := serde_json::to_vec(object)   (compact, fields in struct order)
 //! ```
@@ -28,7 +32,10 @@
 //! `tlog_tiles::record_hash`. Entry bundles are written by hand because
 //! tlog_tiles 0.2 has no bundle codec.
 
-use proofmesh_ledger::{SignedHeartbeats, SignedStatement};
+use proofmesh_ledger::{
+    SignedBatch, SignedCharter, SignedDistribution, SignedHeartbeats, SignedStatement,
+    SignedTransfer,
+};
 use proofmesh_receipt::{AuditReport, Receipt};
 use serde::{de::DeserializeOwned, Serialize};
 use tlog_tiles::Hash;
@@ -43,6 +50,14 @@ pub const TAG_AUDIT_REPORT: u8 = 0x02;
 pub const TAG_STATEMENT: u8 = 0x03;
 /// Tag byte of a heartbeat-log entry.
 pub const TAG_HEARTBEATS: u8 = 0x04;
+/// Tag byte of a pool-charter entry.
+pub const TAG_POOL_CHARTER: u8 = 0x05;
+/// Tag byte of a pool unit-transfer entry.
+pub const TAG_POOL_TRANSFER: u8 = 0x06;
+/// Tag byte of a pool-distribution entry.
+pub const TAG_POOL_DISTRIBUTION: u8 = 0x07;
+/// Tag byte of a settlement-batch entry.
+pub const TAG_SETTLEMENT_BATCH: u8 = 0x08;
 /// The only entry version this build writes and reads.
 pub const ENTRY_VERSION: u8 = 0x01;
 /// Bytes before the JSON: tag, version, u32be length.
@@ -63,6 +78,14 @@ pub enum LogEntry {
     Statement(SignedStatement),
     /// A coordinator-signed heartbeat log (tag 4).
     Heartbeats(SignedHeartbeats),
+    /// A provider-signed revenue-share pool charter (tag 5).
+    PoolCharter(SignedCharter),
+    /// A holder-signed unit transfer (tag 6).
+    PoolTransfer(SignedTransfer),
+    /// A coordinator-signed epoch distribution of a pool (tag 7).
+    PoolDistribution(SignedDistribution),
+    /// A coordinator-signed epoch settlement batch (tag 8).
+    SettlementBatch(SignedBatch),
 }
 
 impl LogEntry {
@@ -82,6 +105,10 @@ impl LogEntry {
             LogEntry::AuditReport(_) => TAG_AUDIT_REPORT,
             LogEntry::Statement(_) => TAG_STATEMENT,
             LogEntry::Heartbeats(_) => TAG_HEARTBEATS,
+            LogEntry::PoolCharter(_) => TAG_POOL_CHARTER,
+            LogEntry::PoolTransfer(_) => TAG_POOL_TRANSFER,
+            LogEntry::PoolDistribution(_) => TAG_POOL_DISTRIBUTION,
+            LogEntry::SettlementBatch(_) => TAG_SETTLEMENT_BATCH,
         }
     }
 
@@ -104,6 +131,10 @@ impl LogEntry {
             LogEntry::AuditReport(a) => to_json(tag, a)?,
             LogEntry::Statement(st) => to_json(tag, st)?,
             LogEntry::Heartbeats(h) => to_json(tag, h)?,
+            LogEntry::PoolCharter(c) => to_json(tag, c)?,
+            LogEntry::PoolTransfer(t) => to_json(tag, t)?,
+            LogEntry::PoolDistribution(d) => to_json(tag, d)?,
+            LogEntry::SettlementBatch(b) => to_json(tag, b)?,
         };
         let len = ENTRY_HEADER_LEN + json.len();
         if len > MAX_ENTRY_SIZE {
@@ -144,6 +175,14 @@ impl LogEntry {
             TAG_AUDIT_REPORT => from_json::<AuditReport>(tag, json).map(LogEntry::AuditReport),
             TAG_STATEMENT => from_json::<SignedStatement>(tag, json).map(LogEntry::Statement),
             TAG_HEARTBEATS => from_json::<SignedHeartbeats>(tag, json).map(LogEntry::Heartbeats),
+            TAG_POOL_CHARTER => from_json::<SignedCharter>(tag, json).map(LogEntry::PoolCharter),
+            TAG_POOL_TRANSFER => from_json::<SignedTransfer>(tag, json).map(LogEntry::PoolTransfer),
+            TAG_POOL_DISTRIBUTION => {
+                from_json::<SignedDistribution>(tag, json).map(LogEntry::PoolDistribution)
+            }
+            TAG_SETTLEMENT_BATCH => {
+                from_json::<SignedBatch>(tag, json).map(LogEntry::SettlementBatch)
+            }
             _ => Err(TlogError::UnknownEntryType { tag }),
         }
     }
@@ -168,7 +207,7 @@ fn split_header(bytes: &[u8]) -> Result<(u8, &[u8]), TlogError> {
         });
     };
     let [tag, version, l0, l1, l2, l3] = *header;
-    if !(TAG_RECEIPT..=TAG_HEARTBEATS).contains(&tag) {
+    if !(TAG_RECEIPT..=TAG_SETTLEMENT_BATCH).contains(&tag) {
         return Err(TlogError::UnknownEntryType { tag });
     }
     if version != ENTRY_VERSION {

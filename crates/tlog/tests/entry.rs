@@ -1,18 +1,21 @@
-//! Tests for the log entry encoding (`src/entry.rs`): round trips of all four
+//! Tests for the log entry encoding (`src/entry.rs`): round trips of every
 //! entry types, the RFC 6962 §2.1 leaf hash (recomputed independently with
 //! `sha2`), rejection of every malformed form, and C2SP tlog-tiles entry
 //! bundles.
 
 use proofmesh_ledger::{
-    genesis_hash, Currency, Epoch, HeartbeatsBody, SignedHeartbeats, SignedStatement,
-    StatementBody, StatementFigures, StatementParams,
+    distribute, genesis_hash, Allocation, Amount, BatchBody, Currency, Epoch, Hash32,
+    HeartbeatsBody, PoolCharter, SignedBatch, SignedCharter, SignedDistribution, SignedHeartbeats,
+    SignedStatement, SignedTransfer, StatementBody, StatementFigures, StatementParams,
+    UnitTransfer,
 };
 use proofmesh_receipt::{
     receipt_body_digest, testing::sample_receipt, AuditBody, AuditOutcome, AuditReport, Identity,
     AUDIT_VERSION,
 };
 use proofmesh_tlog::entry::{
-    ENTRY_HEADER_LEN, ENTRY_VERSION, MAX_ENTRY_SIZE, TAG_AUDIT_REPORT, TAG_HEARTBEATS, TAG_RECEIPT,
+    ENTRY_HEADER_LEN, ENTRY_VERSION, MAX_ENTRY_SIZE, TAG_AUDIT_REPORT, TAG_HEARTBEATS,
+    TAG_POOL_CHARTER, TAG_POOL_DISTRIBUTION, TAG_POOL_TRANSFER, TAG_RECEIPT, TAG_SETTLEMENT_BATCH,
     TAG_STATEMENT,
 };
 use proofmesh_tlog::{decode_bundle, encode_bundle, leaf_hash, LogEntry, TlogError};
@@ -75,6 +78,55 @@ fn heartbeats_entry() -> LogEntry {
     LogEntry::Heartbeats(SignedHeartbeats::sign(body, &coord).unwrap())
 }
 
+fn charter() -> SignedCharter {
+    let p = Identity::from_seed([1; 32]);
+    let c = PoolCharter {
+        version: 1,
+        pool: "pool-1".into(),
+        provider: p.public().clone(),
+        share_bps: 1_000,
+        currency: Currency::Usd,
+        holders: vec![Allocation {
+            holder: Identity::from_seed([4; 32]).public().to_string(),
+            units: 10,
+        }],
+        created_ms: 5,
+    };
+    SignedCharter::sign(c, &p).unwrap()
+}
+
+fn pool_entries() -> Vec<(LogEntry, u8)> {
+    let c = charter();
+    let holder = Identity::from_seed([4; 32]);
+    let t = UnitTransfer {
+        key: "t1".into(),
+        pool: "pool-1".into(),
+        from: holder.public().to_string(),
+        to: Identity::from_seed([5; 32]).public().to_string(),
+        units: 3,
+    };
+    let coord = Identity::from_seed([2; 32]);
+    let epoch = Epoch::daily(19_000).unwrap();
+    let pool = c.verify().unwrap();
+    let d = distribute(&pool, Amount::from_micros(Currency::Usd, 7).unwrap(), epoch).unwrap();
+    let body = BatchBody::build(coord.public(), epoch, 0, &[], Hash32([0; 32])).unwrap();
+    vec![
+        (LogEntry::PoolCharter(c), TAG_POOL_CHARTER),
+        (
+            LogEntry::PoolTransfer(SignedTransfer::sign(t, &holder).unwrap()),
+            TAG_POOL_TRANSFER,
+        ),
+        (
+            LogEntry::PoolDistribution(SignedDistribution::sign(d, &coord)),
+            TAG_POOL_DISTRIBUTION,
+        ),
+        (
+            LogEntry::SettlementBatch(SignedBatch::sign(body, &coord).unwrap()),
+            TAG_SETTLEMENT_BATCH,
+        ),
+    ]
+}
+
 /// The JSON an entry's object serialises to.
 fn object_json(entry: &LogEntry) -> Vec<u8> {
     match entry {
@@ -82,6 +134,10 @@ fn object_json(entry: &LogEntry) -> Vec<u8> {
         LogEntry::AuditReport(a) => serde_json::to_vec(a).unwrap(),
         LogEntry::Statement(st) => serde_json::to_vec(st).unwrap(),
         LogEntry::Heartbeats(h) => serde_json::to_vec(h).unwrap(),
+        LogEntry::PoolCharter(c) => serde_json::to_vec(c).unwrap(),
+        LogEntry::PoolTransfer(t) => serde_json::to_vec(t).unwrap(),
+        LogEntry::PoolDistribution(d) => serde_json::to_vec(d).unwrap(),
+        LogEntry::SettlementBatch(b) => serde_json::to_vec(b).unwrap(),
     }
 }
 
@@ -95,18 +151,29 @@ fn raw(tag: u8, version: u8, json: &[u8]) -> Vec<u8> {
 
 #[test]
 fn round_trips_every_type_with_documented_layout() {
-    for (entry, tag) in [
+    let mut all = vec![
         (receipt_entry(), TAG_RECEIPT),
         (audit_entry(), TAG_AUDIT_REPORT),
         (statement_entry(), TAG_STATEMENT),
         (heartbeats_entry(), TAG_HEARTBEATS),
-    ] {
+    ];
+    all.extend(pool_entries());
+    for (entry, tag) in all {
         assert_eq!(entry.tag(), tag);
         let bytes = entry.encode().unwrap();
         assert_eq!(bytes, raw(tag, ENTRY_VERSION, &object_json(&entry)));
         assert_eq!(LogEntry::decode(&bytes).unwrap(), entry);
     }
     assert_eq!((TAG_STATEMENT, TAG_HEARTBEATS), (0x03, 0x04));
+    assert_eq!(
+        (
+            TAG_POOL_CHARTER,
+            TAG_POOL_TRANSFER,
+            TAG_POOL_DISTRIBUTION,
+            TAG_SETTLEMENT_BATCH
+        ),
+        (0x05, 0x06, 0x07, 0x08)
+    );
 }
 
 #[test]
@@ -186,7 +253,7 @@ fn rejects_truncated_and_bad_headers() {
             })
         );
     }
-    for tag in [0u8, 5, 6, 0x7f, 0xff] {
+    for tag in [0u8, 9, 0x10, 0x7f, 0xff] {
         let mut b = good.clone();
         b[0] = tag;
         assert_eq!(
