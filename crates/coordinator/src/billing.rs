@@ -124,7 +124,22 @@ pub async fn settle_completed(
         AuditDecision::NotAudited
     };
     let cfg = app.config.settlement();
-    match settle::settle_completed(&job, &b.receipt_id, held, charge, &cfg, None, decision) {
+    // A pool's share of the provider's earnings; if the store cannot say,
+    // settle nothing now (the money stays in escrow for the recovery sweep)
+    // rather than pay the provider what it pledged away.
+    let pool = match pool_share(app, b.provider_key.as_str()).await {
+        Ok(p) => p,
+        Err(e) => return settle_failed("pool", e),
+    };
+    match settle::settle_completed(
+        &job,
+        &b.receipt_id,
+        held,
+        charge,
+        &cfg,
+        pool.as_ref(),
+        decision,
+    ) {
         Ok(s) => {
             if let Err(e) = app.bank.apply(s.tx, crate::now_ms()).await {
                 settle_failed("release", e);
@@ -132,6 +147,21 @@ pub async fn settle_completed(
         }
         Err(e) => settle_failed("release", e),
     }
+}
+
+/// The share of a provider's earnings pledged to its revenue-share pool.
+async fn pool_share(
+    app: &AppState,
+    provider: &str,
+) -> Result<Option<settle::PoolShare>, proofmesh_store::StoreError> {
+    Ok(app
+        .store
+        .pool_of_provider(provider)
+        .await?
+        .map(|p| settle::PoolShare {
+            pool: p.pool_id,
+            share_bps: p.share_bps,
+        }))
 }
 
 /// Refunds the whole escrow of a job that produced no receipt.
@@ -166,7 +196,10 @@ pub async fn settle_audit(
     let cfg = app.config.settlement();
     let audit_id = &report.body.audit_id;
     let built = match report.body.outcome {
-        AuditOutcome::Passed => settle::release_held(&job, audit_id, charge, &cfg, None),
+        AuditOutcome::Passed => match pool_share(app, b.provider_key.as_str()).await {
+            Ok(pool) => settle::release_held(&job, audit_id, charge, &cfg, pool.as_ref()),
+            Err(e) => return settle_failed("pool", e),
+        },
         AuditOutcome::Failed => {
             let stake_account = AccountId::ProviderStake(b.provider_key.to_string());
             let stake = match app.bank.balance(&stake_account, currency).await {
@@ -298,4 +331,77 @@ pub async fn earnings(
         "stake": balances_json(s),
         "activity": activity_json(&app, &earnings).await?,
     })))
+}
+
+/// What the startup recovery sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    /// Jobs left `dispatched` by a previous process, now failed.
+    pub failed_jobs: u64,
+    /// Escrows refunded to clients (jobs without a result).
+    pub refunded: u64,
+    /// Escrows of completed jobs settled from their receipts.
+    pub settled: u64,
+    /// Idempotency claims freed.
+    pub claims_freed: u64,
+}
+
+/// Settles what a crash left unsettled, before the coordinator serves:
+/// jobs still `dispatched` are failed (their provider sessions died with
+/// the process); the escrow of every job without a receipt is refunded;
+/// the escrow of every completed job is settled from its countersigned
+/// receipt (held if its audit is pending, refunded if its audit failed).
+/// Every transaction's key derives from the job id, so running this twice,
+/// or after the normal path already settled, changes nothing.
+pub async fn recover(app: &AppState) -> Result<Recovered, proofmesh_store::StoreError> {
+    let mut out = Recovered::default();
+    let now = crate::now_ms();
+    for job in app.store.unsettled_jobs().await? {
+        if job.status == "dispatched" {
+            app.store
+                .fail_job(
+                    &job.job_id,
+                    "coordinator restarted before the job finished",
+                    now,
+                )
+                .await?;
+            out.failed_jobs += 1;
+        }
+        for (code, micros) in &job.escrow {
+            let held = match Currency::parse(code)
+                .and_then(|c| Amount::from_micros(c, u64::try_from(*micros).unwrap_or(0)))
+            {
+                Ok(h) => h,
+                Err(e) => {
+                    settle_failed("recover", e);
+                    continue;
+                }
+            };
+            let receipt = match job.status.as_str() {
+                "completed" => app.store.get_receipt(&job.receipt_id).await?,
+                _ => None,
+            };
+            let Some(stored) = receipt else {
+                refund_failed_job(app, &job.job_id, &job.client_id, held).await;
+                out.refunded += 1;
+                continue;
+            };
+            match app.store.audit_status(&job.receipt_id).await?.as_deref() {
+                Some("failed") => {
+                    refund_failed_job(app, &job.job_id, &job.client_id, held).await;
+                    out.refunded += 1;
+                }
+                audit => {
+                    let audited = audit == Some("pending");
+                    settle_completed(app, &job.client_id, &stored.receipt, held, audited).await;
+                    out.settled += 1;
+                }
+            }
+        }
+    }
+    out.claims_freed = app
+        .store
+        .idem_sweep(now.saturating_sub(crate::idempotency::RETENTION_MS))
+        .await?;
+    Ok(out)
 }

@@ -133,6 +133,47 @@ impl ApiError {
         )
     }
 
+    /// 422: an Idempotency-Key was reused with a different request body.
+    pub fn idempotency_key_reused() -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request body. Use a new key for a new request.",
+        );
+        e.param = Some("Idempotency-Key");
+        e
+    }
+
+    /// 409: the request first sent with this Idempotency-Key is still running.
+    pub fn idempotency_key_in_progress() -> Self {
+        let mut e = Self::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_progress",
+            "The request first sent with this Idempotency-Key is still running; retry after it finishes to get its result.",
+        );
+        e.param = Some("Idempotency-Key");
+        e
+    }
+
+    /// 400 `invalid_pool_document`: a pool charter or transfer was refused.
+    pub fn invalid_pool_document(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_pool_document", reason)
+    }
+
+    /// 404: no such pool.
+    pub fn pool_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "pool_not_found",
+            format!("No revenue-share pool '{id}'."),
+        )
+    }
+
+    /// 409: a pool document conflicts with what is recorded.
+    pub fn pool_conflict(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "pool_conflict", reason)
+    }
+
     /// 503: no provider can take the job.
     pub fn no_provider(model: &str) -> Self {
         Self::new(

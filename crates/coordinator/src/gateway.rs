@@ -21,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::auth::authenticate;
 use crate::error::ApiError;
+use crate::idempotency::{self, Claimed};
 use crate::job::{self, GatewayEvent, JobCtx};
 use crate::state::AppState;
 use crate::validate;
@@ -47,7 +48,9 @@ pub async fn chat_completions(State(app): State<AppState>, req: Request) -> Resp
     }
 }
 
-struct Meta {
+/// What a response says about itself besides the result.
+#[derive(Debug, Clone)]
+pub struct Meta {
     id: String,
     model_name: String,
     digest: String,
@@ -123,17 +126,24 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     };
     let receipt_id = spec.receipt_id.clone();
     let stream = spec.stream;
-    let mut rx = job::start(
-        app,
-        JobCtx {
-            spec,
-            client_id: client.client_id,
-            verification,
-            class,
-            max_price_micros: plan.max_price_micros,
-        },
-    )
-    .await?;
+    let idem = match idempotency::key_from(&parts.headers)? {
+        None => None,
+        Some(key) => {
+            match idempotency::claim(&app, &client.client_id, key, &bytes, &spec.job_id).await? {
+                Claimed::Replay(body) => return Ok(idempotency::replay(*body, stream)),
+                Claimed::Run(idem) => Some((idem, meta.clone())),
+            }
+        }
+    };
+    let ctx = JobCtx {
+        spec,
+        client_id: client.client_id,
+        verification,
+        class,
+        max_price_micros: plan.max_price_micros,
+        idem,
+    };
+    let mut rx = job::start(app, ctx).await?;
     let mut resp = if stream {
         // Wait for the first event so that a job that fails before producing
         // anything (no provider, bad prompt) gets a proper HTTP status.
@@ -192,6 +202,29 @@ fn usage(r: &Receipt) -> Usage {
     }
 }
 
+/// The non-streaming response for a finished job (also what an
+/// Idempotency-Key replay returns).
+pub fn completion_body(meta: Meta, r: &Receipt, text: String) -> ChatCompletion {
+    ChatCompletion {
+        id: meta.id,
+        object: "chat.completion".into(),
+        created: meta.created,
+        model: meta.model_name,
+        system_fingerprint: meta.digest,
+        choices: vec![Choice {
+            index: 0,
+            message: ResponseMessage {
+                role: "assistant".into(),
+                content: text,
+            },
+            finish_reason: r.body.finish_reason.clone(),
+            logprobs: None,
+        }],
+        usage: usage(r),
+        proofmesh: ext(r),
+    }
+}
+
 async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Response, ApiError> {
     while let Some(ev) = rx.recv().await {
         match ev {
@@ -199,25 +232,7 @@ async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Res
             GatewayEvent::Delta(_) => {}
             GatewayEvent::Error(e) => return Err(e),
             GatewayEvent::Finished(r, text) => {
-                let body = ChatCompletion {
-                    id: meta.id,
-                    object: "chat.completion".into(),
-                    created: meta.created,
-                    model: meta.model_name,
-                    system_fingerprint: meta.digest,
-                    choices: vec![Choice {
-                        index: 0,
-                        message: ResponseMessage {
-                            role: "assistant".into(),
-                            content: text,
-                        },
-                        finish_reason: r.body.finish_reason.clone(),
-                        logprobs: None,
-                    }],
-                    usage: usage(&r),
-                    proofmesh: ext(&r),
-                };
-                return Ok(Json(body).into_response());
+                return Ok(Json(completion_body(meta, &r, text)).into_response());
             }
         }
     }

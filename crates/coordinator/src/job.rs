@@ -42,6 +42,9 @@ pub struct JobCtx {
     pub class: proofmesh_placement::WorkloadClass,
     /// The client's price cap, micro-units.
     pub max_price_micros: Option<u64>,
+    /// The Idempotency-Key claim to record the answer under, with what the
+    /// response says about itself.
+    pub idem: Option<(crate::idempotency::Idem, crate::gateway::Meta)>,
 }
 
 enum Attempt {
@@ -59,7 +62,17 @@ pub async fn start(
     // Escrow first: a price cap may lower max_tokens, which the job row and
     // the dispatched spec must then carry.
     let held =
-        crate::billing::escrow(&app, &mut ctx.spec, &ctx.client_id, ctx.max_price_micros).await?;
+        match crate::billing::escrow(&app, &mut ctx.spec, &ctx.client_id, ctx.max_price_micros)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                if let Some((idem, _)) = &ctx.idem {
+                    crate::idempotency::release(&app, idem).await;
+                }
+                return Err(e);
+            }
+        };
     let rec = JobRecord {
         job_id: ctx.spec.job_id.clone(),
         receipt_id: ctx.spec.receipt_id.clone(),
@@ -71,6 +84,9 @@ pub async fn start(
     };
     if let Err(e) = app.store.insert_job(&rec).await {
         crate::billing::refund_failed_job(&app, &ctx.spec.job_id, &ctx.client_id, held).await;
+        if let Some((idem, _)) = &ctx.idem {
+            crate::idempotency::release(&app, idem).await;
+        }
         return Err(ApiError::internal("insert job", e));
     }
     let (tx, rx) = mpsc::channel(64);
@@ -147,11 +163,18 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
             crate::billing::settle_completed(&app, &ctx.client_id, &receipt, held, audited).await;
             metrics::counter!("proofmesh_jobs_completed_total").increment(1);
             metrics::histogram!("proofmesh_job_seconds").record(started.elapsed().as_secs_f64());
+            if let Some((idem, meta)) = &ctx.idem {
+                let body = crate::gateway::completion_body(meta.clone(), &receipt, text.clone());
+                crate::idempotency::complete(&app, idem, &body).await;
+            }
             let _ = out.send(GatewayEvent::Finished(receipt, text)).await;
         }
         Err(err) => {
             metrics::counter!("proofmesh_jobs_failed_total", "code" => err.code).increment(1);
             crate::billing::refund_failed_job(&app, &ctx.spec.job_id, &ctx.client_id, held).await;
+            if let Some((idem, _)) = &ctx.idem {
+                crate::idempotency::release(&app, idem).await;
+            }
             if let Err(e) = app
                 .store
                 .fail_job(&ctx.spec.job_id, &last_failure, now)

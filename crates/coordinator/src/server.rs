@@ -82,6 +82,10 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/balance", get(billing::balance))
         .route("/v1/usage", get(billing::usage))
         .route("/v1/providers/{key}/earnings", get(billing::earnings))
+        .route("/v1/pools", post(crate::pools::create))
+        .route("/v1/pools/{id}", get(crate::pools::show))
+        .route("/v1/pools/{id}/transfers", post(crate::pools::transfer))
+        .route("/v1/holders/{key}", get(crate::pools::holder))
         .route(
             "/v1/providers/{key}/statements",
             get(crate::statements::http::list),
@@ -143,6 +147,14 @@ pub async fn run(
         shutdown: stop_rx,
     };
     log_routes::log_backlog(&app).await?;
+    let recovered = crate::billing::recover(&app).await?;
+    if recovered != crate::billing::Recovered::default() {
+        tracing::warn!(?recovered, "settled what a previous run left unsettled");
+    }
+    match crate::pools::backfill(&app).await {
+        Ok(n) => tracing::debug!(documents = n, "pool documents logged"),
+        Err(e) => tracing::error!(error = %e, "logging pool documents"),
+    }
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         coordinator_key = %app.identity.public(),

@@ -46,6 +46,7 @@
 //! Limits: publishing reads the whole log once per run, and one run holds
 //! the epoch's receipts in memory.
 
+pub mod batches;
 pub mod evidence;
 pub mod http;
 pub(crate) mod sampler;
@@ -346,6 +347,29 @@ pub fn due_epochs(len_s: u64, now_ms: u64, done_s: u64) -> Vec<Epoch> {
         .collect()
 }
 
+/// After statements: pays each revenue-share pool for the epochs, then
+/// signs and logs their settlement batches (so a distribution made now is
+/// in the next epoch's batch). Failures are logged; both steps are keyed by
+/// epoch, so the next run after a restart redoes only what is missing.
+async fn settle_epochs(app: &AppState, publisher: &Publisher, due: &[Epoch]) {
+    for epoch in due {
+        match crate::pools::distribute_epoch(app, *epoch).await {
+            Ok(d) if !d.is_empty() => {
+                tracing::info!(epoch = %epoch, pools = d.len(), "pool distributions paid")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(epoch = %epoch, error = %e, "pool distribution"),
+        }
+        match batches::publish_batch(publisher, *epoch).await {
+            Ok(Some((index, b))) => {
+                tracing::info!(epoch = %epoch, index, transactions = b.body.count, "settlement batch logged")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(epoch = %epoch, error = %e, "settlement batch"),
+        }
+    }
+}
+
 /// The statement task: samples heartbeats, flushes them, and publishes each
 /// epoch once settled, until shutdown (then flushes once more).
 pub async fn run(app: AppState) {
@@ -372,6 +396,7 @@ pub async fn run(app: AppState) {
                 Ok(p) => {
                     tracing::info!(epoch = %last, statements = p.len(), "metrics statements published");
                     done_s = last.end_s();
+                    settle_epochs(&app, &publisher, &due).await;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "publishing metrics statements; will retry");

@@ -57,8 +57,8 @@ pub enum BatchError {
         /// Entry.
         seq: u64,
     },
-    /// An entry was applied outside the batch's epoch.
-    #[error("entry {seq} at {at_ms} ms is outside epoch {epoch}")]
+    /// An entry was applied after the batch's epoch ended.
+    #[error("entry {seq} at {at_ms} ms is after the end of epoch {epoch}")]
     OutsideEpoch {
         /// Entry.
         seq: u64,
@@ -207,7 +207,7 @@ pub struct BatchBody {
 
 impl BatchBody {
     /// Builds the batch for `entries`, which must be consecutive from
-    /// `first_seq`, carry correct hashes, and lie in `epoch`.
+    /// `first_seq`, carry correct hashes, and be applied before `epoch` ends.
     pub fn build(
         coordinator: &PublicKey,
         epoch: Epoch,
@@ -228,7 +228,11 @@ impl BatchBody {
             if e.hash != e.tx.hash() {
                 return Err(BatchError::EntryHash { seq: e.seq });
             }
-            if !epoch.contains_ms(e.at_ms) {
+            // A batch settles every line applied by the epoch's end that no
+            // earlier batch holds; a line stamped before the epoch's start
+            // (a second writer's clock, an epoch skipped in downtime)
+            // belongs to the first batch after it.
+            if e.at_ms >= epoch.end_ms() {
                 return Err(BatchError::OutsideEpoch {
                     seq: e.seq,
                     at_ms: e.at_ms,

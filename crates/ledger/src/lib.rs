@@ -60,6 +60,7 @@ pub use ledger::{
     Applied, BalanceChange, Checked, Effects, JournalEntry, Ledger, LedgerError, ReplayError,
 };
 pub use money::{Amount, Currency, MoneyError};
+pub use pool::replay::{PoolReplay, ReplayDocError};
 pub use pool::signed::{
     Allocation, PoolCharter, PoolDocError, SignedCharter, SignedDistribution, SignedTransfer,
 };

@@ -35,6 +35,7 @@ pub const MAX_HOLDERS: usize = MAX_POSTINGS - 1;
 /// The rounding rule's name, recorded in every distribution.
 pub const ROUNDING_RULE: &str = "largest_remainder_v1";
 
+pub mod replay;
 pub mod signed;
 
 const DISTRIBUTION_DOMAIN: &str = "proofmesh/pool-distribution/v1";

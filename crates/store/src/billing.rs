@@ -168,14 +168,16 @@ pub trait BillingStore: Send + Sync + 'static {
     async fn pool_of_provider(&self, provider_key: &str) -> Result<Option<PoolRow>, StoreError>;
     /// Every pool.
     async fn list_pools(&self) -> Result<Vec<PoolRow>, StoreError>;
+    /// A pool's transfer documents, in the order they were applied.
+    async fn pool_transfers(&self, pool_id: &str) -> Result<Vec<(String, String)>, StoreError>;
     /// Applies a transfer atomically (idempotent by key).
     async fn transfer_units(&self, t: &TransferRow) -> Result<TransferOutcome, StoreError>;
-    /// Records the distribution for (pool, epoch) unless one is recorded;
-    /// returns the recorded one either way.
+    /// Records the distribution for (pool, epoch) unless one is recorded
+    /// (with `doc_json` None, only reads); returns the recorded one.
     async fn record_distribution(
         &self,
         pool_id: &str,
         epoch_start_s: u64,
-        doc_json: &str,
-    ) -> Result<String, StoreError>;
+        doc_json: Option<&str>,
+    ) -> Result<Option<String>, StoreError>;
 }

@@ -273,6 +273,17 @@ impl BillingStore for SqliteStore {
         Ok(rows.iter().map(pool_from).collect())
     }
 
+    async fn pool_transfers(&self, pool_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT transfer_key, doc_json FROM pool_transfers WHERE pool_id = ? ORDER BY rowid",
+        )
+        .bind(pool_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read transfers"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn transfer_units(&self, t: &TransferRow) -> Result<TransferOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
         let known = sqlx::query("SELECT 1 FROM pools WHERE pool_id = ?")
@@ -349,25 +360,27 @@ impl BillingStore for SqliteStore {
         &self,
         pool_id: &str,
         epoch_start_s: u64,
-        doc_json: &str,
-    ) -> Result<String, StoreError> {
+        doc_json: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO pool_distributions (pool_id, epoch_start_s, doc_json) \
-             VALUES (?, ?, ?)",
-        )
-        .bind(pool_id)
-        .bind(ms(epoch_start_s))
-        .bind(doc_json)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("record distribution"))?;
-        let doc: String = sqlx::query_scalar(
+        if let Some(doc) = doc_json {
+            sqlx::query(
+                "INSERT OR IGNORE INTO pool_distributions (pool_id, epoch_start_s, doc_json) \
+                 VALUES (?, ?, ?)",
+            )
+            .bind(pool_id)
+            .bind(ms(epoch_start_s))
+            .bind(doc)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("record distribution"))?;
+        }
+        let doc: Option<String> = sqlx::query_scalar(
             "SELECT doc_json FROM pool_distributions WHERE pool_id = ? AND epoch_start_s = ?",
         )
         .bind(pool_id)
         .bind(ms(epoch_start_s))
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db("read distribution"))?;
         tx.commit().await.map_err(db("commit distribution"))?;

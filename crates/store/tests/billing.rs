@@ -146,15 +146,14 @@ async fn pools_transfer_units_atomically_and_idempotently() {
         "pool-1"
     );
     assert_eq!(s.list_pools().await.unwrap().len(), 1);
+    let docs = s.pool_transfers("pool-1").await.unwrap();
+    assert_eq!(docs.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), vec!["t1", "t3"]);
     // A distribution is decided once.
-    assert_eq!(
-        s.record_distribution("pool-1", 86_400, "d1").await.unwrap(),
-        "d1"
-    );
-    assert_eq!(
-        s.record_distribution("pool-1", 86_400, "d2").await.unwrap(),
-        "d1"
-    );
+    let rec = |doc: Option<&'static str>| s.record_distribution("pool-1", 86_400, doc);
+    assert_eq!(rec(None).await.unwrap(), None);
+    assert_eq!(rec(Some("d1")).await.unwrap().as_deref(), Some("d1"));
+    assert_eq!(rec(Some("d2")).await.unwrap().as_deref(), Some("d1"));
+    assert_eq!(rec(None).await.unwrap().as_deref(), Some("d1"));
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Context};
-use proofmesh_ledger::{genesis_hash, verify_chain, SignedStatement};
+use proofmesh_ledger::{genesis_hash, verify_chain, PoolReplay, ReplayDocError, SignedStatement};
 use proofmesh_receipt::ReceiptBody;
 use proofmesh_tlog::{
     decode_bundle, decode_proof, leaf_hash, tiles_for_size, verify_consistency, CheckpointVerifier,
@@ -249,6 +249,8 @@ struct Tally {
     audits: u64,
     statements: u64,
     heartbeat_logs: u64,
+    pool_documents: u64,
+    batches: u64,
     hash_tiles: u64,
     bundles: u64,
     checkpoints: u64,
@@ -307,6 +309,10 @@ async fn monitor(from: Option<PathBuf>, save: Option<PathBuf>, log: LogArgs) -> 
         "ok   {} metrics statements (signed, chained per provider) and {} heartbeat logs verify",
         t.statements, t.heartbeat_logs
     );
+    println!(
+        "ok   {} pool documents (charters, holder-signed transfers, distributions replayed against units) and {} settlement batches (signed, chained) verify",
+        t.pool_documents, t.batches
+    );
     if let Some(p) = save {
         std::fs::write(&p, &note)?;
     }
@@ -360,6 +366,7 @@ pub(crate) async fn download_verified(
 struct Seen {
     receipts: HashMap<String, ReceiptBody>,
     statements: HashMap<String, SignedStatement>,
+    pools: PoolReplay,
 }
 
 /// Downloads every entry bundle up to `size`, checks each entry, and builds
@@ -419,7 +426,29 @@ fn check_entry(index: u64, bytes: &[u8], seen: &mut Seen, t: &mut Tally) -> anyh
                 .with_context(|| format!("entry {index}: heartbeat log does not verify"))?;
             t.heartbeat_logs += 1;
         }
+        LogEntry::PoolCharter(c) => pool_doc(index, "pool charter", seen.pools.charter(&c), t)?,
+        LogEntry::PoolTransfer(x) => pool_doc(index, "unit transfer", seen.pools.transfer(&x), t)?,
+        LogEntry::PoolDistribution(d) => {
+            pool_doc(index, "pool distribution", seen.pools.distribution(&d), t)?
+        }
+        LogEntry::SettlementBatch(b) => {
+            seen.pools
+                .batch(&b)
+                .with_context(|| format!("entry {index}: settlement batch does not verify"))?;
+            t.batches += 1;
+        }
     }
+    Ok(())
+}
+
+fn pool_doc(
+    index: u64,
+    what: &str,
+    r: Result<(), ReplayDocError>,
+    t: &mut Tally,
+) -> anyhow::Result<()> {
+    r.with_context(|| format!("entry {index}: {what} does not verify"))?;
+    t.pool_documents += 1;
     Ok(())
 }
 

@@ -142,9 +142,9 @@ fn batch_rejects_gaps_tampering_and_foreign_epochs() {
         BatchBody::build(coord.public(), epoch, 0, &t, zero),
         Err(BatchError::EntryHash { seq: 1 })
     ));
-    let later = Epoch::daily(19_001).unwrap();
+    let earlier = Epoch::daily(18_999).unwrap();
     assert!(matches!(
-        BatchBody::build(coord.public(), later, 0, &j, zero),
+        BatchBody::build(coord.public(), earlier, 0, &j, zero),
         Err(BatchError::OutsideEpoch { seq: 0, .. })
     ));
     // Changing an entry's time changes its leaf.
