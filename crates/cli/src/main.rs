@@ -52,6 +52,12 @@ enum Command {
         #[command(subcommand)]
         command: cmd::billing::Command,
     },
+    /// Revenue-share pools: sign a charter (provider) or a unit transfer
+    /// (holder), show a pool or a holder's payouts.
+    Pool {
+        #[command(subcommand)]
+        command: cmd::pool::Command,
+    },
     /// Lender covenants: verify a provider's signed metrics statements
     /// against the transparency log and evaluate a policy.
     Covenant {
@@ -62,6 +68,16 @@ enum Command {
     Providers(cmd::providers::ProvidersArgs),
     /// Explain where each attempt of one of your jobs went, and why.
     Explain(cmd::providers::ExplainArgs),
+    /// Hardware attestation: verify TEE and GPU evidence offline.
+    Attest {
+        #[command(subcommand)]
+        command: cmd::attest::Command,
+    },
+    /// Zero-knowledge proofs of inference: verify a bundle offline, train, setup, prove.
+    Zk {
+        #[command(subcommand)]
+        command: cmd::zk::Command,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -103,9 +119,12 @@ fn main() -> std::process::ExitCode {
             Command::Chat(a) => cmd::chat::run(a).await,
             Command::Receipt { command } => cmd::receipt::run(command).await,
             Command::Bench { command } => cmd::bench::run(command).await,
+            Command::Zk { command } => cmd::zk::run(command).await,
+            Command::Attest { command } => cmd::attest::run(command).await,
             Command::Providers(a) => cmd::providers::providers(a).await,
             Command::Explain(a) => cmd::providers::explain(a).await,
             Command::Billing { command } => cmd::billing::run(command).await,
+            Command::Pool { command } => cmd::pool::run(command).await,
             Command::Covenant { command } => cmd::covenant::run(command).await,
             Command::Plan(a) => cmd::plan::run(a).await,
             Command::Log { command } => cmd::log::run(command).await,

@@ -76,6 +76,7 @@ fn provider(base: &str, dir: &Path, identity: Arc<Identity>) -> oneshot::Sender<
         role: proofmesh_provider::AgentRole::Provider,
         model_size_bytes: 0,
         site: None,
+        attestation: Default::default(),
     };
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(proofmesh_provider::run(cfg, engine, identity, async {

@@ -84,6 +84,30 @@ pub struct CoordinatorConfig {
     /// Length of a metrics-statement epoch, seconds (default 86400: UTC
     /// days). Epochs are aligned to the unix epoch: `[k·len, (k+1)·len)`.
     pub statement_epoch_s: u64,
+    /// How often a connected provider's attestation is re-checked with a
+    /// fresh nonce, seconds (it is also checked at every (re)connection).
+    pub attestation_recheck_s: u64,
+    /// Appraisal policy for attestation evidence (a TOML table, e.g.
+    /// `{ type = "tdx", min_tcb = "UpToDate" }`); without one, evidence is
+    /// judged by verification and key binding alone.
+    pub attestation_policy: Option<proofmesh_attest::Policy>,
+    /// TEST SEAM ONLY (never read from files or the environment): verify
+    /// attestation at a pinned time and against a pinned binding, so tests
+    /// can admit real public evidence that was made for someone else's key
+    /// and nonce. The verification itself is the production code.
+    #[serde(skip)]
+    pub attestation_test_seam: Option<AttestTestSeam>,
+}
+
+/// See [`CoordinatorConfig::attestation_test_seam`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestTestSeam {
+    /// Unix seconds at which to verify (inside the sample's validity).
+    pub now_s: u64,
+    /// The report data the sample carries.
+    pub report_data: [u8; 64],
+    /// The nonce the sample's GPU evidence carries.
+    pub gpu_nonce: [u8; 32],
 }
 
 impl Default for CoordinatorConfig {
@@ -114,6 +138,9 @@ impl Default for CoordinatorConfig {
             log_batch_max_entries: proofmesh_log::LogConfig::default().batch_max_entries,
             log_batch_max_age_ms: proofmesh_log::LogConfig::default().batch_max_age_ms,
             statement_epoch_s: proofmesh_ledger::epoch::DAY_S,
+            attestation_recheck_s: 3_600,
+            attestation_policy: None,
+            attestation_test_seam: None,
         }
     }
 }
@@ -158,6 +185,7 @@ impl CoordinatorConfig {
             "log_batch_max_entries",
             "log_batch_max_age_ms",
             "statement_epoch_s",
+            "attestation_recheck_s",
         ];
         fig = fig.merge(Env::prefixed("PROOFMESH_").only(&fields));
         let cfg: CoordinatorConfig = fig
@@ -230,6 +258,9 @@ impl CoordinatorConfig {
                 "statement_epoch_s",
                 "must be in 1..=31536000 (one second to 365 days)",
             );
+        }
+        if self.attestation_recheck_s < 10 {
+            return bad("attestation_recheck_s", "must be at least 10 seconds");
         }
         if self.protocol_fee_bps > 10_000 {
             return bad("protocol_fee_bps", "must be at most 10000 (basis points)");

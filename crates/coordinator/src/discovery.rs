@@ -27,6 +27,8 @@ pub struct ProvidersQuery {
     min_vram_mib: Option<u64>,
     /// Only providers at or below this price per hour, micro-USD.
     max_price_per_hour_micros: Option<u64>,
+    /// Only providers attested at least this level: `tee` or `tee+gpu`.
+    min_attestation: Option<String>,
 }
 
 /// `GET /v1/providers`: public, like any marketplace listing.
@@ -43,7 +45,14 @@ pub async fn providers(
         ),
         None => None,
     };
+    let min_attestation = match q.min_attestation.as_deref() {
+        None => None,
+        Some(l) => Some(crate::attestation::parse_level(l).ok_or_else(|| {
+            ApiError::invalid_param("min_attestation", "must be none, tee or tee+gpu")
+        })?),
+    };
     let query = proofmesh_placement::ProviderQuery {
+        min_attestation,
         model,
         region: q.region,
         available_only: q.available,
@@ -53,7 +62,38 @@ pub async fn providers(
         ..Default::default()
     };
     let list = app.placer.list(&query);
-    Ok(Json(serde_json::json!({ "object": "list", "data": list })))
+    // Each row also carries the verified attestation behind its level:
+    // evidence digest, when it was verified, and when its earliest
+    // certificate or collateral expires (null: trust level none).
+    let attested: std::collections::HashMap<String, serde_json::Value> = app
+        .registry
+        .live()
+        .iter()
+        .map(|h| {
+            let a = h
+                .attestation
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            (
+                h.key.to_string(),
+                serde_json::to_value(a).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let data: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|v| {
+            let mut row = serde_json::to_value(&v).unwrap_or_default();
+            let id = v.record.id.0.clone();
+            if let Some(obj) = row.as_object_mut() {
+                let a = attested.get(&id).cloned().unwrap_or_default();
+                obj.insert("attestation".into(), a);
+            }
+            row
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "object": "list", "data": data })))
 }
 
 /// `GET /v1/jobs/{id}/placement`: the owner's job's placement decisions,

@@ -183,6 +183,17 @@ impl ApiError {
         )
     }
 
+    /// 503: no provider with the required attestation can take the job.
+    pub fn no_attested_provider(model: &str, level: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_attested_provider",
+            format!(
+                "No provider attested at level '{level}' or above is available for model '{model}' right now."
+            ),
+        )
+    }
+
     /// 502: providers failed the job.
     pub fn provider_failed(attempts: u32) -> Self {
         Self::new(

@@ -117,6 +117,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         dispatched_at_ms: crate::now_ms(),
         price,
         stream: plan.stream,
+        attestation: None,
     };
     let meta = Meta {
         id: format!("chatcmpl-{uuid}"),
@@ -142,6 +143,10 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         class,
         max_price_micros: plan.max_price_micros,
         idem,
+        min_attestation: crate::attestation::required(
+            plan.min_attestation,
+            client.min_attestation.as_deref(),
+        ),
     };
     let mut rx = job::start(app, ctx).await?;
     let mut resp = if stream {

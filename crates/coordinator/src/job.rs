@@ -45,6 +45,8 @@ pub struct JobCtx {
     /// The Idempotency-Key claim to record the answer under, with what the
     /// response says about itself.
     pub idem: Option<(crate::idempotency::Idem, crate::gateway::Meta)>,
+    /// The least attestation level a provider needs (request and API key).
+    pub min_attestation: proofmesh_placement::AttestationLevel,
 }
 
 enum Attempt {
@@ -107,13 +109,22 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
             break Err(ApiError::provider_failed(tried.len() as u32));
         }
         let Some(p) = place(&app, &ctx, &tried).await else {
-            break Err(if tried.is_empty() {
-                ApiError::no_provider(ctx.spec.model.as_str())
-            } else {
-                ApiError::provider_failed(tried.len() as u32)
-            });
+            break Err(
+                if tried.is_empty() && ctx.min_attestation > Default::default() {
+                    ApiError::no_attested_provider(
+                        ctx.spec.model.as_str(),
+                        crate::attestation::level_name(ctx.min_attestation),
+                    )
+                } else if tried.is_empty() {
+                    ApiError::no_provider(ctx.spec.model.as_str())
+                } else {
+                    ApiError::provider_failed(tried.len() as u32)
+                },
+            );
         };
         tried.push(p.key.to_string());
+        // The chosen provider's verified attestation goes into its receipt.
+        ctx.spec.attestation = p.attestation_ref(crate::now_ms());
         // The chosen provider's own rates (escrow was taken at the highest).
         if let Some(m) = p.models.iter().find(|m| m.digest == ctx.spec.model) {
             if m.price.currency == ctx.spec.price.currency {
@@ -191,13 +202,14 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
 /// already tried), records the decision for `proofmesh explain`, and returns
 /// the first live provider in its failover order.
 async fn place(app: &AppState, ctx: &JobCtx, tried: &[String]) -> Option<Arc<ProviderHandle>> {
-    let req = proofmesh_placement::Request::new(
+    let mut req = proofmesh_placement::Request::new(
         ctx.spec.model.as_str(),
         ctx.class,
         crate::billing::prompt_token_bound(&ctx.spec),
         ctx.spec.sampling.max_tokens,
         crate::now_ms(),
     );
+    req.min_attestation = ctx.min_attestation;
     let decision = app.placer.place(&req, tried);
     let record = match &decision {
         Ok(p) => {
@@ -399,6 +411,7 @@ fn check_result(
     )?;
     same("request_digest", b.request_digest == spec.request_digest())?;
     same("sampling", b.sampling == spec.sampling)?;
+    same("attestation", b.attestation == spec.attestation)?;
     same(
         "dispatched_at_ms",
         b.dispatched_at_ms == spec.dispatched_at_ms,

@@ -4,6 +4,7 @@
 //! Entry point: [`server::run`], which serves on a listener until a shutdown
 //! future resolves (the binary wires that to ctrl-c and SIGTERM).
 
+pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod billing;

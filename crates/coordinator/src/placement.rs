@@ -158,6 +158,16 @@ impl Placer {
         let _ = self.reg().remove(&id(key));
     }
 
+    /// The provider's verified attestation level (`None`: back to `none`).
+    pub fn set_attestation(&self, key: &str, level: pl::AttestationLevel) {
+        let provenance = if level == pl::AttestationLevel::None {
+            pl::Provenance::SelfDeclared
+        } else {
+            pl::Provenance::Attested
+        };
+        let _ = self.reg().set_attestation(&id(key), level, provenance);
+    }
+
     /// A measured round trip to the provider.
     pub fn record_rtt(&self, key: &str, rtt_us: u64) {
         let rtt = u32::try_from(rtt_us).unwrap_or(u32::MAX);

@@ -47,11 +47,24 @@ pub async fn connect_verifier(State(app): State<AppState>, ws: WebSocketUpgrade)
         .on_upgrade(move |socket| session(app, socket, Role::Verifier))
 }
 
+/// Longest close reason: a control frame carries at most 125 bytes, two of
+/// which are the close code (RFC 6455 §5.5).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// `reason` cut to fit a close frame, at a character boundary.
+fn close_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 async fn close(socket: &mut WebSocket, reason: &str) {
     tracing::warn!(reason, "rejecting provider");
     let frame = CloseFrame {
         code: 1008,
-        reason: reason.to_string().into(),
+        reason: close_reason(reason).to_string().into(),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
@@ -96,6 +109,7 @@ async fn handshake(
         models,
         max_concurrent_jobs,
         site,
+        attestation,
     } = hello
     else {
         return Err("first message must be hello".into());
@@ -112,18 +126,27 @@ async fn handshake(
     if models.is_empty() {
         return Err("provider advertises no models".into());
     }
-    if role == Role::Verifier {
-        if !app
-            .config
+    let trusted = || {
+        app.config
             .trusted_verifiers
             .iter()
             .any(|k| k == provider_key.as_str())
-        {
-            return Err(format!(
-                "verifier key {provider_key} is not trusted by this coordinator"
-            ));
-        }
-    } else {
+    };
+    if role == Role::Verifier && !trusted() {
+        return Err(format!(
+            "verifier key {provider_key} is not trusted by this coordinator"
+        ));
+    }
+    // Attestation first: evidence that is stale, replayed, made for another
+    // key or rejected by policy refuses the registration, naming why.
+    let mut attested = None;
+    if role == Role::Provider {
+        let nonce_raw = crate::attestation::nonce_bytes(&nonce)
+            .ok_or_else(|| "internal error: nonce".to_string())?;
+        attested =
+            crate::attestation::admit(app, &provider_key, &nonce_raw, attestation.as_deref())
+                .await
+                .map_err(|e| format!("attestation rejected: {e}"))?;
         let claims = crate::placement::claims(
             provider_key.as_str(),
             &hardware,
@@ -146,7 +169,12 @@ async fn handshake(
         hardware,
         max_concurrent: max_concurrent_jobs.clamp(1, 64),
         in_flight: AtomicU32::new(0),
+        attestation: std::sync::RwLock::new(None),
+        pending_nonce: std::sync::Mutex::new(None),
     });
+    if role == Role::Provider {
+        crate::attestation::apply(app, &handle, attested).await;
+    }
     Ok((handle, rx))
 }
 
@@ -207,8 +235,16 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
     // Silence is measured from the last inbound frame, not from the last
     // loop turn (pings and outbound traffic must not keep a mute peer alive).
     let mut last_heard = tokio::time::Instant::now();
+    let recheck_every = Duration::from_secs(app.config.attestation_recheck_s);
+    let mut recheck =
+        tokio::time::interval_at(tokio::time::Instant::now() + recheck_every, recheck_every);
     loop {
         tokio::select! {
+            _ = recheck.tick(), if role == Role::Provider => {
+                let msg = crate::attestation::recheck(&app, &handle).await;
+                let Ok(text) = serde_json::to_string(&msg) else { continue };
+                if sink.send(Message::Text(text.into())).await.is_err() { break; }
+            }
             _ = ping.tick(), if role == Role::Provider => {
                 let sent = (epoch.elapsed().as_micros() as u64).to_be_bytes().to_vec();
                 if sink.send(Message::Ping(sent.into())).await.is_err() { break; }
@@ -273,6 +309,10 @@ async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) 
             return true;
         }
         ProviderMsg::Hello { .. } => return false,
+        ProviderMsg::Attestation { nonce, bundle } => {
+            crate::attestation::on_evidence(app, h, &nonce, bundle.as_deref()).await;
+            return true;
+        }
         ProviderMsg::AuditDone { report } => {
             if role != Role::Verifier {
                 tracing::warn!(key, "audit report from a non-verifier; dropping connection");
@@ -309,4 +349,18 @@ async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) 
         tracing::debug!(provider = %key, %job_id, "event for a job not routed to this provider; ignored");
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(cut.len() <= MAX_CLOSE_REASON && long.starts_with(cut));
+        assert_eq!(cut.len(), 122);
+    }
 }

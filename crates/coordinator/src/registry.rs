@@ -58,6 +58,39 @@ pub struct ProviderHandle {
     pub max_concurrent: u32,
     /// Jobs assigned now.
     pub in_flight: AtomicU32,
+    /// Its verified hardware attestation (None: trust level `none`).
+    pub attestation: std::sync::RwLock<Option<Attested>>,
+    /// The nonce of the re-check awaiting its evidence.
+    pub pending_nonce: std::sync::Mutex<Option<[u8; 32]>>,
+}
+
+/// A provider's verified attestation, as the coordinator holds it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attested {
+    /// `tee` or `tee+gpu`.
+    pub level: String,
+    /// SHA-256 (hex) of the verified evidence bundle.
+    pub evidence_digest: String,
+    /// When the earliest certificate, CRL or collateral in it expires, unix s.
+    pub not_after_s: Option<u64>,
+    /// When the coordinator verified it, unix ms.
+    pub verified_at_ms: u64,
+}
+
+impl ProviderHandle {
+    /// The attestation to carry on receipts now (None once expired).
+    pub fn attestation_ref(&self, now_ms: u64) -> Option<proofmesh_receipt::AttestationRef> {
+        let a = self.attestation.read().unwrap_or_else(|e| e.into_inner());
+        a.as_ref()
+            .filter(|a| {
+                a.not_after_s
+                    .is_none_or(|t| t.saturating_mul(1000) > now_ms)
+            })
+            .map(|a| proofmesh_receipt::AttestationRef {
+                level: a.level.clone(),
+                evidence_digest: a.evidence_digest.clone(),
+            })
+    }
 }
 
 struct Route {

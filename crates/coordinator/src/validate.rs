@@ -30,6 +30,8 @@ pub struct JobPlan {
     pub verification: String,
     /// The client's price cap for this request, micro-units.
     pub max_price_micros: Option<u64>,
+    /// The least attestation level a provider needs for this request.
+    pub min_attestation: proofmesh_placement::AttestationLevel,
 }
 
 fn to_milli(v: f32) -> u32 {
@@ -170,6 +172,15 @@ pub fn plan(cfg: &CoordinatorConfig, req: ChatCompletionRequest) -> Result<JobPl
             "verification must be \"sampled\" or \"always\"",
         ));
     }
+    let min_attestation = match req.min_attestation.as_deref() {
+        None => proofmesh_placement::AttestationLevel::None,
+        Some(l) => crate::attestation::parse_level(l).ok_or_else(|| {
+            ApiError::invalid_param(
+                "min_attestation",
+                "min_attestation must be \"none\", \"tee\" or \"tee+gpu\"",
+            )
+        })?,
+    };
     Ok(JobPlan {
         model: req.model,
         messages: messages(req.messages)?,
@@ -177,6 +188,7 @@ pub fn plan(cfg: &CoordinatorConfig, req: ChatCompletionRequest) -> Result<JobPl
         stream,
         verification,
         max_price_micros: req.max_price_micros,
+        min_attestation,
     })
 }
 

@@ -8,6 +8,9 @@ use rayon::prelude::*;
 
 use crate::ops::dot;
 
+/// Positions added to a layer's key/value storage whenever it is full.
+const KV_GROW_POSITIONS: usize = 256;
+
 /// Keys and values for every layer, one `kv_dim`-wide row per position.
 pub(crate) struct KvCache {
     keys: Vec<Vec<f32>>,
@@ -31,10 +34,18 @@ impl KvCache {
         self.len
     }
 
-    /// Append rows of keys and values for `layer`.
+    /// Append rows of keys and values for `layer`. Storage grows in steps
+    /// of [`KV_GROW_POSITIONS`] positions rather than by doubling, so the
+    /// cache never holds (or leaves behind) much more than it uses.
     pub(crate) fn append(&mut self, layer: usize, k: &[f32], v: &[f32]) {
-        self.keys[layer].extend_from_slice(k);
-        self.values[layer].extend_from_slice(v);
+        for (store, rows) in [(&mut self.keys[layer], k), (&mut self.values[layer], v)] {
+            let need = store.len() + rows.len();
+            if need > store.capacity() {
+                let step = KV_GROW_POSITIONS * self.kv_dim;
+                store.reserve_exact(need.next_multiple_of(step) - store.len());
+            }
+            store.extend_from_slice(rows);
+        }
     }
 
     /// Mark `m` more positions as complete (after all layers appended them).
@@ -73,7 +84,7 @@ pub(crate) fn attend(
     let kv_dim = h.n_head_kv * hd;
     let scale = 1.0 / (hd as f32).sqrt();
     let mut out = vec![0f32; m * h.n_head * hd];
-    out.par_chunks_mut(hd).enumerate().for_each(|(task, o)| {
+    let task = |(task, o): (usize, &mut [f32])| {
         let (row, head) = (task / h.n_head, task % h.n_head);
         let pos = pos0 + row;
         let kv_off = (head / group) * hd;
@@ -95,9 +106,19 @@ pub(crate) fn attend(
                 *od += w * vd;
             }
         }
-    });
+    };
+    // Each (row, head) task is computed the same way either way; only big
+    // batches are worth waking the other threads for.
+    if m * (pos0 + m) * h.n_head * hd >= PARALLEL_MIN_WORK {
+        out.par_chunks_mut(hd).enumerate().for_each(task);
+    } else {
+        out.chunks_mut(hd).enumerate().for_each(task);
+    }
     out
 }
+
+/// Multiply-adds (roughly) below which attention runs on the calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

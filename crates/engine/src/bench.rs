@@ -1,6 +1,7 @@
 //! Throughput measurement for a loaded engine: prefill and decode tokens per
-//! second (median over runs) plus peak resident memory, so providers can
-//! advertise honest capacity figures.
+//! second (median over runs), the cost of verifying a generation (one
+//! prefill over prompt + output) relative to generating it, and peak
+//! resident memory, so providers can advertise honest capacity figures.
 
 use std::time::Instant;
 
@@ -25,10 +26,26 @@ pub struct BenchReport {
     pub peak_rss_bytes: u64,
     pub model_file_bytes: u64,
     pub threads: usize,
+    /// Median time to prefill the prompt and decode `generated_tokens`.
+    pub generate_ms: f64,
+    /// Median time of the verification pass: prompt + generated tokens in
+    /// ONE prefill with logits (top-k kept) at every position.
+    pub verify_ms: f64,
+    /// Median over runs of `verify_ms / generate_ms` (per run).
+    pub verify_to_generate_ratio: f64,
 }
 
+/// Top-k kept per position by the verification pass (as the verifier does).
+const VERIFY_TOP_K: usize = 8;
+
+/// Prompt length of the verification measurement: a short chat-sized
+/// prompt, so the pass re-runs mostly generated tokens.
+pub const VERIFY_PROMPT_TOKENS: usize = 16;
+
 /// Prefill `prompt_tokens` tokens, then greedily decode `gen_tokens` tokens
-/// (EOS ignored), `runs` times; report medians.
+/// (EOS ignored), `runs` times; report medians. Each run also generates
+/// `gen_tokens` after a [`VERIFY_PROMPT_TOKENS`]-token prompt and times the
+/// one-pass verification of that prompt + output.
 pub fn run(
     engine: &Engine,
     prompt_tokens: usize,
@@ -38,7 +55,7 @@ pub fn run(
     if prompt_tokens == 0 {
         return Err(EngineError::EmptyPrompt);
     }
-    let total = prompt_tokens + gen_tokens;
+    let total = prompt_tokens.max(VERIFY_PROMPT_TOKENS) + gen_tokens;
     if total > engine.max_sequence_len() {
         return Err(EngineError::ContextOverflow {
             tokens: total,
@@ -46,20 +63,23 @@ pub fn run(
         });
     }
     let prompt = bench_prompt(engine, prompt_tokens)?;
-    let mut prefill = Vec::new();
-    let mut decode = Vec::new();
+    let verify_prompt = bench_prompt(engine, VERIFY_PROMPT_TOKENS)?;
+    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    let (mut generate, mut verify, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs.max(1) {
-        let mut session = Session::new(engine);
-        let t0 = Instant::now();
-        let mut logits = session.feed(&prompt)?;
-        prefill.push(prompt_tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9));
-        let t1 = Instant::now();
-        for _ in 0..gen_tokens {
-            logits = session.feed(&[argmax(&logits)])?;
-        }
+        let g = generate_greedy(engine, &prompt, gen_tokens)?;
+        prefill.push(prompt_tokens as f64 / g.prefill_s.max(1e-9));
         if gen_tokens > 0 {
-            decode.push(gen_tokens as f64 / t1.elapsed().as_secs_f64().max(1e-9));
+            decode.push(gen_tokens as f64 / g.decode_s.max(1e-9));
         }
+        let g = generate_greedy(engine, &verify_prompt, gen_tokens)?;
+        let t = Instant::now();
+        engine.prefill_top_k(&g.tokens, VERIFY_TOP_K)?;
+        let verify_s = t.elapsed().as_secs_f64();
+        let generate_s = (g.prefill_s + g.decode_s).max(1e-9);
+        generate.push(generate_s * 1e3);
+        verify.push(verify_s * 1e3);
+        ratio.push(verify_s / generate_s);
     }
     Ok(BenchReport {
         prompt_tokens,
@@ -69,6 +89,36 @@ pub fn run(
         peak_rss_bytes: peak_rss_bytes(),
         model_file_bytes: engine.info().file_size_bytes,
         threads: engine.threads(),
+        generate_ms: median(&mut generate),
+        verify_ms: median(&mut verify),
+        verify_to_generate_ratio: median(&mut ratio),
+    })
+}
+
+/// One timed greedy generation.
+struct Timed {
+    /// Prompt followed by the generated tokens.
+    tokens: Vec<u32>,
+    prefill_s: f64,
+    decode_s: f64,
+}
+
+fn generate_greedy(engine: &Engine, prompt: &[u32], n: usize) -> Result<Timed, EngineError> {
+    let mut session = Session::new(engine);
+    let mut tokens = prompt.to_vec();
+    let t0 = Instant::now();
+    let mut logits = session.feed(prompt)?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    for _ in 0..n {
+        let next = argmax(&logits);
+        tokens.push(next);
+        logits = session.feed(&[next])?;
+    }
+    Ok(Timed {
+        tokens,
+        prefill_s,
+        decode_s: t1.elapsed().as_secs_f64(),
     })
 }
 

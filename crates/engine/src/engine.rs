@@ -12,7 +12,7 @@ use crate::tokenizer::GgufTokenizer;
 use crate::{sha256_file, EngineError};
 
 /// Rows of logits computed at once in [`Engine::prefill_top_k`] (bounds memory).
-const LOGIT_ROWS_PER_CHUNK: usize = 32;
+const LOGIT_ROWS_PER_CHUNK: usize = 8;
 
 /// Engine construction options.
 #[derive(Clone, Debug, Default)]
@@ -63,6 +63,9 @@ impl Engine {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
+        // The tokenizer arrays are the bulk of the metadata: free them before
+        // the weights arrive so the two never add up in peak RSS.
+        file.release_metadata();
         let model = Model::load(&mut file, hp)?;
         if tokenizer.vocab_size() != model.vocab_size {
             return Err(EngineError::InvalidMetadata {

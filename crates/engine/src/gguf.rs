@@ -5,8 +5,10 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Seek};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -156,6 +158,13 @@ fn value_as_i128(v: &Value) -> Option<i128> {
     })
 }
 
+/// The tensor data of a file, read once; tensors are byte ranges of it.
+pub(crate) struct WeightRegion {
+    /// File offset of `data[0]`.
+    base: u64,
+    pub(crate) data: Arc<Vec<u8>>,
+}
+
 /// An open GGUF file whose header has been parsed.
 pub(crate) struct GgufFile {
     path: PathBuf,
@@ -186,6 +195,12 @@ impl GgufFile {
         Metadata::new(&self.content.metadata)
     }
 
+    /// Drop the metadata (keeping the tensor directory) once it has been
+    /// read, so its memory is free before the weights are loaded.
+    pub(crate) fn release_metadata(&mut self) {
+        self.content.metadata = HashMap::new();
+    }
+
     pub(crate) fn file_size(&self) -> u64 {
         self.file_size
     }
@@ -201,6 +216,86 @@ impl GgufFile {
         name: &str,
         expected: &[usize],
     ) -> Result<QTensor, EngineError> {
+        self.checked_range(name, expected)?;
+        let info = &self.content.tensor_infos[name];
+        let tensor = info
+            .read(
+                &mut self.reader,
+                self.content.tensor_data_offset,
+                &Device::Cpu,
+            )
+            .map_err(|e| EngineError::MalformedGguf {
+                path: self.path.clone(),
+                reason: format!("cannot read tensor {name}: {e}"),
+            })?;
+        // Reading seeks; leave the reader in a defined place for the next call.
+        let _ = self.reader.rewind();
+        Ok(tensor)
+    }
+
+    /// Read the bytes of every tensor in ONE buffer (from the first tensor's
+    /// start to the last one's end, within the file), so native weights are a
+    /// single allocation viewed by range instead of many separate ones.
+    pub(crate) fn read_region(&mut self) -> Result<WeightRegion, EngineError> {
+        let base = self.content.tensor_data_offset;
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for info in self.content.tensor_infos.values() {
+            let t = info.ggml_dtype;
+            let elems = info.shape.elem_count() as u64;
+            let bytes = (elems / t.block_size().max(1) as u64).saturating_mul(t.type_size() as u64);
+            let start = base.saturating_add(info.offset);
+            lo = lo.min(start);
+            hi = hi.max(start.saturating_add(bytes));
+        }
+        let (lo, hi) = (lo.min(self.file_size), hi.min(self.file_size));
+        let len =
+            usize::try_from(hi.saturating_sub(lo)).map_err(|_| EngineError::MalformedGguf {
+                path: self.path.clone(),
+                reason: "tensor data does not fit in memory".into(),
+            })?;
+        let mut data = vec![0u8; len];
+        let read = self
+            .reader
+            .seek(SeekFrom::Start(lo))
+            .and_then(|_| self.reader.read_exact(&mut data));
+        let _ = self.reader.rewind();
+        read.map_err(|e| EngineError::MalformedGguf {
+            path: self.path.clone(),
+            reason: format!("cannot read tensor data: {e}"),
+        })?;
+        Ok(WeightRegion {
+            base: lo,
+            data: Arc::new(data),
+        })
+    }
+
+    /// A tensor's type and its byte range inside `region` (checked like
+    /// [`GgufFile::tensor`]).
+    pub(crate) fn tensor_range(
+        &self,
+        region: &WeightRegion,
+        name: &str,
+        expected: &[usize],
+    ) -> Result<(GgmlDType, Range<usize>), EngineError> {
+        let (dtype, start, end) = self.checked_range(name, expected)?;
+        let in_region = start >= region.base && end - region.base <= region.data.len() as u64;
+        if !in_region {
+            return Err(EngineError::MalformedGguf {
+                path: self.path.clone(),
+                reason: format!("tensor {name} lies outside the tensor data"),
+            });
+        }
+        let s = (start - region.base) as usize;
+        Ok((dtype, s..s + (end - start) as usize))
+    }
+
+    /// Check a tensor's shape, block alignment and byte range; returns its
+    /// type and absolute byte range in the file.
+    fn checked_range(
+        &self,
+        name: &str,
+        expected: &[usize],
+    ) -> Result<(GgmlDType, u64, u64), EngineError> {
         let info = self
             .content
             .tensor_infos
@@ -238,19 +333,7 @@ impl GgufFile {
                 file_size: self.file_size,
             });
         }
-        let tensor = info
-            .read(
-                &mut self.reader,
-                self.content.tensor_data_offset,
-                &Device::Cpu,
-            )
-            .map_err(|e| EngineError::MalformedGguf {
-                path: self.path.clone(),
-                reason: format!("cannot read tensor {name}: {e}"),
-            })?;
-        // Reading seeks; leave the reader in a defined place for the next call.
-        let _ = self.reader.rewind();
-        Ok(tensor)
+        Ok((dtype, start, end))
     }
 
     /// Outer dimension of a 2-D tensor (e.g. the vocabulary size of the

@@ -10,9 +10,11 @@ mod engine;
 mod error;
 mod generate;
 mod gguf;
+mod kernels;
 mod linear;
 mod model;
 mod ops;
+mod qweight;
 mod sampling;
 mod stream;
 #[doc(hidden)]

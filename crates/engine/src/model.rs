@@ -10,9 +10,11 @@ use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 
 use crate::attention::{attend, Heads, KvCache};
-use crate::gguf::{GgufFile, Hparams};
-use crate::linear::Linear;
-use crate::ops::{add_in_place, rms_norm, silu_mul, RopeTable};
+use crate::gguf::{GgufFile, Hparams, WeightRegion};
+use crate::kernels::QType;
+use crate::linear::{Fused, Linear};
+use crate::ops::{add_in_place, rms_norm, silu_mul, RopeRows, RopeTable};
+use crate::qweight::QWeight;
 use crate::EngineError;
 
 /// Longest context the precomputed RoPE table covers, whatever the file says.
@@ -20,21 +22,27 @@ pub(crate) const MAX_ROPE_POSITIONS: usize = 32_768;
 
 struct Layer {
     attn_norm: Vec<f32>,
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
+    /// q, k, v projections (fused when possible).
+    qkv: Fused,
     wo: Linear,
     ffn_norm: Vec<f32>,
-    gate: Linear,
-    up: Linear,
+    /// gate, up projections (fused when possible).
+    gate_up: Fused,
     down: Linear,
+}
+
+/// The token embedding: native quantized rows are dequantized on lookup
+/// (no f32 copy of the table); other types go through candle.
+enum Embedding {
+    Native(QWeight),
+    Candle(Arc<QTensor>),
 }
 
 /// Loaded weights plus the tables the forward pass needs.
 pub(crate) struct Model {
     pub(crate) hp: Hparams,
     pub(crate) vocab_size: usize,
-    embed: Arc<QTensor>,
+    embed: Embedding,
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
     output: Linear,
@@ -48,8 +56,35 @@ fn norm_vector(f: &mut GgufFile, name: &str, d: usize) -> Result<Vec<f32>, Engin
         .map_err(EngineError::candle("dequantize norm"))
 }
 
-fn linear(f: &mut GgufFile, name: &str, n: usize, k: usize) -> Result<Linear, EngineError> {
-    Linear::new(name, Arc::new(f.tensor(name, &[n, k])?))
+/// A native quantized weight (a view of the tensor data) if the tensor's
+/// type has kernels, else `None`.
+fn native(
+    f: &GgufFile,
+    region: &WeightRegion,
+    name: &str,
+    n: usize,
+    k: usize,
+) -> Result<Option<QWeight>, EngineError> {
+    match f.dtype(name).and_then(QType::from_ggml) {
+        Some(t) => {
+            let (_, range) = f.tensor_range(region, name, &[n, k])?;
+            QWeight::new(name, t, n, k, region.data.clone(), range).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+fn linear(
+    f: &mut GgufFile,
+    r: &WeightRegion,
+    name: &str,
+    n: usize,
+    k: usize,
+) -> Result<Linear, EngineError> {
+    match native(f, r, name, n, k)? {
+        Some(w) => Ok(Linear::Native(w)),
+        None => Linear::new(name, Arc::new(f.tensor(name, &[n, k])?)),
+    }
 }
 
 impl Model {
@@ -70,27 +105,38 @@ impl Model {
             }
         };
         let (d, qd, kvd) = (hp.n_embd, hp.n_head * hp.head_dim, hp.kv_dim());
-        let embed = Arc::new(f.tensor("token_embd.weight", &[vocab_size, d])?);
+        let r = &f.read_region()?;
+        let embed = match native(f, r, "token_embd.weight", vocab_size, d)? {
+            Some(w) => Embedding::Native(w),
+            None => Embedding::Candle(Arc::new(f.tensor("token_embd.weight", &[vocab_size, d])?)),
+        };
         let mut layers = Vec::with_capacity(hp.n_layer);
         for i in 0..hp.n_layer {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(Layer {
                 attn_norm: norm_vector(f, &p("attn_norm"), d)?,
-                wq: linear(f, &p("attn_q"), qd, d)?,
-                wk: linear(f, &p("attn_k"), kvd, d)?,
-                wv: linear(f, &p("attn_v"), kvd, d)?,
-                wo: linear(f, &p("attn_output"), d, qd)?,
+                qkv: Fused::new(vec![
+                    linear(f, r, &p("attn_q"), qd, d)?,
+                    linear(f, r, &p("attn_k"), kvd, d)?,
+                    linear(f, r, &p("attn_v"), kvd, d)?,
+                ]),
+                wo: linear(f, r, &p("attn_output"), d, qd)?,
                 ffn_norm: norm_vector(f, &p("ffn_norm"), d)?,
-                gate: linear(f, &p("ffn_gate"), hp.n_ff, d)?,
-                up: linear(f, &p("ffn_up"), hp.n_ff, d)?,
-                down: linear(f, &p("ffn_down"), d, hp.n_ff)?,
+                gate_up: Fused::new(vec![
+                    linear(f, r, &p("ffn_gate"), hp.n_ff, d)?,
+                    linear(f, r, &p("ffn_up"), hp.n_ff, d)?,
+                ]),
+                down: linear(f, r, &p("ffn_down"), d, hp.n_ff)?,
             });
         }
         let output_norm = norm_vector(f, "output_norm.weight", d)?;
         let output = if f.has_tensor("output.weight") {
-            linear(f, "output.weight", vocab_size, d)?
+            linear(f, r, "output.weight", vocab_size, d)?
         } else {
-            Linear::new("token_embd.weight", embed.clone())?
+            match &embed {
+                Embedding::Native(w) => Linear::Native(w.clone()),
+                Embedding::Candle(t) => Linear::new("token_embd.weight", t.clone())?,
+            }
         };
         let rope = RopeTable::new(
             hp.head_dim,
@@ -138,8 +184,9 @@ impl Model {
             });
         }
         let mut x = self.embed(tokens)?;
+        let rope = self.rope.rows(pos0, m);
         for (li, layer) in self.layers.iter().enumerate() {
-            self.attention_block(layer, li, &mut x, m, pos0, cache)?;
+            self.attention_block(layer, li, &mut x, &rope, pos0, cache)?;
             self.ffn_block(layer, &mut x, m)?;
         }
         cache.commit(m);
@@ -152,9 +199,19 @@ impl Model {
     }
 
     fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
+        let table = match &self.embed {
+            Embedding::Candle(t) => t,
+            Embedding::Native(w) => {
+                let mut out = vec![0f32; tokens.len() * w.k];
+                for (&t, row) in tokens.iter().zip(out.chunks_exact_mut(w.k)) {
+                    w.dequantize_row(t as usize, row);
+                }
+                return Ok(out);
+            }
+        };
         let ids = Tensor::from_slice(tokens, tokens.len(), &Device::Cpu)
             .map_err(EngineError::candle("token ids"))?;
-        self.embed
+        table
             .embedding(&ids)
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f32>())
@@ -166,19 +223,21 @@ impl Model {
         layer: &Layer,
         li: usize,
         x: &mut [f32],
-        m: usize,
+        rope: &RopeRows,
         pos0: usize,
         cache: &mut KvCache,
     ) -> Result<(), EngineError> {
         let hp = &self.hp;
+        let m = x.len() / hp.n_embd;
         let h = rms_norm(x, &layer.attn_norm, hp.rms_eps);
-        let mut q = layer.wq.forward(&h, m)?;
-        let mut k = layer.wk.forward(&h, m)?;
-        let v = layer.wv.forward(&h, m)?;
+        let mut qkv = layer.qkv.forward(&h, m)?.into_iter();
+        let (Some(mut q), Some(mut k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+            unreachable!("qkv has three parts");
+        };
         let (qd, kvd) = (hp.n_head * hp.head_dim, hp.kv_dim());
         for r in 0..m {
-            self.rope.apply(&mut q[r * qd..(r + 1) * qd], pos0 + r);
-            self.rope.apply(&mut k[r * kvd..(r + 1) * kvd], pos0 + r);
+            rope.apply(&mut q[r * qd..(r + 1) * qd], pos0 + r);
+            rope.apply(&mut k[r * kvd..(r + 1) * kvd], pos0 + r);
         }
         cache.append(li, &k, &v);
         let heads = Heads {
@@ -194,8 +253,10 @@ impl Model {
 
     fn ffn_block(&self, layer: &Layer, x: &mut [f32], m: usize) -> Result<(), EngineError> {
         let h = rms_norm(x, &layer.ffn_norm, self.hp.rms_eps);
-        let mut g = layer.gate.forward(&h, m)?;
-        let u = layer.up.forward(&h, m)?;
+        let mut gu = layer.gate_up.forward(&h, m)?.into_iter();
+        let (Some(mut g), Some(u)) = (gu.next(), gu.next()) else {
+            unreachable!("gate_up has two parts");
+        };
         silu_mul(&mut g, &u);
         let d = layer.down.forward(&g, m)?;
         add_in_place(x, &d);

@@ -55,12 +55,20 @@ pub(crate) fn add_in_place(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// Precomputed cos/sin tables for interleaved rotary embeddings (llama.cpp's
-/// "normal" rope, candle's `rope_i`): dims (2i, 2i+1) of each head rotate by
-/// `pos * base^(-2i/head_dim)`.
+/// Rotary embeddings, interleaved (llama.cpp's "normal" rope, candle's
+/// `rope_i`): dims (2i, 2i+1) of each head rotate by `pos * base^(-2i/head_dim)`.
+/// Only the frequencies are kept; cos/sin are computed for the positions of
+/// each forward pass ([`RopeTable::rows`]) with the same f32 operations, so a
+/// position's values never depend on which pass computes them.
 pub(crate) struct RopeTable {
-    half: usize,
     max_pos: usize,
+    theta: Vec<f32>,
+}
+
+/// cos/sin for a run of positions.
+pub(crate) struct RopeRows {
+    half: usize,
+    pos0: usize,
     cos: Vec<f32>,
     sin: Vec<f32>,
 }
@@ -71,21 +79,7 @@ impl RopeTable {
         let theta: Vec<f32> = (0..half)
             .map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32))
             .collect();
-        let mut cos = Vec::with_capacity(max_pos * half);
-        let mut sin = Vec::with_capacity(max_pos * half);
-        for p in 0..max_pos {
-            for &t in &theta {
-                let angle = p as f32 * t;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        Self {
-            half,
-            max_pos,
-            cos,
-            sin,
-        }
+        Self { max_pos, theta }
     }
 
     /// Positions the table covers.
@@ -93,11 +87,34 @@ impl RopeTable {
         self.max_pos
     }
 
-    /// Rotate every head of one row (`row.len()` = heads * head_dim) in place.
-    /// `pos` must be below [`RopeTable::max_pos`].
+    /// cos/sin of positions `pos0..pos0 + m`.
+    pub(crate) fn rows(&self, pos0: usize, m: usize) -> RopeRows {
+        let half = self.theta.len();
+        let mut cos = Vec::with_capacity(m * half);
+        let mut sin = Vec::with_capacity(m * half);
+        for p in pos0..pos0 + m {
+            for &t in &self.theta {
+                let angle = p as f32 * t;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        RopeRows {
+            half,
+            pos0,
+            cos,
+            sin,
+        }
+    }
+}
+
+impl RopeRows {
+    /// Rotate every head of one row (`row.len()` = heads * head_dim) in place;
+    /// `pos` must be one of the positions these rows were computed for.
     pub(crate) fn apply(&self, row: &mut [f32], pos: usize) {
-        let cos = &self.cos[pos * self.half..(pos + 1) * self.half];
-        let sin = &self.sin[pos * self.half..(pos + 1) * self.half];
+        let i0 = (pos - self.pos0) * self.half;
+        let cos = &self.cos[i0..i0 + self.half];
+        let sin = &self.sin[i0..i0 + self.half];
         for head in row.chunks_exact_mut(self.half * 2) {
             for (i, pair) in head.chunks_exact_mut(2).enumerate() {
                 let (x0, x1) = (pair[0], pair[1]);
@@ -156,7 +173,7 @@ mod tests {
 
     #[test]
     fn rope_at_position_zero_is_identity_and_preserves_norm() {
-        let table = RopeTable::new(8, 10_000.0, 4);
+        let table = RopeTable::new(8, 10_000.0, 4).rows(0, 4);
         let orig: Vec<f32> = (0..16).map(|i| i as f32 - 7.5).collect();
         let mut row = orig.clone();
         table.apply(&mut row, 0);
@@ -165,6 +182,17 @@ mod tests {
         assert_ne!(row, orig);
         let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>();
         assert!((norm(&row) - norm(&orig)).abs() < 1e-2);
+    }
+
+    #[test]
+    fn rope_rows_do_not_depend_on_the_window() {
+        let table = RopeTable::new(64, 100_000.0, 8192);
+        let (all, one) = (table.rows(0, 300), table.rows(257, 1));
+        let row: Vec<f32> = (0..576).map(|i| (i as f32 * 0.37).sin()).collect();
+        let (mut a, mut b) = (row.clone(), row);
+        all.apply(&mut a, 257);
+        one.apply(&mut b, 257);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -28,10 +28,11 @@ const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 /// A tokenizer plus the per-token facts generation needs.
 pub(crate) struct GgufTokenizer {
     inner: Tokenizer,
-    /// Raw bytes each token id decodes to (what the ByteLevel decoder emits).
-    token_bytes: Vec<Vec<u8>>,
-    /// Token string -> id for every token (used for special-token lookups).
-    ids: HashMap<String, u32>,
+    /// Raw bytes of every token id, concatenated (what the ByteLevel
+    /// decoder emits); token `i` is `token_bytes[ends[i-1]..ends[i]]`.
+    /// One buffer instead of a `Vec` per token keeps the memory small.
+    token_bytes: Vec<u8>,
+    ends: Vec<u32>,
     pub(crate) bos_id: Option<u32>,
     pub(crate) eos_id: Option<u32>,
 }
@@ -67,18 +68,21 @@ impl GgufTokenizer {
             None => Vec::new(),
         };
         let inner = build_tokenizer(&tokens, &types, merges)?;
-        let ids: HashMap<String, u32> = tokens
-            .iter()
-            .enumerate()
-            .rev() // first occurrence wins for duplicated strings
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        let token_bytes = tokens.iter().map(|t| token_to_bytes(t)).collect();
+        let (mut token_bytes, mut ends) = (Vec::new(), Vec::with_capacity(tokens.len()));
+        for t in &tokens {
+            token_bytes.extend_from_slice(&token_to_bytes(t));
+            ends.push(
+                u32::try_from(token_bytes.len()).map_err(|_| EngineError::Tokenizer {
+                    reason: "vocabulary text exceeds 4 GiB".into(),
+                })?,
+            );
+        }
+        token_bytes.shrink_to_fit();
         let vocab = tokens.len();
         Ok(Self {
             inner,
             token_bytes,
-            ids,
+            ends,
             bos_id: optional_id(md, "tokenizer.ggml.bos_token_id", vocab)?,
             eos_id: optional_id(md, "tokenizer.ggml.eos_token_id", vocab)?,
         })
@@ -86,12 +90,13 @@ impl GgufTokenizer {
 
     /// Number of tokens in the vocabulary.
     pub(crate) fn vocab_size(&self) -> usize {
-        self.token_bytes.len()
+        self.ends.len()
     }
 
-    /// Id of a token given its exact string, if the vocabulary has it.
+    /// Id of a token given its exact string, if the vocabulary has it (the
+    /// first id for a duplicated string).
     pub(crate) fn token_id(&self, token: &str) -> Option<u32> {
-        self.ids.get(token).copied()
+        self.inner.token_to_id(token)
     }
 
     /// Encode text; special tokens written literally are recognised. No BOS.
@@ -117,9 +122,16 @@ impl GgufTokenizer {
 
     /// Raw bytes of one token (the id must be valid).
     pub(crate) fn bytes_of(&self, id: u32) -> Result<&[u8], EngineError> {
-        self.token_bytes
-            .get(id as usize)
-            .map(Vec::as_slice)
+        let i = id as usize;
+        let end = self.ends.get(i).map(|&e| e as usize);
+        let start = if i == 0 {
+            Some(0)
+        } else {
+            self.ends.get(i - 1).map(|&e| e as usize)
+        };
+        start
+            .zip(end)
+            .map(|(s, e)| &self.token_bytes[s..e])
             .ok_or(EngineError::UnknownToken {
                 id,
                 vocab_size: self.vocab_size(),

@@ -37,6 +37,23 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("chat_request", chat_request),
     ("api_key", api_key),
     ("gguf_load", gguf_load),
+    // Attestation evidence (bodies in proofmesh_attest::fuzz).
+    ("attest_intel_quote", proofmesh_attest::fuzz::intel_quote),
+    (
+        "attest_intel_collateral",
+        proofmesh_attest::fuzz::intel_collateral,
+    ),
+    ("attest_snp_report", proofmesh_attest::fuzz::snp_report),
+    (
+        "attest_nvidia_evidence",
+        proofmesh_attest::fuzz::nvidia_evidence,
+    ),
+    ("attest_nvidia_json", proofmesh_attest::fuzz::nvidia_json),
+    ("attest_bundle_json", proofmesh_attest::fuzz::bundle_json),
+    (
+        "attest_cert_chain_pem",
+        proofmesh_attest::fuzz::cert_chain_pem,
+    ),
 ];
 
 /// `Receipt::from_json`, then `verify(None)`: neither may panic. A receipt

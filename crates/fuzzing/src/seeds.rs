@@ -33,6 +33,9 @@ fn price() -> PriceRate {
     }
 }
 
+#[path = "seeds_attest.rs"]
+mod attest;
+
 /// Seeds for the named target (see [`crate::TARGETS`]); empty for an unknown name.
 pub fn for_target(name: &str) -> Vec<Vec<u8>> {
     match name {
@@ -45,6 +48,7 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
         "chat_request" => chat_request(),
         "api_key" => api_key(),
         "gguf_load" => gguf(),
+        n if n.starts_with("attest_") => attest::for_target(n),
         _ => Vec::new(),
     }
 }
@@ -113,6 +117,7 @@ pub fn provider_msg() -> Vec<Vec<u8>> {
             }],
             max_concurrent_jobs: 4,
             site: None,
+            attestation: Some(Box::new(proofmesh_attest::EvidenceBundle::none())),
         }),
         json(&ProviderMsg::Heartbeat { in_flight: 2 }),
         json(&ProviderMsg::Token {
@@ -166,6 +171,7 @@ pub fn coordinator_msg() -> Vec<Vec<u8>> {
             dispatched_at_ms: 1_700_000_000_000,
             price: price(),
             stream: true,
+            attestation: None,
         })),
         json(&CoordinatorMsg::Cancel {
             job_id: "job_0123".into(),

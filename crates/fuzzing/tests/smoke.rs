@@ -463,6 +463,41 @@ fn gguf_load() {
     smoke("gguf_load", 2000);
 }
 
+#[test]
+fn attest_intel_quote() {
+    smoke("attest_intel_quote", 1500);
+}
+
+#[test]
+fn attest_intel_collateral() {
+    smoke("attest_intel_collateral", 1500);
+}
+
+#[test]
+fn attest_snp_report() {
+    smoke("attest_snp_report", 1500);
+}
+
+#[test]
+fn attest_nvidia_evidence() {
+    smoke("attest_nvidia_evidence", 1500);
+}
+
+#[test]
+fn attest_nvidia_json() {
+    smoke("attest_nvidia_json", 1500);
+}
+
+#[test]
+fn attest_bundle_json() {
+    smoke("attest_bundle_json", 1500);
+}
+
+#[test]
+fn attest_cert_chain_pem() {
+    smoke("attest_cert_chain_pem", 1500);
+}
+
 /// Every target in `TARGETS` has a smoke test above and seeds.
 #[test]
 fn every_target_is_smoked() {

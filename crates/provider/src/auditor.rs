@@ -39,6 +39,7 @@ fn check_evidence(engine: &Engine, task: &AuditTask, fp: &[u8]) -> Result<(), St
             output_per_mtok_micros: 0,
         },
         stream: false,
+        attestation: None,
     };
     if spec.request_digest() != b.request_digest {
         return Err("evidence: conversation does not match the receipt's request_digest".into());

@@ -5,11 +5,13 @@
 //! Entry point: [`run`], which keeps a session up (reconnecting with backoff)
 //! until the shutdown future resolves.
 
+mod attest;
 mod auditor;
 mod hardware;
 mod runner;
 mod session;
 
+pub use attest::{evidence_for, AttestSource};
 pub use auditor::audit;
 pub use hardware::detect_hardware;
 pub use runner::{execute_job, receipt_body, JobOutcome, Served};

@@ -165,6 +165,7 @@ pub fn receipt_body(
                 spec.price.output_per_mtok_micros,
             ),
         },
+        attestation: spec.attestation.clone(),
     }
 }
 

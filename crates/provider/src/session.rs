@@ -60,6 +60,8 @@ pub struct ProviderConfig {
     pub model_size_bytes: u64,
     /// Location and box price to declare, if any.
     pub site: Option<proofmesh_wire::Site>,
+    /// Where hardware attestation evidence comes from.
+    pub attestation: crate::attest::AttestSource,
 }
 
 /// What an agent does for the coordinator.
@@ -191,6 +193,10 @@ async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), Provi
     }
     let e = &agent.engine;
     let digest = model_digest(e).map_err(ProviderError::Handshake)?;
+    let attestation =
+        crate::attest::evidence_for(&agent.config.attestation, agent.identity.public(), &nonce)
+            .map_err(|e| ProviderError::Handshake(format!("attestation evidence: {e}")))?
+            .map(Box::new);
     let hello = ProviderMsg::Hello {
         provider_key: agent.identity.public().clone(),
         signature: agent.identity.sign(&auth_message(
@@ -210,6 +216,7 @@ async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), Provi
         }],
         max_concurrent_jobs: agent.config.max_concurrent_jobs.max(1),
         site: agent.config.site.clone(),
+        attestation,
     };
     let text =
         serde_json::to_string(&hello).map_err(|e| ProviderError::Handshake(e.to_string()))?;
@@ -268,6 +275,20 @@ async fn session(agent: &Arc<Agent>, url: &str) -> Result<(), ProviderError> {
                     }
                     Ok(CoordinatorMsg::Audit(task)) if agent.config.role == AgentRole::Verifier => {
                         spawn_audit(agent.clone(), *task, out_tx.clone());
+                    }
+                    Ok(CoordinatorMsg::Reattest { nonce }) => {
+                        let bundle = match crate::attest::evidence_for(
+                            &agent.config.attestation,
+                            agent.identity.public(),
+                            &nonce,
+                        ) {
+                            Ok(b) => b.map(Box::new),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "collecting attestation evidence");
+                                None
+                            }
+                        };
+                        let _ = out_tx.try_send(ProviderMsg::Attestation { nonce, bundle });
                     }
                     Ok(CoordinatorMsg::Cancel { job_id }) => {
                         if let Some(f) = cancels.lock().unwrap_or_else(|e| e.into_inner()).get(&job_id) {
@@ -394,6 +415,7 @@ mod tests {
             role: AgentRole::Provider,
             model_size_bytes: 0,
             site: None,
+            attestation: Default::default(),
         };
         assert_eq!(
             c.ws_url().unwrap(),

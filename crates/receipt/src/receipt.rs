@@ -160,6 +160,19 @@ pub fn charge_micros(prompt: u32, completion: u32, input_rate: u64, output_rate:
     u64::try_from(micros).unwrap_or(u64::MAX)
 }
 
+/// The hardware attestation the coordinator had verified for the provider
+/// when it dispatched the job (issue 5): a receipt signed with an attested
+/// key carries the hardware maker's guarantee that the key lives in a
+/// genuine TEE. Absent for providers at trust level `none`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationRef {
+    /// `tee` or `tee+gpu` (see `proofmesh_attest::TrustLevel`).
+    pub level: String,
+    /// SHA-256 (hex) of the evidence bundle the coordinator verified.
+    pub evidence_digest: String,
+}
+
 /// Everything a receipt asserts; the signed part.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +211,9 @@ pub struct ReceiptBody {
     pub finished_at_ms: u64,
     /// Rates and charge.
     pub price: Price,
+    /// The provider's verified hardware attestation at dispatch, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationRef>,
 }
 
 impl ReceiptBody {
@@ -224,6 +240,13 @@ impl ReceiptBody {
             .u64("input_per_mtok_micros", self.price.input_per_mtok_micros)
             .u64("output_per_mtok_micros", self.price.output_per_mtok_micros)
             .u64("charged_micros", self.price.charged_micros);
+        // Appended only when present, so receipts without it keep their
+        // encoding (and signatures); fields are length-prefixed and named,
+        // so presence cannot be confused with absence.
+        if let Some(a) = &self.attestation {
+            e.str("attestation_level", &a.level)
+                .str("attestation_evidence_digest", &a.evidence_digest);
+        }
         e.finish()
     }
 

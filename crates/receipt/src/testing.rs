@@ -42,6 +42,7 @@ pub fn sample_body(
             output_per_mtok_micros: 200_000,
             charged_micros: charge_micros(prompt, completion, 100_000, 200_000),
         },
+        attestation: None,
     }
 }
 

@@ -117,6 +117,8 @@ pub struct Client {
     pub client_id: String,
     /// Which key was used.
     pub key_id: String,
+    /// The key's attestation requirement (`tee`, `tee+gpu`), if any.
+    pub min_attestation: Option<String>,
 }
 
 /// A provider as last registered.
@@ -193,6 +195,19 @@ pub trait Store:
     async fn authenticate(&self, presented: &str) -> Result<Option<Client>, StoreError>;
     /// Records (or refreshes) a provider registration.
     async fn upsert_provider(&self, rec: &ProviderRecord) -> Result<(), StoreError>;
+    /// Sets (or clears) an API key's attestation requirement; false if no
+    /// such key.
+    async fn set_key_min_attestation(
+        &self,
+        key_id: &str,
+        level: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Records a provider's latest verified attestation (JSON; None: none).
+    async fn set_provider_attestation(
+        &self,
+        provider_key: &str,
+        attestation_json: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Records a heartbeat.
     async fn touch_provider(&self, provider_key: &str, now_ms: u64) -> Result<(), StoreError>;
     /// All providers ever registered.

@@ -141,7 +141,8 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let row = sqlx::query(
-            "SELECT client_id, secret_sha256 FROM api_keys WHERE key_id = ? AND revoked_at_ms IS NULL",
+            "SELECT client_id, secret_sha256, min_attestation FROM api_keys \
+             WHERE key_id = ? AND revoked_at_ms IS NULL",
         )
         .bind(parts.key_id)
         .fetch_optional(&self.pool)
@@ -155,7 +156,36 @@ impl Store for SqliteStore {
         Ok(Some(Client {
             client_id: row.get(0),
             key_id: parts.key_id.to_string(),
+            min_attestation: row.get(2),
         }))
+    }
+
+    async fn set_key_min_attestation(
+        &self,
+        key_id: &str,
+        level: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE api_keys SET min_attestation = ? WHERE key_id = ?")
+            .bind(level)
+            .bind(key_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set key policy"))?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_provider_attestation(
+        &self,
+        provider_key: &str,
+        attestation_json: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE providers SET attestation_json = ? WHERE provider_key = ?")
+            .bind(attestation_json)
+            .bind(provider_key)
+            .execute(&self.pool)
+            .await
+            .map_err(db("set provider attestation"))?;
+        Ok(())
     }
 
     async fn upsert_provider(&self, rec: &ProviderRecord) -> Result<(), StoreError> {

@@ -147,7 +147,10 @@ async fn pools_transfer_units_atomically_and_idempotently() {
     );
     assert_eq!(s.list_pools().await.unwrap().len(), 1);
     let docs = s.pool_transfers("pool-1").await.unwrap();
-    assert_eq!(docs.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(), vec!["t1", "t3"]);
+    assert_eq!(
+        docs.iter().map(|d| d.0.as_str()).collect::<Vec<_>>(),
+        vec!["t1", "t3"]
+    );
     // A distribution is decided once.
     let rec = |doc: Option<&'static str>| s.record_distribution("pool-1", 86_400, doc);
     assert_eq!(rec(None).await.unwrap(), None);

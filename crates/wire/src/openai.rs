@@ -38,6 +38,11 @@ pub struct ChatCompletionRequest {
     /// the model's currency. `max_tokens` is lowered so the worst case fits;
     /// a prompt that alone costs more is refused.
     pub max_price_micros: Option<u64>,
+    /// proofmesh extension: serve only on providers whose hardware
+    /// attestation is at least this level: `"none"`, `"tee"` or `"tee+gpu"`
+    /// (an API key's own requirement applies too; the stricter wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_attestation: Option<String>,
 }
 
 /// `stop` may be a string or a list of strings.

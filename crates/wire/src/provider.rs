@@ -124,6 +124,10 @@ pub struct JobSpec {
     pub price: PriceRate,
     /// Whether to stream tokens.
     pub stream: bool,
+    /// The provider's attestation as the coordinator verified it; the
+    /// provider copies it into the receipt it signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<proofmesh_receipt::AttestationRef>,
 }
 
 impl JobSpec {
@@ -209,6 +213,12 @@ pub enum CoordinatorMsg {
     Job(JobSpec),
     /// Re-execute a job and report (verifiers only).
     Audit(Box<AuditTask>),
+    /// Send fresh attestation evidence bound to this nonce (the scheduled
+    /// re-check of a provider's attestation).
+    Reattest {
+        /// Fresh random nonce, hex.
+        nonce: String,
+    },
     /// Stop working on a job (client went away).
     Cancel {
         /// The job.
@@ -239,6 +249,17 @@ pub enum ProviderMsg {
         /// Location and box price, if the operator declared them.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         site: Option<Site>,
+        /// Hardware attestation evidence bound to this key and the
+        /// challenge nonce (absent: trust level `none`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attestation: Option<Box<proofmesh_attest::EvidenceBundle>>,
+    },
+    /// Fresh evidence, answering [`CoordinatorMsg::Reattest`].
+    Attestation {
+        /// The nonce it answers, hex.
+        nonce: String,
+        /// Evidence bound to the key and that nonce (None: no TEE).
+        bundle: Option<Box<proofmesh_attest::EvidenceBundle>>,
     },
     /// Liveness and load.
     Heartbeat {

@@ -1,4 +1,5 @@
-//! `proofmesh keys create`: issue a client API key.
+//! `proofmesh keys create`: issue a client API key, optionally with an
+//! attestation requirement (`--min-attestation tee`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,10 @@ pub enum Command {
         /// A label for the key.
         #[arg(long, default_value = "cli")]
         label: String,
+        /// Serve this key's requests only on providers attested at this
+        /// level or above: `tee` or `tee+gpu`.
+        #[arg(long)]
+        min_attestation: Option<String>,
     },
 }
 
@@ -29,13 +34,24 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             data_dir,
             client,
             label,
+            min_attestation,
         } => {
+            if let Some(l) = &min_attestation {
+                anyhow::ensure!(
+                    proofmesh_coordinator::attestation::parse_level(l).is_some(),
+                    "--min-attestation must be none, tee or tee+gpu, not {l:?}"
+                );
+            }
             std::fs::create_dir_all(&data_dir)?;
             let store =
                 SqliteStore::open(&proofmesh_coordinator::server::db_path(&data_dir)).await?;
             let k = store
                 .create_api_key(client.as_deref(), &label, proofmesh_coordinator::now_ms())
                 .await?;
+            if let Some(l) = min_attestation.as_deref().filter(|l| *l != "none") {
+                store.set_key_min_attestation(&k.key_id, Some(l)).await?;
+                eprintln!("key {} requires providers attested at {l}", k.key_id);
+            }
             store.close().await;
             eprintln!("client {} key id {}", k.client_id, k.key_id);
             println!("{}", k.key);

@@ -59,6 +59,42 @@ pub struct Args {
     /// GPU interconnect: pcie, nvlink or infiniband.
     #[arg(long, default_value = "pcie")]
     pub interconnect: String,
+    /// Hardware attestation: `none`, or `tsm` (a TDX/SNP confidential VM:
+    /// evidence through Linux configfs-tsm, bound to this key and each nonce).
+    #[arg(long, default_value = "none")]
+    pub attest: String,
+    /// With `--attest tsm`: the configfs-tsm report directory.
+    #[arg(long, default_value = "/sys/kernel/config/tsm/report")]
+    pub tsm_dir: PathBuf,
+    /// With `--attest tsm`: cached collateral to send with the evidence
+    /// (JSON: `{"type":"intel",...}` as Intel PCS/PCCS returns it in
+    /// dcap-qvl's layout, or `{"type":"snp","vcek":"<base64 DER>"}`).
+    #[arg(long)]
+    pub attest_collateral: Option<PathBuf>,
+}
+
+/// Where attestation evidence comes from.
+fn attest_source(args: &Args) -> anyhow::Result<proofmesh_provider::AttestSource> {
+    match args.attest.as_str() {
+        "none" => Ok(proofmesh_provider::AttestSource::None),
+        "tsm" => {
+            let collateral = match &args.attest_collateral {
+                None => None,
+                Some(p) => {
+                    let bytes = std::fs::read(p)
+                        .with_context(|| format!("reading collateral {}", p.display()))?;
+                    Some(serde_json::from_slice(&bytes).with_context(|| {
+                        format!("collateral {} is not valid JSON", p.display())
+                    })?)
+                }
+            };
+            Ok(proofmesh_provider::AttestSource::Tsm {
+                base: args.tsm_dir.clone(),
+                collateral,
+            })
+        }
+        other => anyhow::bail!("--attest must be none or tsm, not {other:?}"),
+    }
 }
 
 /// The declared site, if a region and coordinates were given.
@@ -96,6 +132,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 pub async fn serve(args: Args, role: proofmesh_provider::AgentRole) -> anyhow::Result<ExitCode> {
     let identity = Arc::new(Identity::load_or_create(&args.key)?);
     let site = site(&args)?;
+    let attestation = attest_source(&args)?;
     let path = model_path(args.model)?;
     let model_size_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let model_name = args
@@ -120,6 +157,7 @@ pub async fn serve(args: Args, role: proofmesh_provider::AgentRole) -> anyhow::R
         role,
         model_size_bytes,
         site,
+        attestation,
     };
     proofmesh_provider::run(
         config,

@@ -19,6 +19,9 @@ pub struct ProvidersArgs {
     /// Only providers with free capacity now.
     #[arg(long)]
     available: bool,
+    /// Only providers attested at least this level: tee or tee+gpu.
+    #[arg(long)]
+    min_attestation: Option<String>,
     /// Print the raw JSON.
     #[arg(long)]
     json: bool,
@@ -50,6 +53,9 @@ pub async fn providers(a: ProvidersArgs) -> anyhow::Result<ExitCode> {
     if a.available {
         q.push(("available", "true".to_owned()));
     }
+    if let Some(l) = a.min_attestation {
+        q.push(("min_attestation", l));
+    }
     let v = api_get(a.api, "/providers", &q).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -58,9 +64,31 @@ pub async fn providers(a: ProvidersArgs) -> anyhow::Result<ExitCode> {
     let list = v["data"].as_array().cloned().unwrap_or_default();
     println!("{} provider(s)", list.len());
     for p in list {
-        println!("{}", serde_json::to_string(&p)?);
+        println!("{}", attestation_line(&p));
+        println!("  {}", serde_json::to_string(&p)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per provider: key, trust level, evidence digest and when its
+/// earliest certificate or collateral expires.
+fn attestation_line(p: &serde_json::Value) -> String {
+    let id = p["id"].as_str().unwrap_or("?");
+    let a = &p["attestation"];
+    match a["level"].as_str() {
+        None => format!("{id}  attestation: none"),
+        Some(level) => {
+            let expiry = a["not_after_s"]
+                .as_u64()
+                .map(|t| {
+                    let left = t as i64 - (proofmesh_coordinator::now_ms() / 1000) as i64;
+                    format!("expires at unix {t} ({:.1} days left)", left as f64 / 86_400.0)
+                })
+                .unwrap_or_else(|| "no expiry".into());
+            let digest = a["evidence_digest"].as_str().unwrap_or("?");
+            format!("{id}  attestation: {level}, evidence sha256:{digest}, {expiry}")
+        }
+    }
 }
 
 /// Runs `proofmesh explain`.

@@ -382,6 +382,30 @@ impl TestProvider {
         rates: PriceRate,
         site: Option<proofmesh_wire::Site>,
     ) -> TestProvider {
+        Self::start_full(url, identity, role, rates, site, Default::default())
+    }
+
+    /// Starts a provider that presents `bundle` as its attestation evidence
+    /// (the provider agent's fixed-evidence test seam).
+    pub fn start_attested(
+        coord: &Coordinator,
+        identity: Identity,
+        bundle: proofmesh_attest::EvidenceBundle,
+    ) -> TestProvider {
+        let src = proofmesh_provider::AttestSource::FixedForTesting(Box::new(bundle));
+        let role = proofmesh_provider::AgentRole::Provider;
+        Self::start_full(&coord.base, identity, role, price(), None, src)
+    }
+
+    /// Starts an agent with every option.
+    pub fn start_full(
+        url: &str,
+        identity: Identity,
+        role: proofmesh_provider::AgentRole,
+        rates: PriceRate,
+        site: Option<proofmesh_wire::Site>,
+        attestation: proofmesh_provider::AttestSource,
+    ) -> TestProvider {
         let identity = Arc::new(identity);
         let cfg = ProviderConfig {
             coordinator_url: url.to_owned(),
@@ -392,6 +416,7 @@ impl TestProvider {
             role,
             model_size_bytes: 0,
             site,
+            attestation,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(proofmesh_provider::run(
@@ -514,6 +539,7 @@ pub fn hello(
         }],
         max_concurrent_jobs,
         site: None,
+        attestation: None,
     }
 }
 

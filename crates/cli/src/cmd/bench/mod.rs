@@ -3,9 +3,12 @@
 //! SmolLM2-135M-Instruct Q4_1), verification cost and detection, the
 //! transparency log's durable append rate, and placement throughput.
 
+mod attest;
+mod engine;
 mod ledger;
 mod log;
 mod schedule;
+mod zk;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,27 +18,8 @@ use proofmesh_engine::{Engine, EngineOptions};
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
-    /// Benchmark the embedded inference engine.
-    Engine {
-        /// GGUF model (default: the cached SmolLM2-135M-Instruct).
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Engine threads (default: all cores).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Prompt length for the prefill measurement.
-        #[arg(long, default_value_t = 128)]
-        prompt_tokens: usize,
-        /// Tokens to decode.
-        #[arg(long, default_value_t = 64)]
-        gen_tokens: usize,
-        /// Repetitions; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Benchmark the embedded inference engine (optionally against llama.cpp).
+    Engine(engine::Args),
     /// Benchmark verification: fingerprint size, verify vs generate time,
     /// false positives on honest jobs, and detection per attack row.
     Verify {
@@ -65,19 +49,17 @@ pub enum Command {
     /// Benchmark placement: placements per second and decision time with
     /// N registered providers and a realistic mix of filters.
     Schedule(schedule::Args),
+    /// Benchmark zero-knowledge proofs of inference (digits MLP, Groth16).
+    Zk(zk::Args),
+    /// Benchmark attestation verification: verifications per second for
+    /// TDX, SGX, SEV-SNP and NVIDIA GPU evidence.
+    Attest(attest::Args),
 }
 
 /// Runs the benchmark.
 pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Engine {
-            model,
-            threads,
-            prompt_tokens,
-            gen_tokens,
-            runs,
-            json,
-        } => engine(model, threads, prompt_tokens, gen_tokens, runs, json).await,
+        Command::Engine(args) => engine::run(args).await,
         Command::Verify {
             model,
             jobs,
@@ -88,6 +70,8 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Log(args) => log::run(args).await,
         Command::Ledger(args) => ledger::run(args).await,
         Command::Schedule(args) => schedule::run(args).await,
+        Command::Zk(args) => zk::run(args).await,
+        Command::Attest(args) => attest::run(args).await,
     }
 }
 
@@ -158,62 +142,6 @@ async fn verify(
             a.detected,
             a.jobs,
             a.detection_rate * 100.0
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn engine(
-    model: Option<PathBuf>,
-    threads: Option<usize>,
-    prompt_tokens: usize,
-    gen_tokens: usize,
-    runs: usize,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let path = crate::cmd::provider::model_path(model)?;
-    let name = proofmesh_provider::advertised_name(&path);
-    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let engine = Engine::load(&path, EngineOptions { threads })?;
-        let r = proofmesh_engine::bench::run(&engine, prompt_tokens, gen_tokens, runs.max(1))?;
-        Ok((name, engine.model_digest().to_string(), r))
-    })
-    .await??;
-    let (name, digest, r) = report;
-    if json {
-        let v = serde_json::json!({
-            "model": name,
-            "model_digest": digest,
-            "threads": r.threads,
-            "runs": runs.max(1),
-            "prompt_tokens": r.prompt_tokens,
-            "generated_tokens": r.generated_tokens,
-            "prefill_tokens_per_s": r.prefill_tokens_per_s,
-            "decode_tokens_per_s": r.decode_tokens_per_s,
-            "peak_rss_bytes": r.peak_rss_bytes,
-            "model_file_bytes": r.model_file_bytes,
-        });
-        println!("{v}");
-    } else {
-        println!("engine benchmark: {name} ({digest})");
-        println!("  threads            {}", r.threads);
-        println!(
-            "  prefill            {:.1} tokens/s ({} prompt tokens, median of {})",
-            r.prefill_tokens_per_s,
-            r.prompt_tokens,
-            runs.max(1)
-        );
-        println!(
-            "  decode             {:.1} tokens/s ({} tokens)",
-            r.decode_tokens_per_s, r.generated_tokens
-        );
-        println!(
-            "  peak RSS           {:.1} MB",
-            r.peak_rss_bytes as f64 / 1e6
-        );
-        println!(
-            "  model file         {:.1} MB",
-            r.model_file_bytes as f64 / 1e6
         );
     }
     Ok(ExitCode::SUCCESS)

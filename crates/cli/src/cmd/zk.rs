@@ -1,0 +1,218 @@
+//! `proofmesh zk`: zero-knowledge proofs of inference for small models —
+//! verify a proof bundle offline against the model commitment, and the
+//! registrant's and provider's steps (train, setup, prove) for the digits
+//! worked model.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use proofmesh_zkml::{
+    digits, OsRng, ProofBundle, ProvingKey, QuantModel, Registry, RegistryEntry, VerifyingKey,
+};
+
+/// Subcommands.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Verify a proof bundle offline: the VK file's digest and the model it
+    /// was made for must match the bundle, then the Groth16 proof.
+    Verify {
+        /// Proof bundle JSON.
+        bundle: PathBuf,
+        /// Verifying key file of the model.
+        #[arg(long)]
+        vk: PathBuf,
+        /// Quantized model file: its digest must be the bundle's (optional).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Registry JSON: the bundle's model must be registered with this VK (optional).
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train the 64-32-10 digits MLP deterministically and write the int8 model.
+    Train {
+        /// The digits CSV (see `cargo xtask fetch-digits`).
+        #[arg(long, env = "PROOFMESH_DIGITS")]
+        data: PathBuf,
+        /// Output model file (safetensors).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Groth16 setup for a model (model registrant / network operator only:
+    /// whoever runs it could forge proofs for the model).
+    Setup {
+        /// Quantized model file (default: the committed digits MLP).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Where to write the proving key.
+        #[arg(long)]
+        pk: PathBuf,
+        /// Where to write the verifying key.
+        #[arg(long)]
+        vk: PathBuf,
+        /// Registry JSON to add the model to (created if absent).
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// Registry name of the model.
+        #[arg(long, default_value = "digits-mlp")]
+        name: String,
+    },
+    /// Run the model on an input and prove it for a job nonce.
+    Prove {
+        /// Quantized model file (default: the committed digits MLP).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Proving key file.
+        #[arg(long)]
+        pk: PathBuf,
+        /// Comma-separated int8 input values.
+        #[arg(long, allow_hyphen_values = true)]
+        input: String,
+        /// Job nonce, 64 hex digits.
+        #[arg(long)]
+        nonce: String,
+        /// Where to write the bundle JSON (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+}
+
+fn load_model(p: Option<&Path>) -> anyhow::Result<QuantModel> {
+    Ok(match p {
+        Some(p) => QuantModel::from_safetensors(&read(p)?)?,
+        None => proofmesh_zkml::digits_model()?,
+    })
+}
+
+/// Runs a subcommand.
+pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    tokio::task::spawn_blocking(move || run_blocking(cmd)).await?
+}
+
+fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Verify {
+            bundle,
+            vk,
+            model,
+            registry,
+            json,
+        } => verify(&bundle, &vk, model.as_deref(), registry.as_deref(), json),
+        Command::Train { data, out } => {
+            let r = digits::train_digits(&digits::load(&data)?)?;
+            std::fs::write(&out, r.quant_model.to_safetensors()?)?;
+            println!(
+                "float accuracy {:.4}, int8 accuracy {:.4} ({} held out); model digest {}",
+                r.float_accuracy,
+                r.quant_accuracy,
+                r.test_len,
+                r.quant_model.digest_hex()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Setup {
+            model,
+            pk,
+            vk,
+            registry,
+            name,
+        } => {
+            let m = load_model(model.as_deref())?;
+            let (p, v) = proofmesh_zkml::setup(&m, &mut OsRng)?;
+            std::fs::write(&pk, p.to_bytes())?;
+            std::fs::write(&vk, v.to_bytes())?;
+            if let Some(path) = registry {
+                let mut reg: Registry = match std::fs::read(&path) {
+                    Ok(b) => serde_json::from_slice(&b)?,
+                    Err(_) => Registry::default(),
+                };
+                reg.insert(RegistryEntry::new(&name, &m, &v)?);
+                std::fs::write(&path, serde_json::to_string_pretty(&reg)?)?;
+            }
+            println!("model {} vk {}", m.digest_hex(), v.digest_hex());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Prove {
+            model,
+            pk,
+            input,
+            nonce,
+            out,
+        } => {
+            let m = load_model(model.as_deref())?;
+            let pk = ProvingKey::from_bytes(&read(&pk)?)?;
+            let x: Vec<i8> = input
+                .split(',')
+                .map(|s| s.trim().parse::<i8>())
+                .collect::<Result<_, _>>()
+                .context("--input must be comma-separated int8 values")?;
+            let nonce = proofmesh_zkml::bundle::parse_hex32(&nonce)
+                .context("--nonce must be 64 hex digits")?;
+            let b = proofmesh_zkml::prove(&pk, &m, &x, &nonce, &mut OsRng)?;
+            match out {
+                Some(p) => std::fs::write(p, b.to_json())?,
+                None => println!("{}", b.to_json()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn verify(
+    bundle: &Path,
+    vk: &Path,
+    model: Option<&Path>,
+    registry: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let b = ProofBundle::from_json(&read(bundle)?)?;
+    let vk = VerifyingKey::from_bytes(&read(vk)?)?;
+    let mut result = proofmesh_zkml::verify_bundle(&vk, &b);
+    if let (Ok(()), Some(p)) = (&result, model) {
+        let m = QuantModel::from_safetensors(&read(p)?)?;
+        if m.digest_hex() != b.model_digest {
+            result = Err(proofmesh_zkml::ZkError::DigestMismatch {
+                what: "model (file)",
+                expected: m.digest_hex(),
+                got: b.model_digest.clone(),
+            });
+        }
+    }
+    if let (Ok(()), Some(p)) = (&result, registry) {
+        let reg: Registry = serde_json::from_slice(&read(p)?).context("parsing the registry")?;
+        result = reg.check(&vk, &b);
+    }
+    let proof_sha256 = b.proof_digest().map(hex::encode).unwrap_or_default();
+    if json {
+        let v = serde_json::json!({
+            "ok": result.is_ok(),
+            "error": result.as_ref().err().map(ToString::to_string),
+            "model_digest": b.model_digest,
+            "vk_digest": b.vk_digest,
+            "class": b.class,
+            "logits": b.logits,
+            "proof_sha256": proof_sha256,
+        });
+        println!("{v}");
+    } else {
+        match &result {
+            Ok(()) => println!(
+                "OK: class {} proved for model {} (vk {}, proof sha256 {proof_sha256})",
+                b.class, b.model_digest, b.vk_digest
+            ),
+            Err(e) => println!("FAILED: {e}"),
+        }
+    }
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

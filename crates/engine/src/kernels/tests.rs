@@ -1,0 +1,222 @@
+//! Tests of the quantized kernels against scalar references: format decoding
+//! against candle's dequantizer, the scalar dot against an f64 dot of the
+//! dequantized values, the SIMD kernels against the scalar kernel bit for
+//! bit, and batched tiles against single rows bit for bit.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+use super::*;
+
+const TYPES: [(QType, GgmlDType); 3] = [
+    (QType::Q4_0, GgmlDType::Q4_0),
+    (QType::Q4_1, GgmlDType::Q4_1),
+    (QType::Q8_0, GgmlDType::Q8_0),
+];
+
+fn values(n: usize, salt: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((((i + salt) * 2654435761) % 2001) as f32 / 1000.0 - 1.0) * scale)
+        .collect()
+}
+
+/// Raw GGML bytes of `n` rows of `k` values quantized by candle.
+fn quantized(t: GgmlDType, n: usize, k: usize, salt: usize) -> (Vec<u8>, Vec<f32>) {
+    let x = values(n * k, salt, 0.7);
+    let tensor = Tensor::from_vec(x, (n, k), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&tensor, t).unwrap();
+    let deq = q
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    (q.data().unwrap().into_owned(), deq)
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|f| f.to_bits()).collect()
+}
+
+#[test]
+fn f16_conversion_is_exact_for_every_half() {
+    for h in 0..=u16::MAX {
+        let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+        let (e, m) = (((h >> 10) & 0x1F) as i32, (h & 0x3FF) as f64);
+        let want = match e {
+            0 => sign * m * 2f64.powi(-24),
+            0x1F if m == 0.0 => sign * f64::INFINITY,
+            0x1F => f64::NAN,
+            _ => sign * (1.0 + m / 1024.0) * 2f64.powi(e - 15),
+        };
+        let got = f16_to_f32(h);
+        if want.is_nan() {
+            assert!(got.is_nan(), "{h:#x}");
+        } else {
+            assert_eq!(got.to_bits(), (want as f32).to_bits(), "{h:#x}");
+        }
+    }
+}
+
+#[test]
+fn block_dequantization_matches_candle() {
+    for (qt, gt) in TYPES {
+        let (raw, deq) = quantized(gt, 3, 64, 1);
+        let mut out = vec![0f32; 32];
+        for (b, blk) in raw.chunks_exact(qt.block_bytes()).enumerate() {
+            qt.dequantize_block(blk, &mut out);
+            assert_eq!(
+                bits(&out),
+                bits(&deq[b * 32..(b + 1) * 32]),
+                "{qt:?} block {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fast_rounding_equals_round_ties_even() {
+    for i in -1_280_000..=1_280_000 {
+        let v = i as f32 / 10_000.0;
+        // Compare as integers: -0.0 and 0.0 both become 0.
+        assert_eq!(round_small(v) as i8, v.round_ties_even() as i8, "{v}");
+    }
+    for v in [
+        0.5f32,
+        1.5,
+        2.5,
+        -0.5,
+        -1.5,
+        126.5,
+        127.49,
+        -127.5,
+        f32::NAN,
+    ] {
+        assert_eq!(round_small(v) as i8, v.round_ties_even() as i8, "{v}");
+    }
+}
+
+#[test]
+fn activation_quantization_round_trips_within_half_a_step() {
+    let x = values(4 * 64, 7, 3.0);
+    let a = QActs::quantize(&x, 4, 64);
+    for (b, xb) in x.chunks_exact(32).enumerate() {
+        let d = a.d[b];
+        let sum: i32 = a.q[b * 32..(b + 1) * 32].iter().map(|&q| q as i32).sum();
+        assert_eq!(a.s[b].to_bits(), (d * sum as f32).to_bits());
+        for (i, &v) in xb.iter().enumerate() {
+            let q = a.q[b * 32 + i];
+            assert!(q > -128);
+            assert!(
+                (q as f32 * d - v).abs() <= d * 0.5 + 1e-6,
+                "block {b} elem {i}"
+            );
+        }
+    }
+    let zero = QActs::quantize(&[0.0; 32], 1, 32);
+    assert_eq!((zero.d[0], zero.s[0]), (0.0, 0.0));
+    assert!(zero.q.iter().all(|&q| q == 0));
+}
+
+#[test]
+fn scalar_dot_matches_f64_dot_of_dequantized_values() {
+    let k = 256;
+    for (qt, gt) in TYPES {
+        let (raw, deq) = quantized(gt, 5, k, 3);
+        let x = values(2 * k, 11, 2.0);
+        let a = QActs::quantize(&x, 2, k);
+        let row_bytes = k / 32 * qt.block_bytes();
+        for j in 0..5 {
+            for r in 0..2 {
+                let got = dot_scalar(qt, &raw[j * row_bytes..(j + 1) * row_bytes], &a, r);
+                let xr: Vec<f64> = (0..k)
+                    .map(|i| a.q[r * k + i] as f64 * a.d[r * 8 + i / 32] as f64)
+                    .collect();
+                let want: f64 = (0..k).map(|i| deq[j * k + i] as f64 * xr[i]).sum();
+                assert!(
+                    (got as f64 - want).abs() < 1e-3,
+                    "{qt:?} {j} {r}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+/// Weights with hostile bytes too: Q8_0 −128, extreme scales.
+fn random_weights(qt: QType, n: usize, k: usize, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut next = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 33) as u32
+    };
+    let blocks = n * k / 32;
+    let mut w = Vec::with_capacity(blocks * qt.block_bytes());
+    for _ in 0..blocks {
+        // Scales in a sane range (exponent 5..20 → 2^-10 .. 2^5), random sign.
+        let half = |r: u32| ((r & 0x8000) | ((5 + r % 16) << 10) | (r >> 16 & 0x3FF)) as u16;
+        w.extend_from_slice(&half(next()).to_le_bytes());
+        if qt == QType::Q4_1 {
+            w.extend_from_slice(&half(next()).to_le_bytes());
+        }
+        let payload = qt.block_bytes() - if qt == QType::Q4_1 { 4 } else { 2 };
+        for i in 0..payload {
+            w.push(if i == 3 { 0x80 } else { next() as u8 });
+        }
+    }
+    w
+}
+
+fn run(kernel: Kernel, qt: QType, w: &[u8], cols: usize, a: &QActs) -> Vec<f32> {
+    let mut out = vec![0f32; a.m * cols];
+    matmul_tile(kernel, qt, w, cols, a, &mut out, cols);
+    out
+}
+
+#[test]
+fn best_kernel_matches_scalar_bit_for_bit() {
+    let kernel = Kernel::best();
+    for (qt, _) in TYPES {
+        for (k, m, cols) in [(32, 1, 3), (64, 5, 7), (576, 9, 16), (1536, 4, 5)] {
+            let w = random_weights(qt, cols, k, k as u64 + m as u64);
+            let x = values(m * k, k, 4.0);
+            let a = QActs::quantize(&x, m, k);
+            let simd = run(kernel, qt, &w, cols, &a);
+            let scalar = run(Kernel::Scalar, qt, &w, cols, &a);
+            assert_eq!(
+                bits(&simd),
+                bits(&scalar),
+                "{qt:?} k={k} m={m} ({kernel:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn batched_rows_equal_single_rows_bit_for_bit() {
+    let kernel = Kernel::best();
+    let (k, cols) = (576, 11);
+    for (qt, _) in TYPES {
+        let w = random_weights(qt, cols, k, 99);
+        for m in [2usize, 4, 7, 13] {
+            let x = values(m * k, m, 2.5);
+            let all = run(kernel, qt, &w, cols, &QActs::quantize(&x, m, k));
+            for r in 0..m {
+                let one = run(
+                    kernel,
+                    qt,
+                    &w,
+                    cols,
+                    &QActs::quantize(&x[r * k..][..k], 1, k),
+                );
+                assert_eq!(
+                    bits(&one),
+                    bits(&all[r * cols..][..cols]),
+                    "{qt:?} m={m} row {r}"
+                );
+            }
+        }
+    }
+}

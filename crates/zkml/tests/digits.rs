@@ -1,0 +1,40 @@
+//! The worked model on the real dataset: retraining reproduces the committed
+//! model bit for bit, and float and int8 accuracy on the held-out split are
+//! both at least 95%. Needs `PROOFMESH_DIGITS` (set by `cargo xtask test`,
+//! or `cargo xtask fetch-digits`); fails, never skips, without it.
+
+use proofmesh_zkml::{digits, digits_model};
+
+#[test]
+fn digits_mlp_retrains_to_committed_model_with_high_accuracy() {
+    let path = std::env::var(digits::ENV).unwrap_or_else(|_| {
+        panic!(
+            "{} is not set: run `cargo xtask fetch-digits` and export it",
+            digits::ENV
+        )
+    });
+    let data = digits::load(std::path::Path::new(&path)).unwrap();
+    assert_eq!(data.len(), digits::ROWS);
+    let r = digits::train_digits(&data).unwrap();
+    println!("float {:.4} int8 {:.4}", r.float_accuracy, r.quant_accuracy);
+    assert_eq!((r.train_len, r.test_len), (1437, 360));
+    assert!(
+        r.float_accuracy >= 0.95,
+        "float accuracy {}",
+        r.float_accuracy
+    );
+    assert!(
+        r.quant_accuracy >= 0.95,
+        "int8 accuracy {}",
+        r.quant_accuracy
+    );
+    assert!(r.float_accuracy - r.quant_accuracy < 0.02);
+    let committed = digits_model().unwrap();
+    assert_eq!(
+        r.quant_model.digest_hex(),
+        committed.digest_hex(),
+        "retraining must reproduce the committed model"
+    );
+    let (_, test) = digits::split(&data);
+    assert_eq!(digits::quant_accuracy(&committed, &test), r.quant_accuracy);
+}
