@@ -78,16 +78,17 @@ fn attest_source(args: &Args) -> anyhow::Result<proofmesh_provider::AttestSource
     match args.attest.as_str() {
         "none" => Ok(proofmesh_provider::AttestSource::None),
         "tsm" => {
-            let collateral = match &args.attest_collateral {
-                None => None,
-                Some(p) => {
-                    let bytes = std::fs::read(p)
-                        .with_context(|| format!("reading collateral {}", p.display()))?;
-                    Some(serde_json::from_slice(&bytes).with_context(|| {
-                        format!("collateral {} is not valid JSON", p.display())
-                    })?)
-                }
-            };
+            let collateral =
+                match &args.attest_collateral {
+                    None => None,
+                    Some(p) => {
+                        let bytes = std::fs::read(p)
+                            .with_context(|| format!("reading collateral {}", p.display()))?;
+                        Some(serde_json::from_slice(&bytes).with_context(|| {
+                            format!("collateral {} is not valid JSON", p.display())
+                        })?)
+                    }
+                };
             Ok(proofmesh_provider::AttestSource::Tsm {
                 base: args.tsm_dir.clone(),
                 collateral,

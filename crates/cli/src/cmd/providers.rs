@@ -82,7 +82,10 @@ fn attestation_line(p: &serde_json::Value) -> String {
                 .as_u64()
                 .map(|t| {
                     let left = t as i64 - (proofmesh_coordinator::now_ms() / 1000) as i64;
-                    format!("expires at unix {t} ({:.1} days left)", left as f64 / 86_400.0)
+                    format!(
+                        "expires at unix {t} ({:.1} days left)",
+                        left as f64 / 86_400.0
+                    )
                 })
                 .unwrap_or_else(|| "no expiry".into());
             let digest = a["evidence_digest"].as_str().unwrap_or("?");
