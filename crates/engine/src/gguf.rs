@@ -239,9 +239,19 @@ impl GgufFile {
     pub(crate) fn read_region(&mut self) -> Result<WeightRegion, EngineError> {
         let base = self.content.tensor_data_offset;
         let (mut lo, mut hi) = (u64::MAX, 0u64);
-        for info in self.content.tensor_infos.values() {
+        for (name, info) in self.content.tensor_infos.iter() {
             let t = info.ggml_dtype;
-            let elems = info.shape.elem_count() as u64;
+            // Checked: dimensions come from the file, and candle's
+            // `elem_count` multiplies without overflow checks.
+            let elems = info
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+                .ok_or_else(|| EngineError::MalformedGguf {
+                    path: self.path.clone(),
+                    reason: format!("tensor {name}: element count overflows"),
+                })?;
             let bytes = (elems / t.block_size().max(1) as u64).saturating_mul(t.type_size() as u64);
             let start = base.saturating_add(info.offset);
             lo = lo.min(start);

@@ -1,5 +1,5 @@
 //! Runs the attestation verification benchmark without the full CLI:
-//! `cargo run --release -p proofmesh-attest --example bench [ITERS]`.
+//! `cargo run --release -p proofmesh-attest --example attest_bench [ITERS]`.
 
 fn main() {
     let iters = std::env::args()
