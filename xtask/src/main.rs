@@ -14,6 +14,7 @@
 
 mod digits;
 mod model;
+mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};

@@ -25,7 +25,6 @@ use proofmesh_coordinator::config::AttestTestSeam;
 use proofmesh_coordinator::CoordinatorConfig;
 use proofmesh_receipt::Identity;
 use proofmesh_wire::ProviderMsg;
-use serde_json::Value;
 
 /// Inside both samples' validity (VCEK 2023-04-03 → 2030-04-03; GPU chain
 /// to 9999).
@@ -70,19 +69,6 @@ fn with_seam(b: &EvidenceBundle) -> impl FnOnce(&mut CoordinatorConfig) {
     move |c| c.attestation_test_seam = Some(s)
 }
 
-async fn providers(c: &Coordinator, query: &str) -> Vec<Value> {
-    let v: Value = c
-        .http
-        .get(format!("{}/v1/providers{query}", c.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"].as_array().unwrap().clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_attested_provider_is_listed_and_its_receipts_carry_the_evidence() {
     bounded(async {
@@ -94,7 +80,7 @@ async fn an_attested_provider_is_listed_and_its_receipts_carry_the_evidence() {
         let plain = TestProvider::start(&c);
         c.wait_providers(2).await;
         let key = p.key().to_string();
-        let list = providers(&c, "").await;
+        let list = c.providers("").await;
         let row = list.iter().find(|r| r["id"] == key.as_str()).unwrap();
         assert_eq!(row["effective_attestation"], "tee_gpu");
         assert_eq!(row["attestation"]["level"], "tee+gpu");
@@ -105,7 +91,7 @@ async fn an_attested_provider_is_listed_and_its_receipts_carry_the_evidence() {
         assert_eq!(other["effective_attestation"], "none");
         assert!(other["attestation"].is_null());
         // The trust filter of the listing.
-        let attested = providers(&c, "?min_attestation=tee").await;
+        let attested = c.providers("?min_attestation=tee").await;
         assert_eq!(attested.len(), 1);
         assert_eq!(attested[0]["id"], key.as_str());
 

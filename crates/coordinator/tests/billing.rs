@@ -8,32 +8,6 @@ mod common;
 
 use common::*;
 
-fn no_audits(c: &mut proofmesh_coordinator::CoordinatorConfig) {
-    c.audit_rate_milli = 0;
-    c.audit_rate_new_milli = 0;
-    c.audit_rate_low_rep_milli = 0;
-}
-
-async fn get(coord: &Coordinator, key: Option<&str>, path: &str) -> serde_json::Value {
-    let mut r = coord.http.get(format!("{}{path}", coord.base));
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
-    }
-    let resp = r.send().await.unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.json().await.unwrap()
-}
-
-fn usd(v: &serde_json::Value, field: &str) -> i64 {
-    v[field]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["currency"] == "USD")
-        .map(|b| b["micros"].as_i64().unwrap())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_charges_exactly_the_receipt_and_pays_the_provider() {
     bounded(async {
@@ -55,9 +29,9 @@ async fn a_job_charges_exactly_the_receipt_and_pays_the_provider() {
             charged
         );
 
-        let bal = get(&coord, Some(&key), "/v1/balance").await;
+        let bal = coord.get_json(Some(&key), "/v1/balance").await;
         assert_eq!(usd(&bal, "balances"), 100_000_000 - charged);
-        let usage = get(&coord, Some(&key), "/v1/usage").await;
+        let usage = coord.get_json(Some(&key), "/v1/usage").await;
         let reasons: Vec<&str> = usage["activity"]
             .as_array()
             .unwrap()
@@ -69,7 +43,9 @@ async fn a_job_charges_exactly_the_receipt_and_pays_the_provider() {
         assert!(reasons.contains(&"escrow"), "{reasons:?}");
 
         let pk = provider.key().to_string();
-        let earn = get(&coord, None, &format!("/v1/providers/{pk}/earnings")).await;
+        let earn = coord
+            .get_json(None, &format!("/v1/providers/{pk}/earnings"))
+            .await;
         let fee = charged * 500 / 10_000;
         assert_eq!(usd(&earn, "earnings"), charged - fee);
         assert_eq!(usd(&earn, "stake"), 10_000_000);
@@ -93,7 +69,10 @@ async fn unfunded_clients_get_402_and_failed_jobs_are_refunded() {
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["error"]["code"], "insufficient_balance");
         assert_eq!(
-            usd(&get(&coord, Some(&broke), "/v1/balance").await, "balances"),
+            usd(
+                &coord.get_json(Some(&broke), "/v1/balance").await,
+                "balances"
+            ),
             0
         );
 
@@ -113,9 +92,9 @@ async fn unfunded_clients_get_402_and_failed_jobs_are_refunded() {
         .await;
         let status = join_chat(pending).await.status();
         assert!(status.is_server_error(), "{status}");
-        let bal = get(&coord, Some(&key), "/v1/balance").await;
+        let bal = coord.get_json(Some(&key), "/v1/balance").await;
         assert_eq!(usd(&bal, "balances"), 100_000_000);
-        let usage = get(&coord, Some(&key), "/v1/usage").await;
+        let usage = coord.get_json(Some(&key), "/v1/usage").await;
         let refunds = usage["activity"]
             .as_array()
             .unwrap()
@@ -151,7 +130,7 @@ async fn the_clients_max_price_is_enforced() {
         let err: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(err["error"]["param"], "max_price_micros");
         assert_eq!(
-            usd(&get(&coord, Some(&key), "/v1/balance").await, "balances"),
+            usd(&coord.get_json(Some(&key), "/v1/balance").await, "balances"),
             100_000_000
         );
 
@@ -165,7 +144,7 @@ async fn the_clients_max_price_is_enforced() {
         let receipt: serde_json::Value = coord.get_receipt(&key, &id).await.json().await.unwrap();
         let max_tokens = receipt["body"]["sampling"]["max_tokens"].as_u64().unwrap();
         assert!(max_tokens < 64, "max_tokens {max_tokens} was not lowered");
-        let spent = 100_000_000 - usd(&get(&coord, Some(&key), "/v1/balance").await, "balances");
+        let spent = 100_000_000 - usd(&coord.get_json(Some(&key), "/v1/balance").await, "balances");
         assert!(spent as u64 <= cap, "spent {spent}");
         provider.kill().await;
         coord.stop().await;

@@ -78,19 +78,6 @@ async fn behind_proxy(coord: &Coordinator, f: &Far) -> (TestProvider, ProxyHandl
     (p, proxy)
 }
 
-async fn providers(coord: &Coordinator) -> Vec<Value> {
-    let v: Value = coord
-        .http
-        .get(format!("{}/v1/providers", coord.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"].as_array().cloned().unwrap_or_default()
-}
-
 fn record(p: &Value) -> &Value {
     if p.get("record").is_some() {
         &p["record"]
@@ -146,7 +133,7 @@ async fn placement_follows_measured_latency_price_and_survives_a_cut() {
         let keys: Vec<String> = fleet.iter().map(|(p, _)| p.key().to_string()).collect();
         // RTT measured by pings through the proxies: at least 2 x delay each.
         poll_until("RTT measured for every provider", || async {
-            let ps = providers(&coord).await;
+            let ps = coord.providers("").await;
             let ok = ps.len() == 3
                 && ps
                     .iter()
@@ -154,7 +141,7 @@ async fn placement_follows_measured_latency_price_and_survives_a_cut() {
             ok.then_some(())
         })
         .await;
-        for p in providers(&coord).await {
+        for p in coord.providers("").await {
             let r = record(&p);
             let i = keys.iter().position(|k| r["id"] == k.as_str()).unwrap();
             let median_us = r["rtt"]["median_us"].as_u64().unwrap();

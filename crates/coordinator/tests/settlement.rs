@@ -22,12 +22,6 @@ use proofmesh_tlog::LogEntry;
 use proofmesh_wire::PriceRate;
 use serde_json::Value;
 
-fn no_audits(c: &mut proofmesh_coordinator::CoordinatorConfig) {
-    c.audit_rate_milli = 0;
-    c.audit_rate_new_milli = 0;
-    c.audit_rate_low_rep_milli = 0;
-}
-
 async fn post_idem(c: &Coordinator, key: &str, idem: &str, body: &Value) -> reqwest::Response {
     c.http
         .post(format!("{}/v1/chat/completions", c.base))
@@ -37,26 +31,6 @@ async fn post_idem(c: &Coordinator, key: &str, idem: &str, body: &Value) -> reqw
         .send()
         .await
         .unwrap()
-}
-
-async fn get_json(c: &Coordinator, key: Option<&str>, path: &str) -> Value {
-    let mut r = c.http.get(format!("{}{path}", c.base));
-    if let Some(k) = key {
-        r = r.bearer_auth(k);
-    }
-    let resp = r.send().await.unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.json().await.unwrap()
-}
-
-fn usd(v: &Value, field: &str) -> i64 {
-    v[field]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["currency"] == "USD")
-        .map(|b| b["micros"].as_i64().unwrap())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +52,7 @@ async fn retried_requests_with_an_idempotency_key_are_charged_once() {
         assert_eq!(again.headers()["idempotent-replayed"], "true");
         let again: Value = again.json().await.unwrap();
         assert_eq!(again, first, "the replay is the stored response");
-        let bal = get_json(&c, Some(&key), "/v1/balance").await;
+        let bal = c.get_json(Some(&key), "/v1/balance").await;
         assert_eq!(usd(&bal, "balances"), 100_000_000 - charged);
         // The same key with another body is refused, and charges nothing.
         let other = post_idem(&c, &key, "order-1", &chat_body("other", 3, 8, false)).await;
@@ -107,7 +81,7 @@ async fn retried_requests_with_an_idempotency_key_are_charged_once() {
             last(&s1)["proofmesh"]["receipt_id"],
             last(&s2)["proofmesh"]["receipt_id"]
         );
-        let bal2 = get_json(&c, Some(&key), "/v1/balance").await;
+        let bal2 = c.get_json(Some(&key), "/v1/balance").await;
         let streamed = last(&s1)["proofmesh"]["charged_micros"].as_i64().unwrap();
         assert_eq!(usd(&bal2, "balances"), 100_000_000 - charged - streamed);
         // Malformed keys are a clear 400.
@@ -245,7 +219,7 @@ async fn set_up_pool(c: &Coordinator, p: &Identity, a: &Identity, b: &Identity, 
         "invalid_pool_document",
     )
     .await;
-    let pool = get_json(c, None, "/v1/pools/gpu-fund-1").await;
+    let pool = c.get_json(None, "/v1/pools/gpu-fund-1").await;
     assert_eq!(pool["total_units"], 100);
     let units: Vec<(String, u64)> = pool["holders"]
         .as_array()
@@ -304,7 +278,8 @@ async fn pools_pay_holders_each_epoch_and_batches_commit_to_the_journal() {
         let fee = charged * 500 / 10_000;
         let pk = pi.public().to_string();
         let earned = usd(
-            &get_json(&c, None, &format!("/v1/providers/{pk}/earnings")).await,
+            &c.get_json(None, &format!("/v1/providers/{pk}/earnings"))
+                .await,
             "earnings",
         );
         let pool_share = charged - fee - earned;
@@ -313,14 +288,16 @@ async fn pools_pay_holders_each_epoch_and_batches_commit_to_the_journal() {
         poll_until("pool distributed", || {
             let c = &c;
             async move {
-                let pool = get_json(c, None, "/v1/pools/gpu-fund-1").await;
+                let pool = c.get_json(None, "/v1/pools/gpu-fund-1").await;
                 (usd(&pool, "undistributed") == 0).then_some(())
             }
         })
         .await;
         let mut total = 0;
         for (h, units) in [(&a, 50), (&b, 30), (&d, 20)] {
-            let v = get_json(&c, None, &format!("/v1/holders/{}", h.public())).await;
+            let v = c
+                .get_json(None, &format!("/v1/holders/{}", h.public()))
+                .await;
             let got = usd(&v, "balances");
             // Exact share, rounded down or up by the largest-remainder rule.
             let exact = pool_share * units / 100;

@@ -26,13 +26,6 @@ fn now_ms() -> u64 {
     proofmesh_coordinator::now_ms()
 }
 
-/// Only jobs that ask for `verification: "always"` are audited.
-fn audit_on_request(cfg: &mut CoordinatorConfig) {
-    cfg.audit_rate_milli = 0;
-    cfg.audit_rate_new_milli = 0;
-    cfg.audit_rate_low_rep_milli = 0;
-}
-
 /// Waits until the receipt's audit has passed.
 async fn wait_audit_passed(c: &Coordinator, key: &str, id: &str) {
     poll_until(&format!("audit of {id} passed"), || async move {
@@ -208,7 +201,7 @@ async fn statements_recompute_from_the_log_and_inflation_is_caught() {
         let verifier = Identity::generate();
         let mut cfg = test_config(dir.path());
         cfg.trusted_verifiers = vec![verifier.public().to_string()];
-        audit_on_request(&mut cfg);
+        no_audits(&mut cfg);
         let served = serve_jobs(&cfg, verifier).await;
         let (epoch, provider) = (served.epoch, &served.provider);
 
@@ -262,7 +255,7 @@ async fn the_epoch_task_publishes_settled_epochs_on_its_own() {
     bounded(async {
         let c = Coordinator::start_with(|cfg| {
             cfg.statement_epoch_s = 1;
-            audit_on_request(cfg);
+            no_audits(cfg);
         })
         .await;
         let p = TestProvider::start(&c);

@@ -287,6 +287,23 @@ impl Coordinator {
         .await;
     }
 
+    /// `GET {path}` (with a bearer key if given), asserting 200; the JSON.
+    pub async fn get_json(&self, key: Option<&str>, path: &str) -> Value {
+        let mut r = self.http.get(format!("{}{path}", self.base));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        let resp = r.send().await.expect("GET");
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.json().await.expect("JSON body")
+    }
+
+    /// `GET /v1/providers{query}`: the listed rows.
+    pub async fn providers(&self, query: &str) -> Vec<Value> {
+        let v = self.get_json(None, &format!("/v1/providers{query}")).await;
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
     /// `POST /v1/chat/completions` with a bearer key and a JSON body.
     pub async fn chat(&self, key: &str, body: &Value) -> reqwest::Response {
         self.http
@@ -868,4 +885,23 @@ pub async fn join_chat(handle: JoinHandle<reqwest::Response>) -> reqwest::Respon
     step("chat response", handle)
         .await
         .expect("chat task panicked")
+}
+
+/// Config: no sampled audits; only jobs that ask for `verification:
+/// "always"` are audited.
+pub fn no_audits(c: &mut CoordinatorConfig) {
+    c.audit_rate_milli = 0;
+    c.audit_rate_new_milli = 0;
+    c.audit_rate_low_rep_milli = 0;
+}
+
+/// The USD micro-units in a `[{currency, micros}]` list at `v[field]` (0 if none).
+pub fn usd(v: &Value, field: &str) -> i64 {
+    v[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["currency"] == "USD")
+        .and_then(|b| b["micros"].as_i64())
+        .unwrap_or(0)
 }
