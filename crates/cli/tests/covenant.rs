@@ -77,6 +77,7 @@ fn provider(base: &str, dir: &Path, identity: Arc<Identity>) -> oneshot::Sender<
         model_size_bytes: 0,
         site: None,
         attestation: Default::default(),
+        zk: Vec::new(),
     };
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(proofmesh_provider::run(cfg, engine, identity, async {

@@ -93,13 +93,84 @@ pub async fn escrow(
         Err(e) => return Err(ApiError::internal("escrow", e)),
     };
     spec.sampling.max_tokens = spec.sampling.max_tokens.min(esc.max_completion_tokens);
-    let held = esc.settlement.breakdown.held;
-    match app.bank.apply(esc.settlement.tx, crate::now_ms()).await {
+    apply_escrow(app, esc.settlement).await
+}
+
+/// Applies an escrow transaction; 402 if the client's balance is short.
+async fn apply_escrow(app: &AppState, s: settle::Settlement) -> Result<Amount, ApiError> {
+    let held = s.breakdown.held;
+    match app.bank.apply(s.tx, crate::now_ms()).await {
         Ok(_) => Ok(held),
         Err(BankError::Refused(LedgerError::InsufficientFunds { balance, .. })) => Err(
-            ApiError::insufficient_balance(held.micros(), balance, price.currency.code()),
+            ApiError::insufficient_balance(held.micros(), balance, held.currency().code()),
         ),
         Err(e) => Err(ApiError::internal("escrow", e)),
+    }
+}
+
+/// Escrows the charge of one proved inference (`rate`'s input rate is per
+/// 1M inferences: a receipt counts the inference as one prompt token).
+/// A free model holds nothing.
+pub async fn escrow_inference(
+    app: &AppState,
+    job_id: &str,
+    client_id: &str,
+    rate: &proofmesh_wire::PriceRate,
+) -> Result<Amount, ApiError> {
+    let price = ModelPrice {
+        currency: Currency::parse(&rate.currency).map_err(|e| ApiError::internal("price", e))?,
+        input_per_mtok_micros: rate.input_per_mtok_micros,
+        output_per_mtok_micros: rate.output_per_mtok_micros,
+        gpu_hour_micros: None,
+    };
+    let job = parties(job_id, client_id, "");
+    match settle::escrow_at_dispatch(&job, &price, 1, 0, None) {
+        Ok(esc) => apply_escrow(app, esc.settlement).await,
+        Err(settle::SettleError::NothingToSettle { .. }) => Ok(Amount::zero(price.currency)),
+        Err(e) => Err(ApiError::internal("escrow", e)),
+    }
+}
+
+/// Slashes a provider whose proof of job `job_id` failed (a failed audit
+/// without a held charge: nothing was paid for it), up to what its stake
+/// holds, to the insurance fund. Idempotent by job and provider.
+pub async fn slash_failed_proof(app: &AppState, job_id: &str, provider: &str) {
+    let Ok(currency) = Currency::parse("USD") else {
+        return;
+    };
+    let stake_account = AccountId::ProviderStake(provider.to_string());
+    let stake = match app.bank.balance(&stake_account, currency).await {
+        Ok(s) => u64::try_from(s).unwrap_or(0),
+        Err(e) => return settle_failed("proof slash", e),
+    };
+    let micros = u64::try_from(app.config.slash_micros)
+        .unwrap_or(0)
+        .min(stake);
+    let Ok(amount) = Amount::from_micros(currency, micros) else {
+        return settle_failed("proof slash", "amount out of range");
+    };
+    if amount.is_zero() {
+        return;
+    }
+    let key = format!(
+        "zkproof/{job_id}/{}",
+        provider.trim_start_matches("ed25519:")
+    );
+    let tx = settle::transfer(
+        key,
+        proofmesh_ledger::Reason::Slash,
+        Some(proofmesh_ledger::Link::Job(job_id.to_string())),
+        stake_account,
+        AccountId::Insurance,
+        amount,
+    );
+    match tx {
+        Ok(tx) => {
+            if let Err(e) = app.bank.apply(tx, crate::now_ms()).await {
+                settle_failed("proof slash", e);
+            }
+        }
+        Err(e) => settle_failed("proof slash", e),
     }
 }
 

@@ -91,12 +91,28 @@ pub struct CoordinatorConfig {
     /// `{ type = "tdx", min_tcb = "UpToDate" }`); without one, evidence is
     /// judged by verification and key binding alone.
     pub attestation_policy: Option<proofmesh_attest::Policy>,
+    /// Zero-knowledge models this coordinator accepts proofs for (issue 9):
+    /// each a registry name and the verifying key file from the operator's
+    /// `proofmesh zk setup` (the key commits to the model digest). Providers
+    /// may only advertise these, with these keys.
+    pub zk_models: Vec<ZkModelConfig>,
     /// TEST SEAM ONLY (never read from files or the environment): verify
     /// attestation at a pinned time and against a pinned binding, so tests
     /// can admit real public evidence that was made for someone else's key
     /// and nonce. The verification itself is the production code.
     #[serde(skip)]
     pub attestation_test_seam: Option<AttestTestSeam>,
+}
+
+/// One registered zero-knowledge model (TOML: `[[zk_models]]` with `name`
+/// and `vk`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZkModelConfig {
+    /// Registry name clients ask for, e.g. `digits-mlp`.
+    pub name: String,
+    /// The verifying key file.
+    pub vk: PathBuf,
 }
 
 /// See [`CoordinatorConfig::attestation_test_seam`].
@@ -140,6 +156,7 @@ impl Default for CoordinatorConfig {
             statement_epoch_s: proofmesh_ledger::epoch::DAY_S,
             attestation_recheck_s: 3_600,
             attestation_policy: None,
+            zk_models: Vec::new(),
             attestation_test_seam: None,
         }
     }
@@ -265,6 +282,29 @@ impl CoordinatorConfig {
         if self.protocol_fee_bps > 10_000 {
             return bad("protocol_fee_bps", "must be at most 10000 (basis points)");
         }
+        let mut names = std::collections::HashSet::new();
+        for m in &self.zk_models {
+            let ok = !m.name.is_empty()
+                && m.name.len() <= 64
+                && m.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                return bad(
+                    "zk_models",
+                    &format!("name {:?} must be 1-64 of [A-Za-z0-9._-]", m.name),
+                );
+            }
+            if !names.insert(m.name.to_ascii_lowercase()) {
+                return bad("zk_models", &format!("name {:?} is given twice", m.name));
+            }
+            if !m.vk.is_file() {
+                return bad(
+                    "zk_models",
+                    &format!("verifying key {} does not exist", m.vk.display()),
+                );
+            }
+        }
         if let Err(proofmesh_log::LogError::Config { field, reason }) = self.log().validate() {
             return Err(ConfigError::Invalid {
                 field: match field {
@@ -338,6 +378,37 @@ mod tests {
             assert!(e.to_string().contains("statement_epoch_s"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn zk_models_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let vk = dir.path().join("m.vk");
+        std::fs::write(&vk, b"vk").unwrap();
+        let mut c = CoordinatorConfig {
+            zk_models: vec![ZkModelConfig {
+                name: "digits-mlp".into(),
+                vk: vk.clone(),
+            }],
+            ..Default::default()
+        };
+        c.validate().unwrap();
+        c.zk_models.push(c.zk_models[0].clone());
+        assert!(c.validate().unwrap_err().to_string().contains("twice"));
+        c.zk_models = vec![ZkModelConfig {
+            name: "no spaces".into(),
+            vk: vk.clone(),
+        }];
+        assert!(c.validate().is_err());
+        c.zk_models = vec![ZkModelConfig {
+            name: "m".into(),
+            vk: dir.path().join("missing.vk"),
+        }];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
     }
 
     #[test]

@@ -33,7 +33,28 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::too_large(limit))
 }
 
-fn unix_s() -> u64 {
+/// Reads a request body within `max_body_bytes`: 413 at once when the
+/// declared length is over, and when a chunked body grows past it.
+pub async fn read_limited(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let limit = app.config.max_body_bytes;
+    if let Some(len) = headers.get(header::CONTENT_LENGTH) {
+        if len
+            .to_str()
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+            .is_some_and(|l| l > limit)
+        {
+            return Err(ApiError::too_large(limit));
+        }
+    }
+    read_body(body, limit).await
+}
+
+pub(crate) fn unix_s() -> u64 {
     crate::now_ms() / 1000
 }
 
@@ -60,18 +81,7 @@ pub struct Meta {
 async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let client = authenticate(&app, &parts.headers).await?;
-    let limit = app.config.max_body_bytes;
-    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH) {
-        if len
-            .to_str()
-            .ok()
-            .and_then(|l| l.parse::<usize>().ok())
-            .is_some_and(|l| l > limit)
-        {
-            return Err(ApiError::too_large(limit));
-        }
-    }
-    let bytes = read_body(body, limit).await?;
+    let bytes = read_limited(&app, &parts.headers, body).await?;
     let req: ChatCompletionRequest =
         serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
     let plan = validate::plan(&app.config, req)?;
@@ -176,7 +186,9 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
 /// with a 500 ms time-to-first-token objective.
 pub const WORKLOAD_HEADER: &str = "x-proofmesh-workload";
 
-fn workload_class(headers: &HeaderMap) -> Result<proofmesh_placement::WorkloadClass, ApiError> {
+pub(crate) fn workload_class(
+    headers: &HeaderMap,
+) -> Result<proofmesh_placement::WorkloadClass, ApiError> {
     use proofmesh_placement::{Endpoint, WorkloadClass};
     let Some(v) = headers.get(WORKLOAD_HEADER) else {
         return Ok(WorkloadClass::default_for(Endpoint::Completions));

@@ -108,19 +108,16 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
         if tried.len() as u32 >= app.config.max_attempts {
             break Err(ApiError::provider_failed(tried.len() as u32));
         }
-        let Some(p) = place(&app, &ctx, &tried).await else {
-            break Err(
-                if tried.is_empty() && ctx.min_attestation > Default::default() {
-                    ApiError::no_attested_provider(
-                        ctx.spec.model.as_str(),
-                        crate::attestation::level_name(ctx.min_attestation),
-                    )
-                } else if tried.is_empty() {
-                    ApiError::no_provider(ctx.spec.model.as_str())
-                } else {
-                    ApiError::provider_failed(tried.len() as u32)
-                },
-            );
+        let what = PlaceFor {
+            job_id: &ctx.spec.job_id,
+            model: ctx.spec.model.as_str(),
+            class: ctx.class,
+            prompt_tokens: crate::billing::prompt_token_bound(&ctx.spec),
+            max_tokens: ctx.spec.sampling.max_tokens,
+            min_attestation: ctx.min_attestation,
+        };
+        let Some(p) = place(&app, &what, &tried).await else {
+            break Err(what.unplaced(&tried));
         };
         tried.push(p.key.to_string());
         // The chosen provider's verified attestation goes into its receipt.
@@ -198,30 +195,67 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
     }
 }
 
+/// What placement needs to know about one attempt of a job.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlaceFor<'a> {
+    /// The job (its decisions are recorded under it).
+    pub job_id: &'a str,
+    /// Model digest.
+    pub model: &'a str,
+    /// Workload class.
+    pub class: proofmesh_placement::WorkloadClass,
+    /// Prompt tokens (an upper bound).
+    pub prompt_tokens: u32,
+    /// Completion tokens at most.
+    pub max_tokens: u32,
+    /// The least attestation level accepted.
+    pub min_attestation: proofmesh_placement::AttestationLevel,
+}
+
+impl PlaceFor<'_> {
+    /// The error when no provider could be placed after trying `tried`.
+    pub(crate) fn unplaced(&self, tried: &[String]) -> ApiError {
+        if tried.is_empty() && self.min_attestation > Default::default() {
+            ApiError::no_attested_provider(
+                self.model,
+                crate::attestation::level_name(self.min_attestation),
+            )
+        } else if tried.is_empty() {
+            ApiError::no_provider(self.model)
+        } else {
+            ApiError::provider_failed(tried.len() as u32)
+        }
+    }
+}
+
 /// Asks the placement policy where this attempt goes (excluding providers
 /// already tried), records the decision for `proofmesh explain`, and returns
 /// the first live provider in its failover order.
-async fn place(app: &AppState, ctx: &JobCtx, tried: &[String]) -> Option<Arc<ProviderHandle>> {
+pub(crate) async fn place(
+    app: &AppState,
+    what: &PlaceFor<'_>,
+    tried: &[String],
+) -> Option<Arc<ProviderHandle>> {
     let mut req = proofmesh_placement::Request::new(
-        ctx.spec.model.as_str(),
-        ctx.class,
-        crate::billing::prompt_token_bound(&ctx.spec),
-        ctx.spec.sampling.max_tokens,
+        what.model,
+        what.class,
+        what.prompt_tokens,
+        what.max_tokens,
         crate::now_ms(),
     );
-    req.min_attestation = ctx.min_attestation;
+    req.min_attestation = what.min_attestation;
     let decision = app.placer.place(&req, tried);
     let record = match &decision {
         Ok(p) => {
-            serde_json::json!({"attempt": tried.len() + 1, "class": ctx.class, "placement": p})
+            serde_json::json!({"attempt": tried.len() + 1, "class": what.class, "placement": p})
         }
         Err(e) => {
-            serde_json::json!({"attempt": tried.len() + 1, "class": ctx.class, "error": e.to_string()})
+            serde_json::json!({"attempt": tried.len() + 1, "class": what.class, "error": e.to_string()})
         }
     };
     if let Err(e) = app
         .store
-        .record_placement(&ctx.spec.job_id, &record.to_string())
+        .record_placement(what.job_id, &record.to_string())
         .await
     {
         tracing::error!(%e, "record placement");
@@ -229,7 +263,7 @@ async fn place(app: &AppState, ctx: &JobCtx, tried: &[String]) -> Option<Arc<Pro
     let placement = match decision {
         Ok(p) => p,
         Err(e) => {
-            tracing::info!(job_id = %ctx.spec.job_id, reason = %e, "no placement");
+            tracing::info!(job_id = %what.job_id, reason = %e, "no placement");
             return None;
         }
     };
@@ -304,6 +338,10 @@ async fn run_attempt(
                 return Attempt::Retry(format!("provider reported {code}: {message}"));
             }
             JobEvent::Done(result) => return finish(app, ctx, p, *result, &relayed).await,
+            JobEvent::ZkDone(_) => {
+                cancel(p, &ctx.spec.job_id).await;
+                return Attempt::Retry("a proof answer to a chat job".into());
+            }
             JobEvent::ProviderGone => {
                 return Attempt::Retry("provider disconnected mid-job".into())
             }
@@ -311,7 +349,7 @@ async fn run_attempt(
     }
 }
 
-async fn cancel(p: &ProviderHandle, job_id: &str) {
+pub(crate) async fn cancel(p: &ProviderHandle, job_id: &str) {
     let _ =
         p.tx.send(CoordinatorMsg::Cancel {
             job_id: job_id.to_string(),
@@ -365,7 +403,10 @@ async fn finish(
 /// its inclusion record. If the log fails, the receipt is already committed
 /// and the next start's backlog logs it, so the client still gets its answer
 /// (without an inclusion proof) and nothing is lost.
-async fn log_receipt(app: &AppState, receipt: &Receipt) -> Option<proofmesh_receipt::LogInclusion> {
+pub(crate) async fn log_receipt(
+    app: &AppState,
+    receipt: &Receipt,
+) -> Option<proofmesh_receipt::LogInclusion> {
     let key = proofmesh_store::receipt_log_key(&receipt.body.receipt_id);
     let entry = proofmesh_tlog::LogEntry::receipt(receipt);
     let logged = match app.log.append(&entry, Some(key)).await {

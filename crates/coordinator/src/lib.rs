@@ -25,6 +25,7 @@ pub mod server;
 pub mod state;
 pub mod statements;
 pub mod validate;
+pub mod zk;
 
 pub use config::{ConfigError, CoordinatorConfig};
 pub use server::{run, ServerError};

@@ -50,6 +50,28 @@ fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Size a zk model offer counts as: the proving key and model fit in a few
+/// MiB, so any provider has room.
+const ZK_OFFER_BYTES: u64 = 16 * MIB;
+
+/// A hello's chat models plus its zk models, as placement offers: a zk
+/// model is placed like any model, by digest (a different namespace from
+/// GGUF file digests), at its per-inference rate.
+pub fn with_zk_offers(
+    models: &[ModelAdvert],
+    zk: &[proofmesh_wire::ZkModelAdvert],
+) -> Vec<ModelAdvert> {
+    let mut all = models.to_vec();
+    all.extend(zk.iter().map(|z| ModelAdvert {
+        digest: z.model_digest.clone(),
+        name: z.name.clone(),
+        context_length: z.input_len,
+        price: z.price.clone(),
+        size_bytes: ZK_OFFER_BYTES,
+    }));
+    all
+}
+
 /// The claims a hello makes, in placement's terms.
 pub fn claims(
     key: &str,

@@ -110,6 +110,7 @@ async fn handshake(
         max_concurrent_jobs,
         site,
         attestation,
+        zk_models,
     } = hello
     else {
         return Err("first message must be hello".into());
@@ -123,8 +124,11 @@ async fn handshake(
     provider_key
         .verify(&msg, &signature)
         .map_err(|_| "challenge signature does not verify".to_string())?;
-    if models.is_empty() {
+    if models.is_empty() && zk_models.is_empty() {
         return Err("provider advertises no models".into());
+    }
+    for z in &zk_models {
+        app.zk.check_advert(z)?;
     }
     let trusted = || {
         app.config
@@ -147,10 +151,11 @@ async fn handshake(
             crate::attestation::admit(app, &provider_key, &nonce_raw, attestation.as_deref())
                 .await
                 .map_err(|e| format!("attestation rejected: {e}"))?;
+        let offers = crate::placement::with_zk_offers(&models, &zk_models);
         let claims = crate::placement::claims(
             provider_key.as_str(),
             &hardware,
-            &models,
+            &offers,
             max_concurrent_jobs.clamp(1, 64),
             site.as_ref(),
         )
@@ -166,6 +171,7 @@ async fn handshake(
         conn_id: app.registry.next_conn_id(),
         tx,
         models,
+        zk_models,
         hardware,
         max_concurrent: max_concurrent_jobs.clamp(1, 64),
         in_flight: AtomicU32::new(0),
@@ -339,6 +345,7 @@ async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) 
             },
         ),
         ProviderMsg::Done { job_id, result } => (job_id, JobEvent::Done(result)),
+        ProviderMsg::ZkDone { job_id, result } => (job_id, JobEvent::ZkDone(result)),
         ProviderMsg::Failed {
             job_id,
             code,

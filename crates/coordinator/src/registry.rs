@@ -30,6 +30,8 @@ pub enum JobEvent {
     },
     /// Finished.
     Done(Box<JobResult>),
+    /// A proved inference finished.
+    ZkDone(Box<proofmesh_wire::ZkJobResult>),
     /// Failed on the provider.
     Failed {
         /// Stable code.
@@ -52,6 +54,8 @@ pub struct ProviderHandle {
     pub tx: mpsc::Sender<CoordinatorMsg>,
     /// Loaded models.
     pub models: Vec<ModelAdvert>,
+    /// Models it proves in zero knowledge (checked against the registry).
+    pub zk_models: Vec<proofmesh_wire::ZkModelAdvert>,
     /// Hardware advert.
     pub hardware: Hardware,
     /// Concurrency it declared.

@@ -41,6 +41,9 @@ pub enum ServerError {
     /// The ledger could not be opened.
     #[error("ledger: {0}")]
     Bank(#[from] proofmesh_settlement::BankError),
+    /// A configured zk model could not be loaded.
+    #[error(transparent)]
+    Zk(#[from] crate::zk::ZkConfigError),
     /// Serving failed.
     #[error("serving HTTP failed: {0}")]
     Serve(std::io::Error),
@@ -90,6 +93,9 @@ pub fn router(app: AppState) -> Router {
             "/v1/providers/{key}/statements",
             get(crate::statements::http::list),
         )
+        .route("/v1/zk/infer", post(crate::zk::infer::infer))
+        .route("/v1/zk/models", get(crate::zk::models))
+        .route("/v1/zk/models/{name}/vk", get(crate::zk::verifying_key))
         .route("/healthz", get(routes::health))
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found)
@@ -111,6 +117,7 @@ pub async fn run(
         source,
     })?;
     let identity = Identity::load_or_create(&key_path(dir))?;
+    let zk = crate::zk::ZkModels::load(&config.zk_models)?;
     let store = SqliteStore::open(&db_path(dir)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Registry::default();
@@ -144,6 +151,7 @@ pub async fn run(
         bank,
         log,
         registry: Arc::new(registry),
+        zk: Arc::new(zk),
         shutdown: stop_rx,
     };
     log_routes::log_backlog(&app).await?;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub placer: Arc<crate::placement::Placer>,
     /// Live providers and job routes.
     pub registry: Arc<Registry>,
+    /// The zero-knowledge models proofs are accepted for.
+    pub zk: Arc<crate::zk::ZkModels>,
     /// Flips to true when the service is shutting down.
     pub shutdown: watch::Receiver<bool>,
 }

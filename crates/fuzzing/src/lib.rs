@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("provider_msg", provider_msg),
     ("coordinator_msg", coordinator_msg),
     ("chat_request", chat_request),
+    ("zk_infer_request", zk_infer_request),
     ("api_key", api_key),
     ("gguf_load", gguf_load),
     // Attestation evidence (bodies in proofmesh_attest::fuzz).
@@ -143,6 +144,21 @@ pub fn provider_msg(data: &[u8]) {
 pub fn coordinator_msg(data: &[u8]) {
     if let Ok(msg) = serde_json::from_slice::<CoordinatorMsg>(data) {
         serde_json::to_vec(&msg).expect("an accepted CoordinatorMsg serializes");
+    }
+}
+
+/// A proved-inference request body: `serde_json::from_slice::<ZkInferRequest>`
+/// then the coordinator's input check against a 64-wide model. Neither may
+/// panic, and an accepted input has exactly 64 values, each the request's.
+pub fn zk_infer_request(data: &[u8]) {
+    let Ok(req) = serde_json::from_slice::<proofmesh_wire::ZkInferRequest>(data) else {
+        return;
+    };
+    if let Ok(input) = proofmesh_coordinator::zk::infer::parse_input(&req.input, 64) {
+        assert_eq!(input.len(), 64, "accepted an input of the wrong width");
+        for (a, b) in input.iter().zip(&req.input) {
+            assert_eq!(i64::from(*a), *b, "an input value changed");
+        }
     }
 }
 

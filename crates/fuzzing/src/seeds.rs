@@ -46,6 +46,7 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
         "provider_msg" => provider_msg(),
         "coordinator_msg" => coordinator_msg(),
         "chat_request" => chat_request(),
+        "zk_infer_request" => zk_infer_request(),
         "api_key" => api_key(),
         "gguf_load" => gguf(),
         n if n.starts_with("attest_") => attest::for_target(n),
@@ -88,6 +89,44 @@ pub fn digest() -> Vec<Vec<u8>> {
     ]
 }
 
+/// A zk model advert.
+fn zk_advert() -> proofmesh_wire::ZkModelAdvert {
+    proofmesh_wire::ZkModelAdvert {
+        name: "digits-mlp".into(),
+        model_digest: Digest::of(b"zk model"),
+        vk_digest: "ab".repeat(32),
+        input_len: 64,
+        output_len: 10,
+        price: price(),
+    }
+}
+
+/// A well-formed (not verifying) proof bundle.
+fn zk_bundle() -> proofmesh_zkml::ProofBundle {
+    use base64::Engine as _;
+    proofmesh_zkml::ProofBundle {
+        version: proofmesh_zkml::BUNDLE_VERSION,
+        model_digest: "cd".repeat(32),
+        vk_digest: "ab".repeat(32),
+        input: vec![0; 64],
+        logits: vec![1; 10],
+        class: 0,
+        nonce: "00".repeat(32),
+        proof: base64::engine::general_purpose::STANDARD.encode([0u8; 128]),
+    }
+}
+
+/// `POST /v1/zk/infer` bodies.
+pub fn zk_infer_request() -> Vec<Vec<u8>> {
+    [
+        r#"{"model":"digits-mlp","input":[0,1,-1,127,-128]}"#,
+        r#"{"model":"sha256:0000000000000000000000000000000000000000000000000000000000000000","input":[],"min_attestation":"tee"}"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect()
+}
+
 /// Every `ProviderMsg` variant.
 pub fn provider_msg() -> Vec<Vec<u8>> {
     let (p, c) = (provider(), coordinator());
@@ -118,6 +157,7 @@ pub fn provider_msg() -> Vec<Vec<u8>> {
             max_concurrent_jobs: 4,
             site: None,
             attestation: Some(Box::new(proofmesh_attest::EvidenceBundle::none())),
+            zk_models: vec![zk_advert()],
         }),
         json(&ProviderMsg::Heartbeat { in_flight: 2 }),
         json(&ProviderMsg::Token {
@@ -133,6 +173,13 @@ pub fn provider_msg() -> Vec<Vec<u8>> {
                 completion_token_ids: vec![1, 2, 3],
                 text: "Paris".into(),
                 fingerprint: format!("504d4650000008000300000000{}", "ab".repeat(24)),
+            }),
+        }),
+        json(&ProviderMsg::ZkDone {
+            job_id: "job_0123".into(),
+            result: Box::new(proofmesh_wire::ZkJobResult {
+                receipt: Receipt::sign_as_provider(sample_body(&p, &c, 1, 0), &p),
+                bundle: zk_bundle(),
             }),
         }),
         json(&ProviderMsg::Failed {
@@ -171,6 +218,16 @@ pub fn coordinator_msg() -> Vec<Vec<u8>> {
             dispatched_at_ms: 1_700_000_000_000,
             price: price(),
             stream: true,
+            attestation: None,
+        })),
+        json(&CoordinatorMsg::ZkJob(proofmesh_wire::ZkJobSpec {
+            job_id: "job_0123".into(),
+            receipt_id: "rcpt_0123".into(),
+            client: proofmesh_receipt::client_hash("client-1"),
+            model: Digest::of(b"zk model"),
+            input: vec![-128, 0, 127],
+            dispatched_at_ms: 1_700_000_000_000,
+            price: price(),
             attestation: None,
         })),
         json(&CoordinatorMsg::Cancel {

@@ -454,6 +454,11 @@ fn chat_request() {
 }
 
 #[test]
+fn zk_infer_request() {
+    smoke("zk_infer_request", 4000);
+}
+
+#[test]
 fn api_key() {
     smoke("api_key", 4000);
 }

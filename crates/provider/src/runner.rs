@@ -166,6 +166,7 @@ pub fn receipt_body(
             ),
         },
         attestation: spec.attestation.clone(),
+        zk: None,
     }
 }
 

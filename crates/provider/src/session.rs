@@ -62,6 +62,8 @@ pub struct ProviderConfig {
     pub site: Option<proofmesh_wire::Site>,
     /// Where hardware attestation evidence comes from.
     pub attestation: crate::attest::AttestSource,
+    /// Models this agent can run and prove in zero knowledge (issue 9).
+    pub zk: Vec<Arc<crate::zk::ZkProver>>,
 }
 
 /// What an agent does for the coordinator.
@@ -217,6 +219,7 @@ async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), Provi
         max_concurrent_jobs: agent.config.max_concurrent_jobs.max(1),
         site: agent.config.site.clone(),
         attestation,
+        zk_models: agent.config.zk.iter().map(|p| p.advert()).collect(),
     };
     let text =
         serde_json::to_string(&hello).map_err(|e| ProviderError::Handshake(e.to_string()))?;
@@ -273,6 +276,9 @@ async fn session(agent: &Arc<Agent>, url: &str) -> Result<(), ProviderError> {
                         cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.job_id.clone(), flag.clone());
                         spawn_job(agent.clone(), coordinator.clone(), spec, flag, out_tx.clone(), cancels.clone());
                     }
+                    Ok(CoordinatorMsg::ZkJob(spec)) if agent.config.role == AgentRole::Provider => {
+                        spawn_zk_job(agent.clone(), coordinator.clone(), spec, out_tx.clone());
+                    }
                     Ok(CoordinatorMsg::Audit(task)) if agent.config.role == AgentRole::Verifier => {
                         spawn_audit(agent.clone(), *task, out_tx.clone());
                     }
@@ -325,6 +331,46 @@ fn spawn_audit(agent: Arc<Agent>, task: proofmesh_wire::AuditTask, out: mpsc::Se
             }
             Err(e) => tracing::error!(%audit_id, %e, "audit task panicked"),
         }
+    });
+}
+
+fn spawn_zk_job(
+    agent: Arc<Agent>,
+    coordinator: PublicKey,
+    spec: proofmesh_wire::ZkJobSpec,
+    out: mpsc::Sender<ProviderMsg>,
+) {
+    tokio::spawn(async move {
+        let Ok(_permit) = agent.slots.clone().acquire_owned().await else {
+            return;
+        };
+        agent.in_flight.fetch_add(1, Ordering::Relaxed);
+        let job_id = spec.job_id.clone();
+        let span = tracing::info_span!("zk_job", %job_id);
+        let a = agent.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _g = span.enter();
+            crate::zk::execute_zk_job(&a.config.zk, &a.identity, &coordinator, &spec)
+        })
+        .await;
+        agent.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let msg = match outcome {
+            Ok(Ok(result)) => ProviderMsg::ZkDone {
+                job_id,
+                result: Box::new(result),
+            },
+            Ok(Err((code, message))) => ProviderMsg::Failed {
+                job_id,
+                code: code.to_string(),
+                message,
+            },
+            Err(e) => ProviderMsg::Failed {
+                job_id,
+                code: "prover_error".into(),
+                message: e.to_string(),
+            },
+        };
+        let _ = out.send(msg).await;
     });
 }
 
@@ -416,6 +462,7 @@ mod tests {
             model_size_bytes: 0,
             site: None,
             attestation: Default::default(),
+            zk: Vec::new(),
         };
         assert_eq!(
             c.ws_url().unwrap(),

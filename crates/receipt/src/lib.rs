@@ -13,6 +13,7 @@ pub mod identity;
 pub mod receipt;
 #[doc(hidden)]
 pub mod testing;
+pub mod zk;
 
 pub use audit::{
     receipt_body_digest, AuditBody, AuditError, AuditOutcome, AuditReport, AUDIT_VERSION,
@@ -23,3 +24,4 @@ pub use receipt::{
     charge_micros, AttestationRef, Guarantee, LogInclusion, Price, Receipt, ReceiptBody,
     ReceiptError, SamplingRecord, VerifiedReceipt,
 };
+pub use zk::ZkRef;

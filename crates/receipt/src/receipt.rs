@@ -214,6 +214,10 @@ pub struct ReceiptBody {
     /// The provider's verified hardware attestation at dispatch, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<AttestationRef>,
+    /// For a proved inference: the verifying key and the proof's digest
+    /// (see [`crate::zk`]); absent on chat receipts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zk: Option<crate::zk::ZkRef>,
 }
 
 impl ReceiptBody {
@@ -246,6 +250,12 @@ impl ReceiptBody {
         if let Some(a) = &self.attestation {
             e.str("attestation_level", &a.level)
                 .str("attestation_evidence_digest", &a.evidence_digest);
+        }
+        // Likewise appended only when present (after the attestation, in
+        // this fixed order).
+        if let Some(z) = &self.zk {
+            e.str("zk_vk_digest", &z.vk_digest)
+                .str("zk_proof_digest", z.proof_digest.as_str());
         }
         e.finish()
     }

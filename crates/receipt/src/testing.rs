@@ -43,6 +43,7 @@ pub fn sample_body(
             charged_micros: charge_micros(prompt, completion, 100_000, 200_000),
         },
         attestation: None,
+        zk: None,
     }
 }
 

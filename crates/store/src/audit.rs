@@ -79,6 +79,24 @@ pub struct AuditPenalty {
     pub max_failed_audits: u64,
 }
 
+/// A proof of inference that failed verification (issue 9), with the
+/// provider-signed evidence of the claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofFailure {
+    /// The job.
+    pub job_id: String,
+    /// The provider that sent the proof.
+    pub provider_key: String,
+    /// Why the coordinator rejected it.
+    pub reason: String,
+    /// The provider-signed receipt (JSON) naming the proof.
+    pub receipt_json: String,
+    /// The proof bundle (JSON) as sent.
+    pub bundle_json: String,
+    /// When it was rejected, unix ms.
+    pub at_ms: u64,
+}
+
 /// Verification storage.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -105,6 +123,17 @@ pub trait AuditStore: Send + Sync {
         penalty: AuditPenalty,
         now_ms: u64,
     ) -> Result<ProviderStats, StoreError>;
+    /// Records a failed proof and applies the consequences of a failed
+    /// audit (slash, failure count, exclusion) in one transaction; returns
+    /// the provider's new standing. Recording the same (job, provider) twice
+    /// applies the penalty once.
+    async fn record_proof_failure(
+        &self,
+        failure: &ProofFailure,
+        penalty: AuditPenalty,
+    ) -> Result<ProviderStats, StoreError>;
+    /// A provider's failed proofs, newest first.
+    async fn proof_failures(&self, provider_key: &str) -> Result<Vec<ProofFailure>, StoreError>;
     /// Reports attached to a receipt.
     async fn audit_reports(&self, receipt_id: &str) -> Result<Vec<AuditReport>, StoreError>;
     /// Status of the audit of a receipt, if any ("pending", "passed", "failed").

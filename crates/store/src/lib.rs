@@ -16,7 +16,9 @@ mod sqlite_billing;
 mod sqlite_ledger;
 mod sqlite_log;
 
-pub use audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProviderStats};
+pub use audit::{
+    AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProofFailure, ProviderStats,
+};
 pub use billing::{
     BillingStore, IdemClaim, IdemRow, PoolRow, StoredJournalLine, TransferOutcome, TransferRow,
     UnsettledJob,

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use proofmesh_receipt::{AuditOutcome, AuditReport, Receipt};
 use sqlx::Row;
 
-use crate::audit::{AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProviderStats};
+use crate::audit::{
+    AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProofFailure, ProviderStats,
+};
 use crate::sqlite::{db, ms, SqliteStore};
 use crate::StoreError;
 
@@ -25,6 +27,50 @@ fn stats_from(r: &sqlx::sqlite::SqliteRow) -> ProviderStats {
         slashed_micros: r.get(5),
         excluded: r.get::<i64, _>(6) != 0,
     }
+}
+
+/// Applies one audit outcome to a provider's standing (inside `tx`): the
+/// pass/fail counters, the slash, and exclusion once failures reach the
+/// limit or the stake can no longer cover a slash.
+async fn apply_outcome(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    provider: &str,
+    failed: bool,
+    slash: i64,
+    penalty: AuditPenalty,
+) -> Result<ProviderStats, StoreError> {
+    let q = format!(
+        "UPDATE provider_stats SET audits_passed = audits_passed + ?, \
+         audits_failed = audits_failed + ?, stake_micros = stake_micros - ?, \
+         slashed_micros = slashed_micros + ?, \
+         excluded = CASE WHEN excluded = 1 OR audits_failed + ? >= ? OR stake_micros - ? < ? \
+                    THEN 1 ELSE 0 END \
+         WHERE provider_key = ? RETURNING {STATS_COLS}"
+    );
+    let f = i64::from(failed);
+    let max_failed = i64::try_from(penalty.max_failed_audits).unwrap_or(i64::MAX);
+    let stats = sqlx::query(&q)
+        .bind(1 - f)
+        .bind(f)
+        .bind(slash)
+        .bind(slash)
+        .bind(f)
+        .bind(max_failed)
+        .bind(slash)
+        .bind(if failed {
+            penalty.slash_micros
+        } else {
+            i64::MIN
+        })
+        .bind(provider)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db("apply audit consequences"))?
+        .ok_or_else(|| StoreError::NotFound {
+            what: "provider stats",
+            id: provider.to_string(),
+        })?;
+    Ok(stats_from(&stats))
 }
 
 const STATS_COLS: &str = "provider_key, stake_micros, jobs_completed, audits_passed, \
@@ -152,39 +198,79 @@ impl AuditStore for SqliteStore {
             });
         };
         let provider: String = row.get(0);
-        let q = format!(
-            "UPDATE provider_stats SET audits_passed = audits_passed + ?, \
-             audits_failed = audits_failed + ?, stake_micros = stake_micros - ?, \
-             slashed_micros = slashed_micros + ?, \
-             excluded = CASE WHEN excluded = 1 OR audits_failed + ? >= ? OR stake_micros - ? < ? \
-                        THEN 1 ELSE 0 END \
-             WHERE provider_key = ? RETURNING {STATS_COLS}"
-        );
-        let f = i64::from(failed);
-        let max_failed = i64::try_from(penalty.max_failed_audits).unwrap_or(i64::MAX);
-        let stats = sqlx::query(&q)
-            .bind(1 - f)
-            .bind(f)
-            .bind(slash)
-            .bind(slash)
-            .bind(f)
-            .bind(max_failed)
-            .bind(slash)
-            .bind(if failed {
-                penalty.slash_micros
-            } else {
-                i64::MIN
-            })
-            .bind(&provider)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db("apply audit consequences"))?
-            .ok_or_else(|| StoreError::NotFound {
-                what: "provider stats",
-                id: provider.clone(),
-            })?;
+        let stats = apply_outcome(&mut tx, &provider, failed, slash, penalty).await?;
         tx.commit().await.map_err(db("commit audit"))?;
-        Ok(stats_from(&stats))
+        Ok(stats)
+    }
+
+    async fn record_proof_failure(
+        &self,
+        f: &ProofFailure,
+        penalty: AuditPenalty,
+    ) -> Result<ProviderStats, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO zk_proof_failures (job_id, provider_key, reason, receipt_json, \
+             bundle_json, slash_micros, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (job_id, provider_key) DO NOTHING",
+        )
+        .bind(&f.job_id)
+        .bind(&f.provider_key)
+        .bind(&f.reason)
+        .bind(&f.receipt_json)
+        .bind(&f.bundle_json)
+        .bind(penalty.slash_micros)
+        .bind(ms(f.at_ms))
+        .execute(&mut *tx)
+        .await
+        .map_err(db("record proof failure"))?
+        .rows_affected();
+        let stats = if inserted == 1 {
+            apply_outcome(
+                &mut tx,
+                &f.provider_key,
+                true,
+                penalty.slash_micros,
+                penalty,
+            )
+            .await?
+        } else {
+            let q = format!("SELECT {STATS_COLS} FROM provider_stats WHERE provider_key = ?");
+            let row = sqlx::query(&q)
+                .bind(&f.provider_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("read provider stats"))?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: "provider stats",
+                    id: f.provider_key.clone(),
+                })?;
+            stats_from(&row)
+        };
+        tx.commit().await.map_err(db("commit proof failure"))?;
+        Ok(stats)
+    }
+
+    async fn proof_failures(&self, provider_key: &str) -> Result<Vec<ProofFailure>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT job_id, provider_key, reason, receipt_json, bundle_json, at_ms \
+             FROM zk_proof_failures WHERE provider_key = ? ORDER BY at_ms DESC, job_id",
+        )
+        .bind(provider_key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list proof failures"))?;
+        Ok(rows
+            .iter()
+            .map(|r| ProofFailure {
+                job_id: r.get(0),
+                provider_key: r.get(1),
+                reason: r.get(2),
+                receipt_json: r.get(3),
+                bundle_json: r.get(4),
+                at_ms: r.get::<i64, _>(5).max(0) as u64,
+            })
+            .collect())
     }
 
     async fn audit_reports(&self, receipt_id: &str) -> Result<Vec<AuditReport>, StoreError> {

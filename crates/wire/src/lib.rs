@@ -6,9 +6,11 @@
 
 pub mod openai;
 pub mod provider;
+pub mod zk;
 
 pub use provider::{
     auth_message, fingerprint_bytes, AuditTask, ChatMessage, CoordinatorMsg, Gpu, Hardware,
     JobResult, JobSpec, ModelAdvert, PriceRate, ProviderMsg, Site, MAX_FINGERPRINT_BYTES,
     PROTOCOL_VERSION,
 };
+pub use zk::{ZkInferRequest, ZkInferResponse, ZkJobResult, ZkJobSpec, ZkModelAdvert};

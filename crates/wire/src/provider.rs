@@ -9,6 +9,9 @@
 //!    [`ProviderMsg::Token`]s and ends with [`ProviderMsg::Done`] (a
 //!    provider-signed receipt) or [`ProviderMsg::Failed`].
 //! 6. The provider sends [`ProviderMsg::Heartbeat`] every few seconds.
+//! 7. A provider that advertised zk models also gets
+//!    [`CoordinatorMsg::ZkJob`]s and answers [`ProviderMsg::ZkDone`] (the
+//!    proof bundle and a provider-signed receipt) or [`ProviderMsg::Failed`].
 
 use proofmesh_receipt::canon::Encoder;
 use proofmesh_receipt::{Digest, PublicKey, Receipt, SamplingRecord, Signature};
@@ -211,6 +214,8 @@ pub enum CoordinatorMsg {
     },
     /// Run this job.
     Job(JobSpec),
+    /// Run and prove this inference (providers that advertised the model).
+    ZkJob(crate::zk::ZkJobSpec),
     /// Re-execute a job and report (verifiers only).
     Audit(Box<AuditTask>),
     /// Send fresh attestation evidence bound to this nonce (the scheduled
@@ -253,6 +258,9 @@ pub enum ProviderMsg {
         /// challenge nonce (absent: trust level `none`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attestation: Option<Box<proofmesh_attest::EvidenceBundle>>,
+        /// Zero-knowledge-provable models this provider can prove (issue 9).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        zk_models: Vec<crate::zk::ZkModelAdvert>,
     },
     /// Fresh evidence, answering [`CoordinatorMsg::Reattest`].
     Attestation {
@@ -283,6 +291,13 @@ pub enum ProviderMsg {
         job_id: String,
         /// Result and signed receipt.
         result: Box<JobResult>,
+    },
+    /// A proved inference finished.
+    ZkDone {
+        /// The job.
+        job_id: String,
+        /// The proof bundle and the signed receipt.
+        result: Box<crate::zk::ZkJobResult>,
     },
     /// A finished audit (verifiers only).
     AuditDone {

@@ -71,6 +71,47 @@ pub struct Args {
     /// dcap-qvl's layout, or `{"type":"snp","vcek":"<base64 DER>"}`).
     #[arg(long)]
     pub attest_collateral: Option<PathBuf>,
+    /// Prove inferences of a zero-knowledge model: its proving key file
+    /// (from the operator's `proofmesh zk setup`; repeatable, paired in order
+    /// with --zk-model and --zk-name).
+    #[arg(long)]
+    pub zk_pk: Vec<PathBuf>,
+    /// The quantized model file for the matching --zk-pk (`digits` = the
+    /// committed digits MLP, the default).
+    #[arg(long)]
+    pub zk_model: Vec<String>,
+    /// Registry name for the matching --zk-pk (default `digits-mlp`).
+    #[arg(long)]
+    pub zk_name: Vec<String>,
+    /// Price per 1M proved inferences, micro-units.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub zk_price: u64,
+}
+
+/// The zero-knowledge models to prove, from --zk-pk/--zk-model/--zk-name.
+fn zk_provers(args: &Args) -> anyhow::Result<Vec<Arc<proofmesh_provider::ZkProver>>> {
+    anyhow::ensure!(
+        args.zk_model.len() <= args.zk_pk.len() && args.zk_name.len() <= args.zk_pk.len(),
+        "--zk-model and --zk-name each need a --zk-pk"
+    );
+    let mut out = Vec::new();
+    for (i, pk) in args.zk_pk.iter().enumerate() {
+        let model = args
+            .zk_model
+            .get(i)
+            .filter(|m| m.as_str() != "digits")
+            .map(PathBuf::from);
+        let name = args.zk_name.get(i).map_or("digits-mlp", String::as_str);
+        let price = PriceRate {
+            currency: args.currency.clone(),
+            input_per_mtok_micros: args.zk_price,
+            output_per_mtok_micros: 0,
+        };
+        let p = proofmesh_provider::ZkProver::load(name, model.as_deref(), pk, price)?;
+        tracing::info!(name, model = %p.model_digest(), "zk model loaded");
+        out.push(Arc::new(p));
+    }
+    Ok(out)
 }
 
 /// Where attestation evidence comes from.
@@ -134,6 +175,7 @@ pub async fn serve(args: Args, role: proofmesh_provider::AgentRole) -> anyhow::R
     let identity = Arc::new(Identity::load_or_create(&args.key)?);
     let site = site(&args)?;
     let attestation = attest_source(&args)?;
+    let zk = zk_provers(&args)?;
     let path = model_path(args.model)?;
     let model_size_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let model_name = args
@@ -159,6 +201,7 @@ pub async fn serve(args: Args, role: proofmesh_provider::AgentRole) -> anyhow::R
         model_size_bytes,
         site,
         attestation,
+        zk,
     };
     proofmesh_provider::run(
         config,

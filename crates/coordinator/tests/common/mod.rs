@@ -434,6 +434,7 @@ impl TestProvider {
             model_size_bytes: 0,
             site,
             attestation,
+            zk: Vec::new(),
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(proofmesh_provider::run(
@@ -557,6 +558,7 @@ pub fn hello(
         max_concurrent_jobs,
         site: None,
         attestation: None,
+        zk_models: Vec::new(),
     }
 }
 

@@ -121,3 +121,53 @@ proptest! {
         prop_assert!(charge_micros(a, 0, r, 0) <= charge_micros(a.saturating_add(b), 0, r, 0));
     }
 }
+
+fn signed_zk() -> Receipt {
+    let p = Identity::from_seed([1; 32]);
+    let c = Identity::from_seed([2; 32]);
+    let mut b = body(&p, &c, 1, 0);
+    b.zk = Some(crate::zk::ZkRef {
+        vk_digest: "ab".repeat(32),
+        proof_digest: Digest::of(b"proof"),
+    });
+    let mut r = Receipt::sign_as_provider(b, &p);
+    r.countersign(&c);
+    r
+}
+
+#[test]
+fn zk_reference_is_signed_and_every_byte_matters() {
+    let r = signed_zk();
+    r.verify(None).unwrap();
+    // Present and absent encode differently, so the field cannot be dropped.
+    let mut dropped = r.clone();
+    dropped.body.zk = None;
+    assert!(matches!(
+        dropped.verify(None),
+        Err(ReceiptError::ProviderSignature { .. })
+    ));
+    let mut swapped = r.clone();
+    if let Some(z) = swapped.body.zk.as_mut() {
+        z.proof_digest = Digest::of(b"another proof");
+    }
+    assert!(matches!(
+        swapped.verify(None),
+        Err(ReceiptError::ProviderSignature { .. })
+    ));
+    let json = r.to_json_pretty().into_bytes();
+    for i in 0..json.len() {
+        let mut t = json.clone();
+        t[i] ^= 0x01;
+        let outcome = Receipt::from_json(&t).and_then(|r| r.verify(None));
+        assert!(outcome.is_err(), "flipping byte {i} still verified");
+    }
+}
+
+#[test]
+fn chat_receipts_keep_their_encoding() {
+    // A receipt without the zk field encodes exactly as before the field
+    // existed: the encoding ends with the charge.
+    let r = signed();
+    let enc = r.body.canonical();
+    assert!(!enc.windows(6).any(|w| w == b"zk_vk_"));
+}
