@@ -4,12 +4,10 @@
 //! the weighted value sum accumulates in key order. Nothing depends on how
 //! many query rows are processed together or on how long the cache is.
 
-use rayon::prelude::*;
-
 use crate::ops::dot;
 
 /// Positions added to a layer's key/value storage whenever it is full.
-const KV_GROW_POSITIONS: usize = 256;
+const KV_GROW_POSITIONS: usize = 32;
 
 /// Keys and values for every layer, one `kv_dim`-wide row per position.
 pub(crate) struct KvCache {
@@ -67,9 +65,91 @@ pub(crate) struct Heads {
     pub head_dim: usize,
 }
 
+/// Keys and values of one layer for positions `0..pos0 + m`: those before
+/// `pos0` from the cache, the `m` new ones from the current pass (not yet
+/// appended). Either way a position's key is the same `f32` row.
+pub(crate) struct KvView<'a> {
+    pub(crate) old_k: &'a [f32],
+    pub(crate) old_v: &'a [f32],
+    pub(crate) new_k: &'a [f32],
+    pub(crate) new_v: &'a [f32],
+    pub(crate) pos0: usize,
+    pub(crate) kv_dim: usize,
+}
+
+impl<'a> KvView<'a> {
+    /// View of `layer` of `cache` plus the new rows.
+    pub(crate) fn new(
+        cache: &'a KvCache,
+        layer: usize,
+        new_k: &'a [f32],
+        new_v: &'a [f32],
+    ) -> Self {
+        let (old_k, old_v) = cache.layer(layer);
+        Self {
+            old_k,
+            old_v,
+            new_k,
+            new_v,
+            pos0: cache.len(),
+            kv_dim: cache.kv_dim,
+        }
+    }
+
+    fn row(&self, old: &'a [f32], new: &'a [f32], j: usize) -> &'a [f32] {
+        if j < self.pos0 {
+            &old[j * self.kv_dim..]
+        } else {
+            &new[(j - self.pos0) * self.kv_dim..]
+        }
+    }
+}
+
+/// Attention output of query row `row` (position `kv.pos0 + row`), head
+/// `head`, appended to `out` (`head_dim` values). `q` holds the pass's query
+/// rows; `scores` is scratch.
+pub(crate) fn attend_one(
+    q: &[f32],
+    row: usize,
+    head: usize,
+    kv: &KvView<'_>,
+    h: Heads,
+    scores: &mut Vec<f32>,
+    out: &mut Vec<f32>,
+) {
+    let hd = h.head_dim;
+    let group = h.n_head / h.n_head_kv;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let pos = kv.pos0 + row;
+    let kv_off = (head / group) * hd;
+    let qh = &q[(row * h.n_head + head) * hd..][..hd];
+    scores.clear();
+    scores
+        .extend((0..=pos).map(|j| dot(qh, &kv.row(kv.old_k, kv.new_k, j)[kv_off..][..hd]) * scale));
+    let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    let start = out.len();
+    out.resize(start + hd, 0.0);
+    let o = &mut out[start..];
+    for (j, &e) in scores.iter().enumerate() {
+        let w = e * inv;
+        let vj = &kv.row(kv.old_v, kv.new_v, j)[kv_off..][..hd];
+        for (od, &vd) in o.iter_mut().zip(vj) {
+            *od += w * vd;
+        }
+    }
+}
+
 /// Attention for `m` query rows at positions `pos0..pos0+m` (their keys and
-/// values already appended to `layer` of `cache`). `q` holds `m` rows of
+/// values already appended to `layer` of `cache`), on this thread: the
+/// reference for [`attend_one`] used in tests. `q` holds `m` rows of
 /// `n_head * head_dim`; the result has the same layout.
+#[cfg(test)]
 pub(crate) fn attend(
     q: &[f32],
     m: usize,
@@ -79,46 +159,23 @@ pub(crate) fn attend(
     h: Heads,
 ) -> Vec<f32> {
     let (keys, values) = cache.layer(layer);
-    let hd = h.head_dim;
-    let group = h.n_head / h.n_head_kv;
-    let kv_dim = h.n_head_kv * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
-    let mut out = vec![0f32; m * h.n_head * hd];
-    let task = |(task, o): (usize, &mut [f32])| {
-        let (row, head) = (task / h.n_head, task % h.n_head);
-        let pos = pos0 + row;
-        let kv_off = (head / group) * hd;
-        let qh = &q[(row * h.n_head + head) * hd..][..hd];
-        let mut scores: Vec<f32> = (0..=pos)
-            .map(|j| dot(qh, &keys[j * kv_dim + kv_off..][..hd]) * scale)
-            .collect();
-        let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0f32;
-        for s in scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let inv = 1.0 / sum;
-        for (j, &e) in scores.iter().enumerate() {
-            let w = e * inv;
-            let vj = &values[j * kv_dim + kv_off..][..hd];
-            for (od, &vd) in o.iter_mut().zip(vj) {
-                *od += w * vd;
-            }
-        }
+    let split = pos0 * cache.kv_dim;
+    let kv = KvView {
+        old_k: &keys[..split],
+        old_v: &values[..split],
+        new_k: &keys[split..],
+        new_v: &values[split..],
+        pos0,
+        kv_dim: cache.kv_dim,
     };
-    // Each (row, head) task is computed the same way either way; only big
-    // batches are worth waking the other threads for.
-    if m * (pos0 + m) * h.n_head * hd >= PARALLEL_MIN_WORK {
-        out.par_chunks_mut(hd).enumerate().for_each(task);
-    } else {
-        out.chunks_mut(hd).enumerate().for_each(task);
+    let (mut scores, mut out) = (Vec::new(), Vec::new());
+    for row in 0..m {
+        for head in 0..h.n_head {
+            attend_one(q, row, head, &kv, h, &mut scores, &mut out);
+        }
     }
     out
 }
-
-/// Multiply-adds (roughly) below which attention runs on the calling thread.
-const PARALLEL_MIN_WORK: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -159,6 +216,37 @@ mod tests {
             let o: Vec<u32> = one.iter().map(|f| f.to_bits()).collect();
             assert_eq!(b, o, "row {r}");
         }
+    }
+
+    #[test]
+    fn new_rows_from_the_pass_equal_rows_from_the_cache() {
+        let h = Heads {
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 8,
+        };
+        let (old, m, kv_dim, qw) = (5, 3, 16, 32);
+        let (k, v, q) = (
+            filled((old + m) * kv_dim, 4),
+            filled((old + m) * kv_dim, 5),
+            filled(m * qw, 6),
+        );
+        let mut all = KvCache::new(1, kv_dim);
+        all.append(0, &k, &v);
+        all.commit(old + m);
+        let want = attend(&q, m, old, &all, 0, h);
+        let mut cache = KvCache::new(1, kv_dim);
+        cache.append(0, &k[..old * kv_dim], &v[..old * kv_dim]);
+        cache.commit(old);
+        let view = KvView::new(&cache, 0, &k[old * kv_dim..], &v[old * kv_dim..]);
+        let (mut scores, mut got) = (Vec::new(), Vec::new());
+        for row in 0..m {
+            for head in 0..h.n_head {
+                attend_one(&q, row, head, &view, h, &mut scores, &mut got);
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want));
     }
 
     #[test]

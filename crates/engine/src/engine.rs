@@ -4,15 +4,14 @@
 
 use std::path::Path;
 
+use crate::attention::KvCache;
 use crate::chat::{render_chatml, ChatMessage, IM_END, IM_START};
+use crate::forward::{Output, Want};
 use crate::gguf::{llama_hparams, GgufFile, ModelInfo};
 use crate::model::Model;
 use crate::sampling::TopKLogits;
 use crate::tokenizer::GgufTokenizer;
 use crate::{sha256_file, EngineError};
-
-/// Rows of logits computed at once in [`Engine::prefill_top_k`] (bounds memory).
-const LOGIT_ROWS_PER_CHUNK: usize = 8;
 
 /// Engine construction options.
 #[derive(Clone, Debug, Default)]
@@ -195,24 +194,11 @@ impl Engine {
     /// logits at every position (entry `i` predicts token `i + 1`).
     pub fn prefill_top_k(&self, tokens: &[u32], k: usize) -> Result<Vec<TopKLogits>, EngineError> {
         self.check_sequence(tokens)?;
-        let model = &self.model;
-        self.pool.install(|| {
-            let mut cache = model.new_cache();
-            let hidden = model.forward(tokens, &mut cache)?;
-            let d = model.hp.n_embd;
-            let vocab = model.vocab_size;
-            let mut out = Vec::with_capacity(tokens.len());
-            for rows in hidden.chunks(LOGIT_ROWS_PER_CHUNK * d) {
-                let m = rows.len() / d;
-                let logits = model.logits(rows, m)?;
-                out.extend(
-                    logits
-                        .chunks_exact(vocab)
-                        .map(|l| TopKLogits::from_logits(l, k)),
-                );
-            }
-            Ok(out)
-        })
+        let mut cache = self.model.new_cache();
+        match self.run(tokens, &mut cache, Want::TopK(k))? {
+            Output::TopK(t) => Ok(t),
+            Output::Logits(_) => unreachable!("asked for top-k"),
+        }
     }
 
     /// Full logits of every position of one prefill pass (`len * vocab`).
@@ -220,16 +206,26 @@ impl Engine {
     #[doc(hidden)]
     pub fn prefill_logits(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
         self.check_sequence(tokens)?;
-        let model = &self.model;
-        self.pool.install(|| {
-            let mut cache = model.new_cache();
-            let hidden = model.forward(tokens, &mut cache)?;
-            let logits = model.logits(&hidden, tokens.len())?;
-            Ok(logits
-                .chunks_exact(model.vocab_size)
+        let mut cache = self.model.new_cache();
+        match self.run(tokens, &mut cache, Want::AllLogits)? {
+            Output::Logits(l) => Ok(l
+                .chunks_exact(self.model.vocab_size)
                 .map(<[f32]>::to_vec)
-                .collect())
-        })
+                .collect()),
+            Output::TopK(_) => unreachable!("asked for logits"),
+        }
+    }
+
+    /// One forward pass on the engine's threads.
+    pub(crate) fn run(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        want: Want,
+    ) -> Result<Output, EngineError> {
+        let threads = self.threads();
+        self.pool
+            .install(|| self.model.run(tokens, cache, threads, want))
     }
 }
 

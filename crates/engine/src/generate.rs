@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::attention::KvCache;
 use crate::engine::Engine;
+use crate::forward::{Output, Want};
 use crate::sampling::{sample_token, SamplingParams, TopKLogits};
 use crate::stream::{Release, TextStream};
 use crate::EngineError;
@@ -97,12 +98,10 @@ impl<'e> Session<'e> {
     /// Feed `tokens` in one pass; returns the full logits after the last one.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
         self.engine.tokenizer.check_ids(tokens)?;
-        let (model, cache) = (&self.engine.model, &mut self.cache);
-        self.engine.pool.install(|| {
-            let hidden = model.forward(tokens, cache)?;
-            let d = model.hp.n_embd;
-            model.logits(&hidden[hidden.len() - d..], 1)
-        })
+        match self.engine.run(tokens, &mut self.cache, Want::LastLogits)? {
+            Output::Logits(l) => Ok(l),
+            Output::TopK(_) => unreachable!("asked for logits"),
+        }
     }
 }
 

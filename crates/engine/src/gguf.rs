@@ -8,7 +8,6 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -158,11 +157,12 @@ fn value_as_i128(v: &Value) -> Option<i128> {
     })
 }
 
-/// The tensor data of a file, read once; tensors are byte ranges of it.
+/// The tensor data of a file, read once; tensors are byte ranges of it
+/// (native ones are repacked in place before it is shared).
 pub(crate) struct WeightRegion {
     /// File offset of `data[0]`.
     base: u64,
-    pub(crate) data: Arc<Vec<u8>>,
+    pub(crate) data: Vec<u8>,
 }
 
 /// An open GGUF file whose header has been parsed.
@@ -273,10 +273,7 @@ impl GgufFile {
             path: self.path.clone(),
             reason: format!("cannot read tensor data: {e}"),
         })?;
-        Ok(WeightRegion {
-            base: lo,
-            data: Arc::new(data),
-        })
+        Ok(WeightRegion { base: lo, data })
     }
 
     /// A tensor's type and its byte range inside `region` (checked like
@@ -322,7 +319,7 @@ impl GgufFile {
         let dtype = info.ggml_dtype;
         let elems: usize = expected.iter().product();
         let inner = *expected.last().unwrap_or(&1);
-        if inner % dtype.block_size() != 0 {
+        if !inner.is_multiple_of(dtype.block_size()) {
             return Err(EngineError::UnsupportedTensorType {
                 name: name.into(),
                 dtype: format!(

@@ -8,6 +8,7 @@ pub mod bench;
 mod chat;
 mod engine;
 mod error;
+mod forward;
 mod generate;
 mod gguf;
 mod kernels;
@@ -17,9 +18,11 @@ mod ops;
 mod qweight;
 mod sampling;
 mod stream;
+mod team;
 #[doc(hidden)]
 pub mod testing;
 mod tokenizer;
+mod topk;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! Weight matmuls with a batch-size-independent result per row. Q4_0, Q4_1
-//! and Q8_0 weights use the engine's own kernels (`qweight.rs`); other
+//! and Q8_0 weights use the engine's own kernels (`qweight.rs`, split over
+//! the thread team in `forward.rs`); other
 //! quantized weights go through candle's `QMatMul`; on the k-quant path candle quantizes
 //! each activation row on its own and computes each output with `vec_dot`, so
 //! a row's result does not depend on how many rows are batched. Some candle
@@ -12,9 +13,9 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 
-use crate::kernels::{Kernel, QActs};
+use crate::kernels::QActs;
 use crate::ops::dense_matmul;
-use crate::qweight::{matmul_parts, QWeight};
+use crate::qweight::QWeight;
 use crate::EngineError;
 
 /// A `y = x · Wᵀ` projection with `W` of shape `[n][k]`.
@@ -65,6 +66,22 @@ impl Linear {
         }
     }
 
+    /// Output width `n`.
+    pub(crate) fn n(&self) -> usize {
+        match self {
+            Linear::Native(w) => w.n,
+            Linear::Quant { n, .. } | Linear::Dense { n, .. } => *n,
+        }
+    }
+
+    /// The native weight, if this is one.
+    pub(crate) fn native(&self) -> Option<&QWeight> {
+        match self {
+            Linear::Native(w) => Some(w),
+            _ => None,
+        }
+    }
+
     /// Apply to `m` rows of `x` (`m * k` values); returns `m * n` values.
     pub(crate) fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>, EngineError> {
         match self {
@@ -89,44 +106,6 @@ impl Linear {
     }
 }
 
-/// Projections that read the same input (q/k/v, gate/up), run as one job
-/// when they are all native weights, so the input is quantized once and the
-/// threads share one larger set of columns.
-pub(crate) enum Fused {
-    Native(Vec<QWeight>),
-    Many(Vec<Linear>),
-}
-
-impl Fused {
-    pub(crate) fn new(parts: Vec<Linear>) -> Self {
-        let natives: Vec<QWeight> = parts
-            .iter()
-            .filter_map(|l| match l {
-                Linear::Native(w) => Some(w.clone()),
-                _ => None,
-            })
-            .collect();
-        let same_k = natives.windows(2).all(|p| p[0].k == p[1].k);
-        if natives.len() == parts.len() && same_k {
-            return Fused::Native(natives);
-        }
-        Fused::Many(parts)
-    }
-
-    /// Each part's `m * n_i` outputs, in the order given to [`Fused::new`].
-    pub(crate) fn forward(&self, x: &[f32], m: usize) -> Result<Vec<Vec<f32>>, EngineError> {
-        match self {
-            Fused::Many(parts) => parts.iter().map(|l| l.forward(x, m)).collect(),
-            Fused::Native(parts) => {
-                let k = parts.first().map_or(0, |w| w.k);
-                let a = QActs::quantize(x, m, k);
-                let threads = rayon::current_num_threads();
-                Ok(matmul_parts(Kernel::best(), parts, &a, threads))
-            }
-        }
-    }
-}
-
 fn qmatmul(mm: &QMatMul, x: &[f32], m: usize, k: usize) -> Result<Vec<f32>, EngineError> {
     Tensor::from_slice(&x[..m * k], (m, k), &Device::Cpu)
         .and_then(|t| mm.forward(&t))
@@ -146,7 +125,7 @@ pub(crate) fn batch_rows_are_independent(dtype: GgmlDType, k: usize) -> bool {
             true
         }
         GgmlDType::Q4_0 | GgmlDType::Q8_0 | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K => {
-            cfg!(target_arch = "x86_64") && k % 256 != 0
+            cfg!(target_arch = "x86_64") && !k.is_multiple_of(256)
         }
         _ => false,
     }

@@ -1,34 +1,38 @@
 //! The llama forward pass, owned by this crate: token embedding, RMSNorm,
 //! interleaved RoPE, grouped-query attention, SwiGLU feed-forward, final norm
 //! and output projection (tied to the embedding when `output.weight` is
-//! absent). Every step is row-wise, so logits for a position are bit-identical
+//! absent). The pass itself (split over a thread team) is in `forward.rs`.
+//! Every step is row-wise, so logits for a position are bit-identical
 //! whether it was computed in a long prefill or one token at a time.
 
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 
-use crate::attention::{attend, Heads, KvCache};
-use crate::gguf::{GgufFile, Hparams, WeightRegion};
+use crate::attention::KvCache;
+use crate::gguf::{GgufFile, Hparams};
+use crate::kernels::packed::pack_in_place;
 use crate::kernels::QType;
-use crate::linear::{Fused, Linear};
-use crate::ops::{add_in_place, rms_norm, silu_mul, RopeRows, RopeTable};
-use crate::qweight::QWeight;
+use crate::linear::Linear;
+use crate::ops::RopeTable;
+use crate::qweight::{check_range, QWeight};
 use crate::EngineError;
 
 /// Longest context the precomputed RoPE table covers, whatever the file says.
 pub(crate) const MAX_ROPE_POSITIONS: usize = 32_768;
 
-struct Layer {
-    attn_norm: Vec<f32>,
-    /// q, k, v projections (fused when possible).
-    qkv: Fused,
-    wo: Linear,
-    ffn_norm: Vec<f32>,
-    /// gate, up projections (fused when possible).
-    gate_up: Fused,
-    down: Linear,
+pub(crate) struct Layer {
+    pub(crate) attn_norm: Vec<f32>,
+    /// q, k, v projections (one team stage when all native).
+    pub(crate) qkv: [Linear; 3],
+    pub(crate) wo: Linear,
+    pub(crate) ffn_norm: Vec<f32>,
+    pub(crate) gate: Linear,
+    pub(crate) up: Linear,
+    pub(crate) down: Linear,
 }
 
 /// The token embedding: native quantized rows are dequantized on lookup
@@ -43,10 +47,10 @@ pub(crate) struct Model {
     pub(crate) hp: Hparams,
     pub(crate) vocab_size: usize,
     embed: Embedding,
-    layers: Vec<Layer>,
-    output_norm: Vec<f32>,
-    output: Linear,
-    rope: RopeTable,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) output_norm: Vec<f32>,
+    pub(crate) output: Linear,
+    pub(crate) rope: RopeTable,
 }
 
 fn norm_vector(f: &mut GgufFile, name: &str, d: usize) -> Result<Vec<f32>, EngineError> {
@@ -56,35 +60,78 @@ fn norm_vector(f: &mut GgufFile, name: &str, d: usize) -> Result<Vec<f32>, Engin
         .map_err(EngineError::candle("dequantize norm"))
 }
 
-/// A native quantized weight (a view of the tensor data) if the tensor's
-/// type has kernels, else `None`.
-fn native(
-    f: &GgufFile,
-    region: &WeightRegion,
-    name: &str,
-    n: usize,
-    k: usize,
-) -> Result<Option<QWeight>, EngineError> {
-    match f.dtype(name).and_then(QType::from_ggml) {
-        Some(t) => {
-            let (_, range) = f.tensor_range(region, name, &[n, k])?;
-            QWeight::new(name, t, n, k, region.data.clone(), range).map(Some)
+/// The native (packed) weights of a file, by tensor name.
+struct Natives {
+    data: Arc<Vec<u8>>,
+    ranges: HashMap<String, (QType, Range<usize>)>,
+}
+
+impl Natives {
+    /// Read the tensor data once and repack every native weight in `specs`
+    /// (name, rows, row length) in place.
+    fn load(f: &mut GgufFile, specs: &[(String, usize, usize)]) -> Result<Self, EngineError> {
+        let mut region = f.read_region()?;
+        let mut ranges = HashMap::new();
+        for (name, n, k) in specs {
+            let Some(t) = f.dtype(name).and_then(QType::from_ggml) else {
+                continue;
+            };
+            let (_, range) = f.tensor_range(&region, name, &[*n, *k])?;
+            check_range(name, t, *n, *k, &range, region.data.len())?;
+            if ranges.insert(name.clone(), (t, range.clone())).is_none() {
+                pack_in_place(t, &mut region.data[range], *n, *k);
+            }
         }
-        None => Ok(None),
+        Ok(Self {
+            data: Arc::new(region.data),
+            ranges,
+        })
+    }
+
+    fn get(&self, name: &str, n: usize, k: usize) -> Result<Option<QWeight>, EngineError> {
+        match self.ranges.get(name) {
+            Some((t, range)) => {
+                QWeight::new(name, *t, n, k, self.data.clone(), range.clone()).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn linear(
+        &self,
+        f: &mut GgufFile,
+        name: &str,
+        n: usize,
+        k: usize,
+    ) -> Result<Linear, EngineError> {
+        match self.get(name, n, k)? {
+            Some(w) => Ok(Linear::Native(w)),
+            None => Linear::new(name, Arc::new(f.tensor(name, &[n, k])?)),
+        }
     }
 }
 
-fn linear(
-    f: &mut GgufFile,
-    r: &WeightRegion,
-    name: &str,
-    n: usize,
-    k: usize,
-) -> Result<Linear, EngineError> {
-    match native(f, r, name, n, k)? {
-        Some(w) => Ok(Linear::Native(w)),
-        None => Linear::new(name, Arc::new(f.tensor(name, &[n, k])?)),
+/// Every matmul weight of the model: (name, rows, row length).
+fn weight_specs(hp: &Hparams, vocab: usize, has_output: bool) -> Vec<(String, usize, usize)> {
+    let (d, qd, kvd, ff) = (hp.n_embd, hp.n_head * hp.head_dim, hp.kv_dim(), hp.n_ff);
+    let mut v = vec![("token_embd.weight".to_string(), vocab, d)];
+    if has_output {
+        v.push(("output.weight".into(), vocab, d));
     }
+    for i in 0..hp.n_layer {
+        for (s, n, k) in [
+            ("attn_q", qd, d),
+            ("attn_k", kvd, d),
+            ("attn_v", kvd, d),
+            ("attn_output", d, qd),
+            ("ffn_gate", ff, d),
+            ("ffn_up", ff, d),
+            ("ffn_down", d, ff),
+        ] {
+            v.push((format!("blk.{i}.{s}.weight"), n, k));
+        }
+    }
+    v
 }
 
 impl Model {
@@ -105,8 +152,9 @@ impl Model {
             }
         };
         let (d, qd, kvd) = (hp.n_embd, hp.n_head * hp.head_dim, hp.kv_dim());
-        let r = &f.read_region()?;
-        let embed = match native(f, r, "token_embd.weight", vocab_size, d)? {
+        let has_output = f.has_tensor("output.weight");
+        let nat = Natives::load(f, &weight_specs(&hp, vocab_size, has_output))?;
+        let embed = match nat.get("token_embd.weight", vocab_size, d)? {
             Some(w) => Embedding::Native(w),
             None => Embedding::Candle(Arc::new(f.tensor("token_embd.weight", &[vocab_size, d])?)),
         };
@@ -115,23 +163,21 @@ impl Model {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(Layer {
                 attn_norm: norm_vector(f, &p("attn_norm"), d)?,
-                qkv: Fused::new(vec![
-                    linear(f, r, &p("attn_q"), qd, d)?,
-                    linear(f, r, &p("attn_k"), kvd, d)?,
-                    linear(f, r, &p("attn_v"), kvd, d)?,
-                ]),
-                wo: linear(f, r, &p("attn_output"), d, qd)?,
+                qkv: [
+                    nat.linear(f, &p("attn_q"), qd, d)?,
+                    nat.linear(f, &p("attn_k"), kvd, d)?,
+                    nat.linear(f, &p("attn_v"), kvd, d)?,
+                ],
+                wo: nat.linear(f, &p("attn_output"), d, qd)?,
                 ffn_norm: norm_vector(f, &p("ffn_norm"), d)?,
-                gate_up: Fused::new(vec![
-                    linear(f, r, &p("ffn_gate"), hp.n_ff, d)?,
-                    linear(f, r, &p("ffn_up"), hp.n_ff, d)?,
-                ]),
-                down: linear(f, r, &p("ffn_down"), d, hp.n_ff)?,
+                gate: nat.linear(f, &p("ffn_gate"), hp.n_ff, d)?,
+                up: nat.linear(f, &p("ffn_up"), hp.n_ff, d)?,
+                down: nat.linear(f, &p("ffn_down"), d, hp.n_ff)?,
             });
         }
         let output_norm = norm_vector(f, "output_norm.weight", d)?;
-        let output = if f.has_tensor("output.weight") {
-            linear(f, r, "output.weight", vocab_size, d)?
+        let output = if has_output {
+            nat.linear(f, "output.weight", vocab_size, d)?
         } else {
             match &embed {
                 Embedding::Native(w) => Linear::Native(w.clone()),
@@ -164,41 +210,7 @@ impl Model {
         KvCache::new(self.hp.n_layer, self.hp.kv_dim())
     }
 
-    /// Run `tokens` (positions `cache.len()..`) through every layer, appending
-    /// to the cache; returns the final-normed hidden state of each token.
-    /// Token ids must already be validated against the vocabulary.
-    pub(crate) fn forward(
-        &self,
-        tokens: &[u32],
-        cache: &mut KvCache,
-    ) -> Result<Vec<f32>, EngineError> {
-        let m = tokens.len();
-        let pos0 = cache.len();
-        if m == 0 {
-            return Err(EngineError::EmptyPrompt);
-        }
-        if pos0 + m > self.max_positions() {
-            return Err(EngineError::ContextOverflow {
-                tokens: pos0 + m,
-                context_length: self.max_positions(),
-            });
-        }
-        let mut x = self.embed(tokens)?;
-        let rope = self.rope.rows(pos0, m);
-        for (li, layer) in self.layers.iter().enumerate() {
-            self.attention_block(layer, li, &mut x, &rope, pos0, cache)?;
-            self.ffn_block(layer, &mut x, m)?;
-        }
-        cache.commit(m);
-        Ok(rms_norm(&x, &self.output_norm, self.hp.rms_eps))
-    }
-
-    /// Logits for `m` rows of final hidden state (`m * vocab_size` values).
-    pub(crate) fn logits(&self, hidden: &[f32], m: usize) -> Result<Vec<f32>, EngineError> {
-        self.output.forward(hidden, m)
-    }
-
-    fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
+    pub(crate) fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>, EngineError> {
         let table = match &self.embed {
             Embedding::Candle(t) => t,
             Embedding::Native(w) => {
@@ -216,50 +228,5 @@ impl Model {
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(EngineError::candle("embedding lookup"))
-    }
-
-    fn attention_block(
-        &self,
-        layer: &Layer,
-        li: usize,
-        x: &mut [f32],
-        rope: &RopeRows,
-        pos0: usize,
-        cache: &mut KvCache,
-    ) -> Result<(), EngineError> {
-        let hp = &self.hp;
-        let m = x.len() / hp.n_embd;
-        let h = rms_norm(x, &layer.attn_norm, hp.rms_eps);
-        let mut qkv = layer.qkv.forward(&h, m)?.into_iter();
-        let (Some(mut q), Some(mut k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
-            unreachable!("qkv has three parts");
-        };
-        let (qd, kvd) = (hp.n_head * hp.head_dim, hp.kv_dim());
-        for r in 0..m {
-            rope.apply(&mut q[r * qd..(r + 1) * qd], pos0 + r);
-            rope.apply(&mut k[r * kvd..(r + 1) * kvd], pos0 + r);
-        }
-        cache.append(li, &k, &v);
-        let heads = Heads {
-            n_head: hp.n_head,
-            n_head_kv: hp.n_head_kv,
-            head_dim: hp.head_dim,
-        };
-        let attn = attend(&q, m, pos0, cache, li, heads);
-        let o = layer.wo.forward(&attn, m)?;
-        add_in_place(x, &o);
-        Ok(())
-    }
-
-    fn ffn_block(&self, layer: &Layer, x: &mut [f32], m: usize) -> Result<(), EngineError> {
-        let h = rms_norm(x, &layer.ffn_norm, self.hp.rms_eps);
-        let mut gu = layer.gate_up.forward(&h, m)?.into_iter();
-        let (Some(mut g), Some(u)) = (gu.next(), gu.next()) else {
-            unreachable!("gate_up has two parts");
-        };
-        silu_mul(&mut g, &u);
-        let d = layer.down.forward(&g, m)?;
-        add_in_place(x, &d);
-        Ok(())
     }
 }

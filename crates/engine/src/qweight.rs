@@ -1,27 +1,18 @@
-//! Natively supported quantized weights (Q4_0, Q4_1, Q8_0) kept as their raw
-//! GGML bytes, the threaded matmul over them, and row lookup for the token
-//! embedding. Work is split by output column only, and each output is one
-//! kernel dot product, so the result of a (row, column) pair is the same
-//! whatever the batch size or the number of threads.
+//! Natively supported quantized weights (Q4_0, Q4_1, Q8_0): byte ranges of
+//! the file's tensor data, repacked in place into the kernels' layout
+//! (`kernels/packed.rs`), plus row lookup for the token embedding. Work is
+//! split by output column only, and each output is one kernel dot product,
+//! so the result of a (row, column) pair is the same whatever the batch
+//! size, the column split or the number of threads.
 
 use std::ops::Range;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
-use crate::kernels::{matmul_tile, Kernel, QActs, QType, BLOCK};
+use crate::kernels::{matmul_cols, packed, Kernel, QActs, QType, BLOCK, GROUP};
 use crate::EngineError;
 
-/// Column tasks per worker thread (a little slack for a busy machine).
-const TASKS_PER_THREAD: usize = 2;
-/// Below this many multiply-adds a matmul runs on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 16;
-
-/// From this many activation rows on, threads split rows instead of columns.
-const ROW_SPLIT_MIN: usize = 8;
-
-/// A `[n][k]` matrix of quantized blocks: a byte range of a shared buffer
-/// (the file's tensor data, read once).
+/// A `[n][k]` matrix of quantized blocks in packed layout: a byte range of a
+/// shared buffer (the file's tensor data, read once).
 #[derive(Clone)]
 pub(crate) struct QWeight {
     pub(crate) t: QType,
@@ -31,8 +22,30 @@ pub(crate) struct QWeight {
     off: usize,
 }
 
+/// Check that `range` holds exactly `n` rows of `k` values of type `t`.
+pub(crate) fn check_range(
+    name: &str,
+    t: QType,
+    n: usize,
+    k: usize,
+    range: &Range<usize>,
+    len: usize,
+) -> Result<(), EngineError> {
+    let want = n
+        .checked_mul(k / BLOCK)
+        .and_then(|b| b.checked_mul(t.block_bytes()));
+    if !k.is_multiple_of(BLOCK) || want != Some(range.len()) || range.end > len {
+        return Err(EngineError::UnsupportedTensorType {
+            name: name.into(),
+            dtype: format!("{t:?} with {} bytes for [{n}][{k}]", range.len()),
+        });
+    }
+    Ok(())
+}
+
 impl QWeight {
-    /// View `data[range]`, checking that it holds exactly `n` rows of `k`.
+    /// View `data[range]`, which must hold `n` rows of `k` values ALREADY
+    /// packed with [`packed::pack_in_place`].
     pub(crate) fn new(
         name: &str,
         t: QType,
@@ -41,15 +54,7 @@ impl QWeight {
         data: Arc<Vec<u8>>,
         range: Range<usize>,
     ) -> Result<Self, EngineError> {
-        let want = n
-            .checked_mul(k / BLOCK)
-            .and_then(|b| b.checked_mul(t.block_bytes()));
-        if k % BLOCK != 0 || want != Some(range.len()) || range.end > data.len() {
-            return Err(EngineError::UnsupportedTensorType {
-                name: name.into(),
-                dtype: format!("{t:?} with {} bytes for [{n}][{k}]", range.len()),
-            });
-        }
+        check_range(name, t, n, k, &range, data.len())?;
         Ok(Self {
             t,
             n,
@@ -59,164 +64,74 @@ impl QWeight {
         })
     }
 
-    fn row_bytes(&self) -> usize {
-        self.k / BLOCK * self.t.block_bytes()
-    }
-
-    /// The bytes of rows `c0..`.
-    fn rows_from(&self, c0: usize) -> &[u8] {
-        &self.data[self.off + c0 * self.row_bytes()..self.off + self.n * self.row_bytes()]
+    fn bytes(&self) -> &[u8] {
+        let row_bytes = self.k / BLOCK * self.t.block_bytes();
+        &self.data[self.off..self.off + self.n * row_bytes]
     }
 
     /// Dequantize row `i` (an embedding lookup) into `out` (`k` floats).
     pub(crate) fn dequantize_row(&self, i: usize, out: &mut [f32]) {
-        let row = &self.rows_from(i)[..self.row_bytes()];
-        for (blk, o) in row
-            .chunks_exact(self.t.block_bytes())
-            .zip(out.chunks_exact_mut(BLOCK))
-        {
-            self.t.dequantize_block(blk, o);
-        }
+        packed::dequantize_row(self.t, self.bytes(), self.n, self.k, i, out);
     }
 
-    /// `y = x · Wᵀ` for already-quantized activation rows: `a.m * n` values.
+    /// Column groups (of [`GROUP`]) of this weight.
+    pub(crate) fn groups(&self) -> usize {
+        self.n.div_ceil(GROUP)
+    }
+
+    /// Outputs for columns `cols` (group-aligned) into `out` (`a.m` rows of
+    /// stride `ldo`, starting at column `cols.start`).
+    pub(crate) fn matmul_cols(&self, a: &QActs, cols: Range<usize>, out: &mut [f32], ldo: usize) {
+        matmul_cols(
+            Kernel::best(),
+            self.t,
+            self.bytes(),
+            self.n,
+            a,
+            cols,
+            out,
+            ldo,
+        );
+    }
+
+    /// `y = x · Wᵀ` for already-quantized activation rows, on this thread.
     pub(crate) fn matmul(&self, a: &QActs) -> Vec<f32> {
-        let threads = rayon::current_num_threads();
-        let mut outs = matmul_parts(Kernel::best(), std::slice::from_ref(self), a, threads);
-        outs.pop().unwrap_or_default()
+        let mut out = vec![0f32; a.m * self.n];
+        self.matmul_cols(a, 0..self.n, &mut out, self.n);
+        out
     }
 }
 
-/// Several matrices with the same `k` applied to the same activations as one
-/// job (fused q/k/v or gate/up): returns each part's `a.m * n_i` outputs.
-/// Threads split the rows when there are many, else the columns of all parts
-/// together.
-pub(crate) fn matmul_parts(
-    kernel: Kernel,
-    parts: &[QWeight],
-    a: &QActs,
-    threads: usize,
-) -> Vec<Vec<f32>> {
-    let m = a.m;
-    let mut outs: Vec<Vec<f32>> = parts.iter().map(|w| vec![0f32; m * w.n]).collect();
-    let total_n: usize = parts.iter().map(|w| w.n).sum();
-    let macs = m * total_n * a.k;
-    if threads <= 1 || macs < PARALLEL_MIN_MACS {
-        for (w, o) in parts.iter().zip(outs.iter_mut()) {
-            matmul_tile(kernel, w.t, w.rows_from(0), w.n, a, o, w.n);
-        }
-        return outs;
-    }
-    if m >= ROW_SPLIT_MIN {
-        // Many rows: split rows (groups of four); every task reads all weights.
-        let rows = m.div_ceil(threads).next_multiple_of(4);
-        for (w, o) in parts.iter().zip(outs.iter_mut()) {
-            o.par_chunks_mut(rows * w.n).enumerate().for_each(|(i, o)| {
-                let part = a.rows(i * rows, o.len() / w.n);
-                matmul_tile(kernel, w.t, w.rows_from(0), w.n, &part, o, w.n);
-            });
-        }
-        return outs;
-    }
-    let chunk = total_n.div_ceil(threads * TASKS_PER_THREAD).max(1);
-    let mut tasks = Vec::new();
-    for (p, w) in parts.iter().enumerate() {
-        tasks.extend(
-            (0..w.n)
-                .step_by(chunk)
-                .map(|c0| (p, c0, chunk.min(w.n - c0))),
-        );
-    }
-    let tiles: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|&(p, c0, cols)| {
-            let w = &parts[p];
-            let mut tile = vec![0f32; m * cols];
-            matmul_tile(kernel, w.t, w.rows_from(c0), cols, a, &mut tile, cols);
-            tile
-        })
-        .collect();
-    for (&(p, c0, cols), tile) in tasks.iter().zip(&tiles) {
-        let n = parts[p].n;
-        for (r, src) in tile.chunks_exact(cols).enumerate() {
-            outs[p][r * n + c0..r * n + c0 + cols].copy_from_slice(src);
-        }
-    }
-    outs
+/// The column range of group range `g` of a weight with `n` columns.
+pub(crate) fn group_cols(g: Range<usize>, n: usize) -> Range<usize> {
+    g.start * GROUP..(g.end * GROUP).min(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn weight(t: QType, n: usize, k: usize, salt: usize) -> QWeight {
-        let rb = k / BLOCK * t.block_bytes();
-        let data: Vec<u8> = (0..n * rb)
-            .map(|i| match (i % rb) % t.block_bytes() {
-                // Keep f16 scales (and Q4_1 mins) finite and small.
-                1 => 0x1C,
-                3 if t == QType::Q4_1 => 0x1C,
-                _ => (((i + salt) * 2654435761) >> 7) as u8,
-            })
-            .collect();
-        let len = data.len();
-        QWeight::new("w", t, n, k, Arc::new(data), 0..len).unwrap()
-    }
-
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|f| f.to_bits()).collect()
     }
 
-    /// Threaded row/column splits, fusing and batching give the
-    /// single-threaded, single-row scalar results bit for bit.
-    #[test]
-    fn matmul_is_independent_of_threads_batch_and_fusion() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let k = 576;
-        for (t, m) in [
-            (QType::Q4_0, 6),
-            (QType::Q4_1, 13),
-            (QType::Q8_0, 9),
-            (QType::Q4_1, 3),
-        ] {
-            let parts = [weight(t, 203, k, 1), weight(t, 64, k, 2)];
-            let x: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 7919) % 113) as f32 / 20.0 - 2.8)
-                .collect();
-            let a = QActs::quantize(&x, m, k);
-            let reference: Vec<Vec<f32>> = parts
-                .iter()
-                .map(|w| matmul_parts(Kernel::Scalar, std::slice::from_ref(w), &a, 1).remove(0))
-                .collect();
-            for threads in [1, 2, 3] {
-                let got = pool.install(|| matmul_parts(Kernel::best(), &parts, &a, threads));
-                for (g, r) in got.iter().zip(&reference) {
-                    assert_eq!(bits(g), bits(r), "{t:?} m={m} threads {threads}");
-                }
-            }
-            for r in 0..m {
-                let one = QActs::quantize(&x[r * k..][..k], 1, k);
-                let got = pool.install(|| matmul_parts(Kernel::best(), &parts, &one, 2));
-                for (g, want) in got.iter().zip(&reference) {
-                    let n = g.len();
-                    assert_eq!(bits(g), bits(&want[r * n..][..n]), "{t:?} row {r}");
-                }
-            }
-        }
-    }
-
     #[test]
     fn views_are_checked_and_rows_dequantize() {
-        let w = weight(QType::Q8_0, 3, 64, 5);
-        let mut row = vec![0f32; 64];
-        w.dequantize_row(2, &mut row);
-        let mut want = vec![0f32; 32];
-        let rb = w.row_bytes();
-        QType::Q8_0.dequantize_block(&w.data[2 * rb..2 * rb + 34], &mut want);
-        assert_eq!(bits(&row[..32]), bits(&want));
+        let (n, k) = (11, 64);
+        let rb = k / BLOCK * QType::Q8_0.block_bytes();
+        let raw: Vec<u8> = (0..n * rb)
+            .map(|i| if i % 34 == 1 { 0x1C } else { (i * 31) as u8 })
+            .collect();
+        let mut data = raw.clone();
+        packed::pack_in_place(QType::Q8_0, &mut data, n, k);
+        let w = QWeight::new("w", QType::Q8_0, n, k, Arc::new(data), 0..n * rb).unwrap();
+        for i in [2, 9] {
+            let mut row = vec![0f32; k];
+            w.dequantize_row(i, &mut row);
+            let mut want = vec![0f32; 32];
+            QType::Q8_0.dequantize_block(&raw[i * rb..i * rb + 34], &mut want);
+            assert_eq!(bits(&row[..32]), bits(&want), "row {i}");
+        }
         let data = Arc::new(vec![0u8; 100]);
         assert!(QWeight::new("w", QType::Q8_0, 2, 64, data.clone(), 0..10).is_err());
         assert!(QWeight::new("w", QType::Q8_0, 1, 64, data.clone(), 60..128).is_err());
@@ -225,7 +140,8 @@ mod tests {
 }
 
 /// Kernel throughput probe (not a correctness test): best-of-many timing of
-/// decode- and prefill-shaped matmuls on one thread. Run with
+/// decode- and prefill-shaped matmuls on one thread, for every kernel, with
+/// weights that fit in L2 and weights that do not. Run with
 /// `cargo test --release -p proofmesh-engine -- --ignored --nocapture kernel_speed`.
 #[cfg(test)]
 mod speed {
@@ -234,15 +150,16 @@ mod speed {
     #[test]
     #[ignore]
     fn kernel_speed() {
-        for (t, n, k, m) in [
-            (QType::Q4_1, 1536, 576, 1),
-            (QType::Q4_1, 576, 1536, 1),
-            (QType::Q8_0, 4096, 576, 1),
-            (QType::Q4_1, 1536, 576, 64),
-            (QType::Q8_0, 4096, 576, 8),
+        for (t, n, k, m, reps) in [
+            (QType::Q4_1, 1536, 576, 1, 200),
+            (QType::Q4_1, 1536 * 40, 576, 1, 5),
+            (QType::Q4_1, 1536 * 160, 576, 1, 3),
+            (QType::Q8_0, 49152, 576, 1, 5),
+            (QType::Q4_1, 1536, 576, 64, 20),
+            (QType::Q8_0, 4096, 576, 16, 20),
         ] {
             let rb = k / BLOCK * t.block_bytes();
-            let data: Vec<u8> = (0..n * rb)
+            let mut data: Vec<u8> = (0..n * rb)
                 .map(|i| {
                     if i % t.block_bytes() == 1 {
                         0x1C
@@ -251,31 +168,27 @@ mod speed {
                     }
                 })
                 .collect();
-            let len = data.len();
-            let w = QWeight::new("w", t, n, k, Arc::new(data), 0..len).unwrap();
+            packed::pack_in_place(t, &mut data, n, k);
+            let w = QWeight::new("w", t, n, k, Arc::new(data), 0..n * rb).unwrap();
             let x: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 - 8.0).collect();
-            let mut best = f64::MAX;
-            let mut best_q = f64::MAX;
-            for _ in 0..200 {
-                let t0 = std::time::Instant::now();
-                let a = QActs::quantize(&x, m, k);
-                best_q = best_q.min(t0.elapsed().as_secs_f64());
-                let t1 = std::time::Instant::now();
-                std::hint::black_box(matmul_parts(
-                    Kernel::best(),
-                    std::slice::from_ref(&w),
-                    &a,
-                    1,
-                ));
-                best = best.min(t1.elapsed().as_secs_f64());
+            let a = QActs::quantize(&x, m, k);
+            for kernel in Kernel::available() {
+                let mut out = vec![0f32; m * n];
+                let mut best = f64::MAX;
+                for _ in 0..reps {
+                    let t1 = std::time::Instant::now();
+                    matmul_cols(kernel, t, w.bytes(), n, &a, 0..n, &mut out, n);
+                    std::hint::black_box(&out);
+                    best = best.min(t1.elapsed().as_secs_f64());
+                }
+                let macs = (n * k * m) as f64;
+                println!(
+                    "{t:?} n={n} k={k} m={m} {kernel:?}: {:.1} GMAC/s ({:.1} us, {:.1} GB/s)",
+                    macs / best / 1e9,
+                    best * 1e6,
+                    (n * rb) as f64 / best / 1e9
+                );
             }
-            let macs = (n * k * m) as f64;
-            println!(
-                "{t:?} n={n} k={k} m={m}: {:.1} GMAC/s ({:.1} us), quantize {:.1} us",
-                macs / best / 1e9,
-                best * 1e6,
-                best_q * 1e6
-            );
         }
     }
 }

@@ -9,6 +9,8 @@ use crate::EngineError;
 
 /// Domain separator for the per-position sampling draw.
 const SAMPLE_DOMAIN: &[u8] = b"proofmesh/sample/v1";
+/// Up to this `k`, [`TopKLogits::from_logits`] streams (same result as the sort).
+const SMALL_K: usize = 64;
 /// Domain separator for [`logits_digest`].
 const LOGITS_DOMAIN: &[u8] = b"proofmesh/logits/v1";
 
@@ -78,6 +80,12 @@ impl TopKLogits {
                 ids: Vec::new(),
                 values: Vec::new(),
             };
+        }
+        if k <= SMALL_K {
+            let mut top = crate::topk::Running::new(k);
+            top.offer_all(0, logits);
+            let (ids, values) = top.into_parts();
+            return Self { ids, values };
         }
         let order = |a: &u32, b: &u32| {
             logits[*b as usize]

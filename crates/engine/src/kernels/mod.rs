@@ -17,7 +17,12 @@
 //! a one-pass prefill bit-identical to incremental decoding.
 
 #[cfg(target_arch = "x86_64")]
+mod avx512;
+pub(crate) mod packed;
+#[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub(crate) use packed::GROUP;
 
 use candle_core::quantized::GgmlDType;
 
@@ -70,7 +75,7 @@ impl QType {
 
     /// The block's 32 integer weights in element order (Q4_0 already
     /// centred to −8..7); returns the Q4_1 min (0 for other types).
-    fn block_ints(self, blk: &[u8], q: &mut [i8; BLOCK]) -> f32 {
+    pub(crate) fn block_ints(self, blk: &[u8], q: &mut [i8; BLOCK]) -> f32 {
         match self {
             Self::Q8_0 => {
                 for (o, &b) in q.iter_mut().zip(&blk[2..34]) {
@@ -133,12 +138,24 @@ pub(crate) struct QActs {
     pub(crate) q: Vec<i8>,
     pub(crate) d: Vec<f32>,
     pub(crate) s: Vec<f32>,
+    /// Per block, the eight lane sums `Σ_{e = 4l .. 4l+3} q[e]`: the exact
+    /// correction terms that let unsigned-times-signed dot instructions
+    /// compute signed weights (Q4_0's −8 offset, Q8_0 stored as `q + 128`).
+    pub(crate) ls: Vec<i32>,
 }
 
 impl QActs {
     /// Quantize `m` rows of `k` floats (`k` a multiple of [`BLOCK`]).
     pub(crate) fn quantize(x: &[f32], m: usize, k: usize) -> Self {
-        debug_assert!(k % BLOCK == 0 && x.len() >= m * k);
+        Self::quantize_with(Kernel::best(), x, m, k)
+    }
+
+    /// [`QActs::quantize`] with a given kernel (all give the same bytes).
+    pub(crate) fn quantize_with(kernel: Kernel, x: &[f32], m: usize, k: usize) -> Self {
+        assert!(
+            k.is_multiple_of(BLOCK) && x.len() >= m * k,
+            "bad activation shape"
+        );
         let nb = k / BLOCK;
         let mut a = QActs {
             m,
@@ -146,11 +163,18 @@ impl QActs {
             q: vec![0; m * k],
             d: vec![0.0; m * nb],
             s: vec![0.0; m * nb],
+            ls: vec![0; m * nb * 8],
         };
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx512 {
+            avx512::quantize_into(x, &mut a);
+            return a;
+        }
         let blocks = x[..m * k]
             .chunks_exact(BLOCK)
-            .zip(a.q.chunks_exact_mut(BLOCK));
-        for ((xb, qb), (d, s)) in blocks.zip(a.d.iter_mut().zip(a.s.iter_mut())) {
+            .zip(a.q.chunks_exact_mut(BLOCK))
+            .zip(a.ls.chunks_exact_mut(8));
+        for (((xb, qb), ls), (d, s)) in blocks.zip(a.d.iter_mut().zip(a.s.iter_mut())) {
             let amax = xb.iter().fold(0f32, |acc, v| acc.max(v.abs()));
             let scale = amax / 127.0;
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -161,23 +185,14 @@ impl QActs {
             }
             *d = scale;
             *s = scale * sum as f32;
+            for (l, q4) in ls.iter_mut().zip(qb.chunks_exact(4)) {
+                *l = q4.iter().map(|&q| q as i32).sum();
+            }
         }
         a
     }
 
-    /// A copy of rows `r0..r0 + m`.
-    pub(crate) fn rows(&self, r0: usize, m: usize) -> QActs {
-        let nb = self.blocks_per_row();
-        QActs {
-            m,
-            k: self.k,
-            q: self.q[r0 * self.k..(r0 + m) * self.k].to_vec(),
-            d: self.d[r0 * nb..(r0 + m) * nb].to_vec(),
-            s: self.s[r0 * nb..(r0 + m) * nb].to_vec(),
-        }
-    }
-
-    fn blocks_per_row(&self) -> usize {
+    pub(crate) fn blocks_per_row(&self) -> usize {
         self.k / BLOCK
     }
 }
@@ -190,19 +205,41 @@ pub(crate) enum Kernel {
     /// AVX2 + FMA + F16C.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// AVX-512 (F, BW, VL) with VNNI dot products.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU supports (detected once).
+    /// The fastest kernel this CPU supports (detected once). Setting
+    /// `PROOFMESH_KERNEL` to `scalar` or `avx2` caps it (for comparisons);
+    /// all kernels give the same bits.
     pub(crate) fn best() -> Kernel {
         static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            if x86::available() {
-                return Kernel::Avx2;
-            }
-            Kernel::Scalar
+            let cap = std::env::var("PROOFMESH_KERNEL").unwrap_or_default();
+            Self::available()
+                .into_iter()
+                .rev()
+                .find(|k| cap.is_empty() || format!("{k:?}").eq_ignore_ascii_case(&cap))
+                .unwrap_or(Kernel::Scalar)
         })
+    }
+
+    /// Every kernel this CPU can run, slowest first.
+    pub(crate) fn available() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut v = vec![Kernel::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if x86::available() {
+                v.push(Kernel::Avx2);
+            }
+            if avx512::available() {
+                v.push(Kernel::Avx512);
+            }
+        }
+        v
     }
 }
 
@@ -215,18 +252,31 @@ pub(crate) fn reduce8(a: &[f32; 8]) -> f32 {
     p[0] + p[1]
 }
 
-/// Scalar reference: dot of one weight row (`nb` blocks of `t`) with
-/// activation row `r`.
+/// Scalar reference: dot of one weight row (`nb` blocks of `t`, GGML
+/// layout) with activation row `r`.
 pub(crate) fn dot_scalar(t: QType, w: &[u8], a: &QActs, r: usize) -> f32 {
-    let nb = a.blocks_per_row();
     let bb = t.block_bytes();
+    dot_with(t, a, r, |b, wq| {
+        let blk = &w[b * bb..(b + 1) * bb];
+        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
+        (dw, t.block_ints(blk, wq))
+    })
+}
+
+/// The defined arithmetic of one output, given each block's scale, min and
+/// integer weights (`block(b, &mut ints) -> (d, m)`).
+pub(crate) fn dot_with(
+    t: QType,
+    a: &QActs,
+    r: usize,
+    mut block: impl FnMut(usize, &mut [i8; BLOCK]) -> (f32, f32),
+) -> f32 {
+    let nb = a.blocks_per_row();
     let mut acc = [0f32; 8];
     let mut msum = 0f32;
     let mut wq = [0i8; BLOCK];
     for b in 0..nb {
-        let blk = &w[b * bb..(b + 1) * bb];
-        let dw = f16_to_f32(u16::from_le_bytes([blk[0], blk[1]]));
-        let mw = t.block_ints(blk, &mut wq);
+        let (dw, mw) = block(b, &mut wq);
         let xq = &a.q[r * a.k + b * BLOCK..][..BLOCK];
         let scale = dw * a.d[r * nb + b];
         for (l, acc) in acc.iter_mut().enumerate() {
@@ -242,35 +292,55 @@ pub(crate) fn dot_scalar(t: QType, w: &[u8], a: &QActs, r: usize) -> f32 {
     reduce8(&acc) + msum
 }
 
-/// `out[r * out_stride + j] = dot(weight row j, activation row r)` for the
-/// `cols` weight rows in `w` (each `row_bytes` long) and every activation row.
-pub(crate) fn matmul_tile(
+/// `out[r * ldo + (c - cols.start)] = dot(weight row c, activation row r)`
+/// for the columns `cols` of a weight packed by [`packed::pack_in_place`]
+/// (`n` rows of `a.k` values). `cols.start` must be a multiple of
+/// [`packed::GROUP`], and `cols.end` one too or `n`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_cols(
     kernel: Kernel,
     t: QType,
     w: &[u8],
-    cols: usize,
+    n: usize,
     a: &QActs,
+    cols: std::ops::Range<usize>,
     out: &mut [f32],
-    out_stride: usize,
+    ldo: usize,
 ) {
     let row_bytes = a.blocks_per_row() * t.block_bytes();
-    assert!(w.len() >= cols * row_bytes, "weight tile too short");
+    let full = n / GROUP * GROUP;
+    assert!(w.len() >= n * row_bytes, "weight too short");
     assert!(
-        a.m == 0 || out.len() >= (a.m - 1) * out_stride + cols,
+        cols.start.is_multiple_of(GROUP) && cols.end <= n,
+        "unaligned columns"
+    );
+    assert!(
+        cols.end.is_multiple_of(GROUP) || cols.end == n,
+        "unaligned columns"
+    );
+    assert!(cols.len() <= ldo || a.m <= 1, "output stride too small");
+    assert!(
+        a.m == 0 || out.len() >= (a.m - 1) * ldo + cols.len(),
         "output too short"
     );
     assert!(a.q.len() >= a.m * a.k && a.d.len() >= a.m * a.blocks_per_row());
+    assert!(a.s.len() >= a.m * a.blocks_per_row() && a.ls.len() >= a.m * a.blocks_per_row() * 8);
+    let groups = cols.start / GROUP..cols.end.min(full) / GROUP;
+    let gbytes = GROUP * row_bytes;
+    let wg = &w[groups.start * gbytes..groups.end * gbytes];
     match kernel {
-        Kernel::Scalar => {
-            for j in 0..cols {
-                let wr = &w[j * row_bytes..(j + 1) * row_bytes];
-                for r in 0..a.m {
-                    out[r * out_stride + j] = dot_scalar(t, wr, a, r);
-                }
-            }
-        }
+        Kernel::Scalar => packed::matmul_groups(t, wg, groups.len(), a, out, ldo),
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => x86::matmul_tile(t, w, cols, a, out, out_stride),
+        Kernel::Avx2 => x86::matmul_groups(t, wg, groups.len(), a, out, ldo),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => avx512::matmul_groups(t, wg, groups.len(), a, out, ldo),
+    }
+    // Columns past the last whole group keep the GGML row layout.
+    for c in cols.start.max(full)..cols.end {
+        let wr = &w[c * row_bytes..(c + 1) * row_bytes];
+        for r in 0..a.m {
+            out[r * ldo + c - cols.start] = dot_scalar(t, wr, a, r);
+        }
     }
 }
 

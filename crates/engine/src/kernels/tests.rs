@@ -169,53 +169,157 @@ fn random_weights(qt: QType, n: usize, k: usize, seed: u64) -> Vec<u8> {
     w
 }
 
+/// GGML rows packed in place (the layout every kernel reads).
+fn packed(qt: QType, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
+    let mut w = raw.to_vec();
+    packed::pack_in_place(qt, &mut w, n, k);
+    w
+}
+
 fn run(kernel: Kernel, qt: QType, w: &[u8], cols: usize, a: &QActs) -> Vec<f32> {
     let mut out = vec![0f32; a.m * cols];
-    matmul_tile(kernel, qt, w, cols, a, &mut out, cols);
+    matmul_cols(kernel, qt, w, cols, a, 0..cols, &mut out, cols);
+    out
+}
+
+/// The GGML-layout scalar reference, row by row.
+fn reference(qt: QType, raw: &[u8], cols: usize, a: &QActs) -> Vec<f32> {
+    let row_bytes = a.k / BLOCK * qt.block_bytes();
+    let mut out = vec![0f32; a.m * cols];
+    for j in 0..cols {
+        for r in 0..a.m {
+            out[r * cols + j] = dot_scalar(qt, &raw[j * row_bytes..][..row_bytes], a, r);
+        }
+    }
     out
 }
 
 #[test]
-fn best_kernel_matches_scalar_bit_for_bit() {
-    let kernel = Kernel::best();
+fn every_kernel_on_packed_weights_matches_the_ggml_reference_bit_for_bit() {
+    let kernels = Kernel::available();
+    assert!(kernels.len() >= 2 || !cfg!(target_arch = "x86_64"));
     for (qt, _) in TYPES {
-        for (k, m, cols) in [(32, 1, 3), (64, 5, 7), (576, 9, 16), (1536, 4, 5)] {
-            let w = random_weights(qt, cols, k, k as u64 + m as u64);
+        for (k, m, cols) in [
+            (32, 1, 3),
+            (64, 5, 8),
+            (576, 9, 16),
+            (1536, 4, 21),
+            (96, 6, 70),
+        ] {
+            let raw = random_weights(qt, cols, k, k as u64 + m as u64);
+            let w = packed(qt, &raw, cols, k);
             let x = values(m * k, k, 4.0);
             let a = QActs::quantize(&x, m, k);
-            let simd = run(kernel, qt, &w, cols, &a);
-            let scalar = run(Kernel::Scalar, qt, &w, cols, &a);
-            assert_eq!(
-                bits(&simd),
-                bits(&scalar),
-                "{qt:?} k={k} m={m} ({kernel:?})"
-            );
+            let want = reference(qt, &raw, cols, &a);
+            for &kernel in &kernels {
+                let got = run(kernel, qt, &w, cols, &a);
+                assert_eq!(bits(&got), bits(&want), "{qt:?} k={k} m={m} {kernel:?}");
+            }
         }
     }
 }
 
 #[test]
-fn batched_rows_equal_single_rows_bit_for_bit() {
-    let kernel = Kernel::best();
-    let (k, cols) = (576, 11);
+fn column_ranges_give_the_same_bits_as_the_whole() {
+    let (k, m, n) = (128, 3, 45);
     for (qt, _) in TYPES {
-        let w = random_weights(qt, cols, k, 99);
-        for m in [2usize, 4, 7, 13] {
-            let x = values(m * k, m, 2.5);
-            let all = run(kernel, qt, &w, cols, &QActs::quantize(&x, m, k));
-            for r in 0..m {
-                let one = run(
-                    kernel,
-                    qt,
-                    &w,
-                    cols,
-                    &QActs::quantize(&x[r * k..][..k], 1, k),
-                );
-                assert_eq!(
-                    bits(&one),
-                    bits(&all[r * cols..][..cols]),
-                    "{qt:?} m={m} row {r}"
-                );
+        let raw = random_weights(qt, n, k, 5);
+        let w = packed(qt, &raw, n, k);
+        let a = QActs::quantize(&values(m * k, 3, 2.0), m, k);
+        for &kernel in &Kernel::available() {
+            let all = run(kernel, qt, &w, n, &a);
+            for cols in [0..8, 8..40, 16..45, 40..45] {
+                let mut out = vec![0f32; m * cols.len()];
+                matmul_cols(kernel, qt, &w, n, &a, cols.clone(), &mut out, cols.len());
+                for r in 0..m {
+                    assert_eq!(
+                        bits(&out[r * cols.len()..][..cols.len()]),
+                        bits(&all[r * n + cols.start..r * n + cols.end]),
+                        "{qt:?} {kernel:?} {cols:?} row {r}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn packed_rows_dequantize_like_ggml_rows() {
+    let (n, k) = (21, 64);
+    for (qt, _) in TYPES {
+        let raw = random_weights(qt, n, k, 17);
+        let w = packed(qt, &raw, n, k);
+        let row_bytes = k / BLOCK * qt.block_bytes();
+        for i in 0..n {
+            let mut got = vec![0f32; k];
+            packed::dequantize_row(qt, &w, n, k, i, &mut got);
+            let mut want = vec![0f32; k];
+            for (blk, o) in raw[i * row_bytes..][..row_bytes]
+                .chunks_exact(qt.block_bytes())
+                .zip(want.chunks_exact_mut(BLOCK))
+            {
+                qt.dequantize_block(blk, o);
+            }
+            assert_eq!(bits(&got), bits(&want), "{qt:?} row {i}");
+        }
+    }
+}
+
+#[test]
+fn every_kernel_quantizes_activations_to_the_same_bytes() {
+    let (m, k) = (5, 128);
+    let mut x = values(m * k, 21, 6.0);
+    // NaN, infinities, signed zeros, an all-zero block, huge and tiny values.
+    x[3] = f32::NAN;
+    x[40] = f32::INFINITY;
+    x[41] = -3.0;
+    x[70] = -0.0;
+    x[128..160].iter_mut().for_each(|v| *v = 0.0);
+    x[200] = 3.0e38;
+    x[300] = 1.0e-39;
+    let want = QActs::quantize_with(Kernel::Scalar, &x, m, k);
+    for kernel in Kernel::available() {
+        let got = QActs::quantize_with(kernel, &x, m, k);
+        assert_eq!(got.q, want.q, "{kernel:?}");
+        assert_eq!(bits(&got.d), bits(&want.d), "{kernel:?}");
+        assert_eq!(bits(&got.s), bits(&want.s), "{kernel:?}");
+        assert_eq!(got.ls, want.ls, "{kernel:?}");
+    }
+}
+
+#[test]
+fn activation_lane_sums_are_exact() {
+    let (m, k) = (3, 96);
+    let a = QActs::quantize(&values(m * k, 9, 5.0), m, k);
+    for (l, &s) in a.ls.iter().enumerate() {
+        let want: i32 = a.q[4 * l..4 * l + 4].iter().map(|&q| q as i32).sum();
+        assert_eq!(s, want, "lane {l}");
+    }
+}
+
+#[test]
+fn batched_rows_equal_single_rows_bit_for_bit() {
+    let (k, cols) = (576, 11);
+    for &kernel in &Kernel::available() {
+        for (qt, _) in TYPES {
+            let w = packed(qt, &random_weights(qt, cols, k, 99), cols, k);
+            for m in [2usize, 4, 7, 13] {
+                let x = values(m * k, m, 2.5);
+                let all = run(kernel, qt, &w, cols, &QActs::quantize(&x, m, k));
+                for r in 0..m {
+                    let one = run(
+                        kernel,
+                        qt,
+                        &w,
+                        cols,
+                        &QActs::quantize(&x[r * k..][..k], 1, k),
+                    );
+                    assert_eq!(
+                        bits(&one),
+                        bits(&all[r * cols..][..cols]),
+                        "{qt:?} {kernel:?} m={m} row {r}"
+                    );
+                }
             }
         }
     }
