@@ -34,7 +34,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     rss("loaded");
     let unit = engine.encode("The quick brown fox jumps over the lazy dog. ")?;
-    let prompt: Vec<u32> = unit.iter().copied().cycle().take(16).collect();
+    let plen = std::env::var("PROBE_PROMPT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let prompt: Vec<u32> = unit.iter().copied().cycle().take(plen).collect();
+    if std::env::var_os("PROBE_BENCH").is_some() {
+        let r = proofmesh_engine::bench::run(&engine, 128, 64, runs)?;
+        println!("{r:?}");
+        return Ok(());
+    }
     if std::env::var_os("PROBE_VERIFY_ONLY").is_some() {
         let tokens: Vec<u32> = unit.iter().copied().cycle().take(80).collect();
         for _ in 0..runs {

@@ -4,6 +4,7 @@
 //! the weighted value sum accumulates in key order. Nothing depends on how
 //! many query rows are processed together or on how long the cache is.
 
+use crate::kernels::dot4;
 use crate::ops::dot;
 
 /// Positions added to a layer's key/value storage whenever it is full.
@@ -124,8 +125,14 @@ pub(crate) fn attend_one(
     let kv_off = (head / group) * hd;
     let qh = &q[(row * h.n_head + head) * hd..][..hd];
     scores.clear();
-    scores
-        .extend((0..=pos).map(|j| dot(qh, &kv.row(kv.old_k, kv.new_k, j)[kv_off..][..hd]) * scale));
+    let key = |j: usize| &kv.row(kv.old_k, kv.new_k, j)[kv_off..][..hd];
+    let mut j = 0;
+    while j + 4 <= pos + 1 {
+        let d = dot4(qh, [key(j), key(j + 1), key(j + 2), key(j + 3)]);
+        scores.extend(d.iter().map(|&d| d * scale));
+        j += 4;
+    }
+    scores.extend((j..=pos).map(|j| dot(qh, key(j)) * scale));
     let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let mut sum = 0f32;
     for s in scores.iter_mut() {

@@ -57,10 +57,24 @@ impl Running {
         self.values.insert(at, v);
     }
 
-    /// Offer `values[j]` as id `first_id + j` for every `j`.
+    /// Offer `values[j]` as id `first_id + j` for every `j`; the ids must
+    /// all be greater than any offered before (so a value equal to the
+    /// current last one never displaces it).
     pub(crate) fn offer_all(&mut self, first_id: u32, values: &[f32]) {
+        let mut worst = i32::MIN;
+        let mut full = self.keys.len() == self.k;
+        if full && self.k > 0 {
+            worst = self.keys[self.k - 1];
+        }
         for (j, &v) in values.iter().enumerate() {
+            if full && key(v) <= worst {
+                continue;
+            }
             self.offer(first_id + j as u32, v);
+            full = self.keys.len() == self.k;
+            if full && self.k > 0 {
+                worst = self.keys[self.k - 1];
+            }
         }
     }
 

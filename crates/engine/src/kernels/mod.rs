@@ -243,6 +243,16 @@ impl Kernel {
     }
 }
 
+/// Four [`crate::ops::dot`]s of `a` against `b[i]`, bit-identical to
+/// calling it four times (attention scores, four keys at a time).
+pub(crate) fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if a.len().is_multiple_of(8) && x86::available() {
+        return x86::dot4(a, b);
+    }
+    b.map(|b| crate::ops::dot(a, b))
+}
+
 /// Final reduction of the eight lane accumulators, in the fixed order the
 /// SIMD path uses: halves, then pairs, then the last two.
 #[inline]

@@ -324,3 +324,19 @@ fn batched_rows_equal_single_rows_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn dot4_equals_four_dots() {
+    for n in [8, 64, 96] {
+        let a = values(n, 1, 3.0);
+        let b: Vec<Vec<f32>> = (0..4).map(|i| values(n, 7 + i, 2.0)).collect();
+        let got = dot4(&a, [&b[0], &b[1], &b[2], &b[3]]);
+        for i in 0..4 {
+            assert_eq!(
+                got[i].to_bits(),
+                crate::ops::dot(&a, &b[i]).to_bits(),
+                "n={n} {i}"
+            );
+        }
+    }
+}

@@ -139,3 +139,39 @@ unsafe fn group_row<const T: u8>(wg: *const u8, a: &QActs, row: usize) -> [f32; 
     }
     y
 }
+
+/// Four `crate::ops::dot`s of `a` with `b[i]` (same lengths, a multiple of
+/// 8), in `dot`'s exact order: eight lanes of `acc += a * b` (no fma), then
+/// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`.
+pub(super) fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    assert!(
+        available(),
+        "AVX2 kernel selected on a CPU without AVX2/FMA/F16C"
+    );
+    let n = a.len();
+    assert!(n.is_multiple_of(8) && b.iter().all(|r| r.len() >= n));
+    // SAFETY: features detected above; every load is inside `a` or `b[i]`
+    // (chunk c < n / 8, lengths asserted).
+    unsafe { dot4_avx(a, b) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot4_avx(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for c in 0..a.len() / 8 {
+        // SAFETY: c * 8 + 8 <= len of every slice (checked by the caller).
+        unsafe {
+            let x = _mm256_loadu_ps(a.as_ptr().add(c * 8));
+            for (acc, b) in acc.iter_mut().zip(&b) {
+                let y = _mm256_loadu_ps(b.as_ptr().add(c * 8));
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(x, y));
+            }
+        }
+    }
+    let h = acc.map(|v| _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)));
+    let r = _mm_hadd_ps(_mm_hadd_ps(h[0], h[1]), _mm_hadd_ps(h[2], h[3]));
+    let mut out = [0f32; 4];
+    // SAFETY: `out` holds four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), r) };
+    out
+}
