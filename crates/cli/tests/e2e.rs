@@ -363,6 +363,9 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
         &vkey,
     ]);
     assert!(!out.status.success());
+    // A zero-knowledge-proved inference; its receipt joins the log the
+    // monitor checks next.
+    zk_proved_inference(&net);
     let out = net.cli(&["log", "monitor", "--from", cp_file.to_str().unwrap()]);
     let (stdout, _) = text(&out);
     assert!(
@@ -374,6 +377,60 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
         "{stdout}"
     );
     net.stop();
+}
+
+/// `proofmesh zk infer` gets a proved classification of the sample 0 and
+/// checks it offline; `zk verify` checks the saved bundle against the
+/// operator's verifying key and the receipt, and refuses a tampered receipt.
+fn zk_proved_inference(net: &Network) {
+    let dir = net.dir.path();
+    let (bundle, receipt) = (dir.join("zk-bundle.json"), dir.join("zk-receipt.json"));
+    let out = net.cli(&[
+        "zk",
+        "infer",
+        "--save-bundle",
+        bundle.to_str().unwrap(),
+        "--save-receipt",
+        receipt.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "zk infer failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("class 0 (proved)"), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    let vk = dir.join("zk").join("digits-mlp.vk");
+    let zk_verify = |receipt: &Path| {
+        Command::new(BIN)
+            .args(["zk", "verify"])
+            .arg(&bundle)
+            .arg("--vk")
+            .arg(&vk)
+            .arg("--receipt")
+            .arg(receipt)
+            .output()
+            .unwrap()
+    };
+    let out = zk_verify(&receipt);
+    let (stdout, _) = text(&out);
+    assert!(
+        out.status.success() && stdout.starts_with("OK: class 0"),
+        "{stdout}"
+    );
+    // The receipt is an ordinary receipt too.
+    let out = verify(net, receipt.to_str().unwrap(), None);
+    assert!(out.status.success(), "{}", text(&out).0);
+    // Another proof digest in the receipt: the signature breaks.
+    let json = std::fs::read_to_string(&receipt).unwrap();
+    let at = json.find("\"proof_digest\": \"sha256:").unwrap() + 24;
+    let mut bytes = json.into_bytes();
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    let tampered = dir.join("zk-tampered.json");
+    std::fs::write(&tampered, bytes).unwrap();
+    let out = zk_verify(&tampered);
+    let (stdout, _) = text(&out);
+    assert!(
+        !out.status.success() && stdout.contains("FAILED: receipt"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -62,11 +62,17 @@ pub fn with_zk_offers(
     zk: &[proofmesh_wire::ZkModelAdvert],
 ) -> Vec<ModelAdvert> {
     let mut all = models.to_vec();
+    // Placement wants positive rates; a proof has no output tokens, so the
+    // output rate it sees never enters a cost.
     all.extend(zk.iter().map(|z| ModelAdvert {
         digest: z.model_digest.clone(),
         name: z.name.clone(),
         context_length: z.input_len,
-        price: z.price.clone(),
+        price: proofmesh_wire::PriceRate {
+            currency: z.price.currency.clone(),
+            input_per_mtok_micros: z.price.input_per_mtok_micros.max(1),
+            output_per_mtok_micros: z.price.input_per_mtok_micros.max(1),
+        },
         size_bytes: ZK_OFFER_BYTES,
     }));
     all

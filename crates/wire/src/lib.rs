@@ -13,4 +13,6 @@ pub use provider::{
     JobResult, JobSpec, ModelAdvert, PriceRate, ProviderMsg, Site, MAX_FINGERPRINT_BYTES,
     PROTOCOL_VERSION,
 };
-pub use zk::{ZkInferRequest, ZkInferResponse, ZkJobResult, ZkJobSpec, ZkModelAdvert};
+pub use zk::{
+    bundle_matches_receipt, ZkInferRequest, ZkInferResponse, ZkJobResult, ZkJobSpec, ZkModelAdvert,
+};

@@ -7,8 +7,10 @@
 //! prompt token; see `proofmesh_receipt::zk`); `output_per_mtok_micros` must
 //! be 0.
 
-use proofmesh_receipt::zk::{zk_job_nonce, zk_request_digest};
-use proofmesh_receipt::{AttestationRef, Digest, Receipt};
+use proofmesh_receipt::zk::{
+    zk_job_nonce, zk_logits_digest, zk_request_digest, zk_response_digest,
+};
+use proofmesh_receipt::{AttestationRef, Digest, Receipt, ReceiptBody};
 use proofmesh_zkml::ProofBundle;
 use serde::{Deserialize, Serialize};
 
@@ -109,4 +111,48 @@ pub struct ZkInferResponse {
     pub proof: ProofBundle,
     /// The countersigned receipt, with its log inclusion.
     pub receipt: Receipt,
+}
+
+/// Checks that `bundle` is the proof a signed proved-inference receipt
+/// names: same model, the job's nonce, the request digest over the bundle's
+/// input, the proof's digest, and the response and logits digests over its
+/// output. Signatures and the pairing check are separate
+/// (`Receipt::verify`, `proofmesh_zkml::verify_bundle`). The first mismatch
+/// is named.
+pub fn bundle_matches_receipt(body: &ReceiptBody, bundle: &ProofBundle) -> Result<(), String> {
+    let zk = body
+        .zk
+        .as_ref()
+        .ok_or("the receipt has no zk reference (not a proved inference)")?;
+    let same = |what: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what} does not match the signed receipt"))
+        }
+    };
+    same(
+        "model (bundle)",
+        body.model.as_str() == format!("sha256:{}", bundle.model_digest),
+    )?;
+    same("verifying key (bundle)", bundle.vk_digest == zk.vk_digest)?;
+    let nonce = zk_job_nonce(&body.job_id);
+    same("nonce (bundle)", bundle.nonce == hex::encode(nonce))?;
+    same(
+        "request_digest (model, bundle input, nonce)",
+        body.request_digest == zk_request_digest(&body.model, &bundle.input, &nonce),
+    )?;
+    let proof_digest = bundle.proof_digest().map_err(|e| e.to_string())?;
+    same(
+        "proof digest",
+        zk.proof_digest.as_str() == format!("sha256:{}", hex::encode(proof_digest)),
+    )?;
+    same(
+        "response_digest (bundle logits and class)",
+        body.response_digest == zk_response_digest(&bundle.logits, bundle.class),
+    )?;
+    same(
+        "logits_digest (bundle logits)",
+        body.logits_digest == zk_logits_digest(&bundle.logits),
+    )
 }

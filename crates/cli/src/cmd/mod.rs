@@ -16,3 +16,4 @@ pub mod receipt;
 pub mod up;
 pub mod witness;
 pub mod zk;
+pub mod zk_infer;

@@ -62,6 +62,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !cfg.trusted_verifiers.contains(&vk) {
         cfg.trusted_verifiers.push(vk);
     }
+    // The operator's zk setup for the committed digits MLP, once (providers
+    // only get the proving key; see docs/ZK.md).
+    let (zk_pk, zk_vk) = crate::cmd::zk::ensure_local_keys(&data_dir.join("zk"))?;
+    if !cfg.zk_models.iter().any(|m| m.name == "digits-mlp") {
+        cfg.zk_models
+            .push(proofmesh_coordinator::config::ZkModelConfig {
+                name: "digits-mlp".into(),
+                vk: zk_vk,
+            });
+    }
     cfg.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -84,14 +94,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut children = Vec::new();
     for i in 0..args.providers {
         let key = data_dir.join("providers").join(format!("provider-{i}.key"));
-        children.push(spawn_agent("provider", &key, &base, &model, threads)?);
+        let mut agent = spawn_agent("provider", &key, &base, &model, threads);
+        agent.arg("--zk-pk").arg(&zk_pk);
+        children.push(start(agent, "provider")?);
     }
-    children.push(spawn_agent(
+    children.push(start(
+        spawn_agent("verifier", &verifier_key, &base, &model, threads),
         "verifier",
-        &verifier_key,
-        &base,
-        &model,
-        threads,
     )?);
     let ready = tokio::select! {
         r = wait_ready(&base, args.providers, Duration::from_secs(args.ready_timeout_s)) => r,
@@ -193,17 +202,11 @@ async fn credit_local_client(store: &SqliteStore, api_key: &str) -> anyhow::Resu
     Ok(())
 }
 
-/// Starts `proofmesh provider` or `proofmesh verifier` as a child process.
-fn spawn_agent(
-    role: &str,
-    key: &Path,
-    base: &str,
-    model: &Path,
-    threads: usize,
-) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("locating the proofmesh binary")?;
-    let child = Command::new(exe)
-        .arg(role)
+/// The command line of a `proofmesh provider` or `proofmesh verifier` child.
+fn spawn_agent(role: &str, key: &Path, base: &str, model: &Path, threads: usize) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("proofmesh"));
+    let mut cmd = Command::new(exe);
+    cmd.arg(role)
         .arg("--coordinator")
         .arg(base)
         .arg("--key")
@@ -216,10 +219,14 @@ fn spawn_agent(
         // size it too, or N providers oversubscribe the cores.
         .env("RAYON_NUM_THREADS", threads.to_string())
         .env("CANDLE_NUM_THREADS", threads.to_string())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting a {role} agent"))?;
-    Ok(child)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Starts an agent child.
+fn start(mut cmd: Command, role: &str) -> anyhow::Result<Child> {
+    cmd.spawn()
+        .with_context(|| format!("starting a {role} agent"))
 }
 
 async fn wait_ready(base: &str, want: u32, limit: Duration) -> anyhow::Result<()> {
@@ -254,6 +261,7 @@ fn print_banner(c: &ClientConfig, n: u32, data_dir: &Path) {
     println!("  coordinator key {}", c.coordinator_key);
     println!("  data directory  {}", data_dir.display());
     println!("try:  proofmesh chat \"What is the capital of France?\"");
+    println!("      proofmesh zk infer   (a zero-knowledge-proved digit classification)");
     println!("stop: ctrl-c");
 }
 

@@ -28,9 +28,37 @@ pub enum Command {
         /// Registry JSON: the bundle's model must be registered with this VK (optional).
         #[arg(long)]
         registry: Option<PathBuf>,
+        /// The receipt JSON of the proved inference: its signatures, and that
+        /// it names this proof, this input and the job's nonce (optional).
+        #[arg(long)]
+        receipt: Option<PathBuf>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Ask the network for a proved inference (`POST /v1/zk/infer`), then
+    /// check the answer offline: the proof under the model's verifying key,
+    /// the receipt's signatures, and that the receipt names this proof.
+    Infer {
+        /// Registry name of the model.
+        #[arg(long, default_value = "digits-mlp")]
+        model: String,
+        /// Comma-separated int8 input (default: a sample 8x8 image of a 0).
+        #[arg(long, allow_hyphen_values = true)]
+        input: Option<String>,
+        /// Verifying key file to pin (default: the one the coordinator
+        /// publishes at /v1/zk/models/{name}/vk).
+        #[arg(long)]
+        vk: Option<PathBuf>,
+        /// Where to write the proof bundle.
+        #[arg(long)]
+        save_bundle: Option<PathBuf>,
+        /// Where to write the receipt.
+        #[arg(long)]
+        save_receipt: Option<PathBuf>,
+        /// How to reach the API.
+        #[command(flatten)]
+        api: crate::clientcfg::ApiArgs,
     },
     /// Train the 64-32-10 digits MLP deterministically and write the int8 model.
     Train {
@@ -93,7 +121,53 @@ fn load_model(p: Option<&Path>) -> anyhow::Result<QuantModel> {
 
 /// Runs a subcommand.
 pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    tokio::task::spawn_blocking(move || run_blocking(cmd)).await?
+    match cmd {
+        Command::Infer {
+            model,
+            input,
+            vk,
+            save_bundle,
+            save_receipt,
+            api,
+        } => {
+            let input = match input {
+                Some(s) => parse_input(&s)?,
+                None => proofmesh_zkml::bench::SAMPLE_ZERO.to_vec(),
+            };
+            let saves = (save_bundle, save_receipt);
+            crate::cmd::zk_infer::run(&model, input, vk.as_deref(), saves, api).await
+        }
+        other => tokio::task::spawn_blocking(move || run_blocking(other)).await?,
+    }
+}
+
+/// Comma-separated int8 values.
+fn parse_input(s: &str) -> anyhow::Result<Vec<i8>> {
+    s.split(',')
+        .map(|v| v.trim().parse::<i8>())
+        .collect::<Result<_, _>>()
+        .context("--input must be comma-separated int8 values")
+}
+
+/// The operator's keys for the committed digits MLP in `dir`
+/// (`digits-mlp.pk`, `digits-mlp.vk`): made once with the OS CSPRNG by
+/// whoever runs the network (`proofmesh up`), reused while they still match
+/// the committed model. Returns (proving key, verifying key) paths.
+pub fn ensure_local_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (pk, vk) = (dir.join("digits-mlp.pk"), dir.join("digits-mlp.vk"));
+    let model = proofmesh_zkml::digits_model()?;
+    let current = std::fs::read(&vk)
+        .ok()
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .is_some_and(|k| k.model_digest == model.digest() && pk.exists());
+    if !current {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (p, v) = proofmesh_zkml::setup(&model, &mut OsRng)?;
+        std::fs::write(&pk, p.to_bytes())?;
+        std::fs::write(&vk, v.to_bytes())?;
+        tracing::info!(model = %model.digest_hex(), vk = %v.digest_hex(), "zk setup done for digits-mlp");
+    }
+    Ok((pk, vk))
 }
 
 fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
@@ -103,8 +177,17 @@ fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
             vk,
             model,
             registry,
+            receipt,
             json,
-        } => verify(&bundle, &vk, model.as_deref(), registry.as_deref(), json),
+        } => {
+            let extra = Extra {
+                model,
+                registry,
+                receipt,
+            };
+            verify(&bundle, &vk, &extra, json)
+        }
+        Command::Infer { .. } => anyhow::bail!("zk infer runs on the async runtime"),
         Command::Train { data, out } => {
             let r = digits::train_digits(&digits::load(&data)?)?;
             std::fs::write(&out, r.quant_model.to_safetensors()?)?;
@@ -148,11 +231,7 @@ fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let m = load_model(model.as_deref())?;
             let pk = ProvingKey::from_bytes(&read(&pk)?)?;
-            let x: Vec<i8> = input
-                .split(',')
-                .map(|s| s.trim().parse::<i8>())
-                .collect::<Result<_, _>>()
-                .context("--input must be comma-separated int8 values")?;
+            let x = parse_input(&input)?;
             let nonce = proofmesh_zkml::bundle::parse_hex32(&nonce)
                 .context("--nonce must be 64 hex digits")?;
             let b = proofmesh_zkml::prove(&pk, &m, &x, &nonce, &mut OsRng)?;
@@ -165,35 +244,41 @@ fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn verify(
-    bundle: &Path,
-    vk: &Path,
-    model: Option<&Path>,
-    registry: Option<&Path>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
+/// What `zk verify` may check besides the proof.
+struct Extra {
+    model: Option<PathBuf>,
+    registry: Option<PathBuf>,
+    receipt: Option<PathBuf>,
+}
+
+fn verify(bundle: &Path, vk: &Path, extra: &Extra, json: bool) -> anyhow::Result<ExitCode> {
     let b = ProofBundle::from_json(&read(bundle)?)?;
     let vk = VerifyingKey::from_bytes(&read(vk)?)?;
-    let mut result = proofmesh_zkml::verify_bundle(&vk, &b);
-    if let (Ok(()), Some(p)) = (&result, model) {
+    let mut result = proofmesh_zkml::verify_bundle(&vk, &b).map_err(|e| e.to_string());
+    if let (Ok(()), Some(p)) = (&result, &extra.model) {
         let m = QuantModel::from_safetensors(&read(p)?)?;
         if m.digest_hex() != b.model_digest {
             result = Err(proofmesh_zkml::ZkError::DigestMismatch {
                 what: "model (file)",
                 expected: m.digest_hex(),
                 got: b.model_digest.clone(),
-            });
+            }
+            .to_string());
         }
     }
-    if let (Ok(()), Some(p)) = (&result, registry) {
+    if let (Ok(()), Some(p)) = (&result, &extra.registry) {
         let reg: Registry = serde_json::from_slice(&read(p)?).context("parsing the registry")?;
-        result = reg.check(&vk, &b);
+        result = reg.check(&vk, &b).map_err(|e| e.to_string());
+    }
+    if let (Ok(()), Some(p)) = (&result, &extra.receipt) {
+        let r = proofmesh_receipt::Receipt::from_json(&read(p)?)?;
+        result = receipt_binding(&r, &b);
     }
     let proof_sha256 = b.proof_digest().map(hex::encode).unwrap_or_default();
     if json {
         let v = serde_json::json!({
             "ok": result.is_ok(),
-            "error": result.as_ref().err().map(ToString::to_string),
+            "error": result.as_ref().err(),
             "model_digest": b.model_digest,
             "vk_digest": b.vk_digest,
             "class": b.class,
@@ -215,4 +300,11 @@ fn verify(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A receipt backs a bundle: both signatures, and the signed body names this
+/// proof, its input, its output and the job's nonce.
+pub fn receipt_binding(r: &proofmesh_receipt::Receipt, b: &ProofBundle) -> Result<(), String> {
+    r.verify(None).map_err(|e| format!("receipt: {e}"))?;
+    proofmesh_wire::bundle_matches_receipt(&r.body, b).map_err(|e| format!("receipt: {e}"))
 }

@@ -73,6 +73,23 @@ pub struct ZkModel {
 }
 
 impl ZkModel {
+    /// A model from its registry name and verifying key file.
+    pub fn from_vk(name: &str, vk_bytes: Vec<u8>) -> Result<ZkModel, proofmesh_zkml::ZkError> {
+        let vk = VerifyingKey::from_bytes(&vk_bytes)?;
+        let entry = RegistryEntry {
+            name: name.to_string(),
+            model_digest: hex::encode(vk.model_digest),
+            vk_digest: vk.digest_hex(),
+            input_len: vk.input_len,
+            output_len: vk.output_len,
+        };
+        Ok(ZkModel {
+            entry,
+            vk,
+            vk_bytes,
+        })
+    }
+
     /// The model digest as receipts name it (`sha256:<hex>`).
     pub fn digest(&self) -> String {
         format!("sha256:{}", self.entry.model_digest)
@@ -96,7 +113,7 @@ impl ZkModels {
                 path: path.clone(),
                 source,
             })?;
-            let m = Self::model(&c.name, bytes).map_err(|source| ZkConfigError::Decode {
+            let m = ZkModel::from_vk(&c.name, bytes).map_err(|source| ZkConfigError::Decode {
                 name: c.name.clone(),
                 path,
                 source,
@@ -114,22 +131,6 @@ impl ZkModels {
             models.push(m);
         }
         Ok(ZkModels { models })
-    }
-
-    fn model(name: &str, vk_bytes: Vec<u8>) -> Result<ZkModel, proofmesh_zkml::ZkError> {
-        let vk = VerifyingKey::from_bytes(&vk_bytes)?;
-        let entry = RegistryEntry {
-            name: name.to_string(),
-            model_digest: hex::encode(vk.model_digest),
-            vk_digest: vk.digest_hex(),
-            input_len: vk.input_len,
-            output_len: vk.output_len,
-        };
-        Ok(ZkModel {
-            entry,
-            vk,
-            vk_bytes,
-        })
     }
 
     /// Loads from a path list (for tools and tests).

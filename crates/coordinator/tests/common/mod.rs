@@ -423,19 +423,46 @@ impl TestProvider {
         site: Option<proofmesh_wire::Site>,
         attestation: proofmesh_provider::AttestSource,
     ) -> TestProvider {
-        let identity = Arc::new(identity);
         let cfg = ProviderConfig {
+            price: rates,
+            site,
+            attestation,
+            ..Self::config(url, role)
+        };
+        Self::spawn(cfg, identity)
+    }
+
+    /// Starts a provider that also proves the given zero-knowledge models.
+    pub fn start_zk(
+        coord: &Coordinator,
+        identity: Identity,
+        zk: Vec<Arc<proofmesh_provider::ZkProver>>,
+    ) -> TestProvider {
+        let cfg = ProviderConfig {
+            zk,
+            ..Self::config(&coord.base, proofmesh_provider::AgentRole::Provider)
+        };
+        Self::spawn(cfg, identity)
+    }
+
+    /// The test agents' defaults: the tiny model, one job at a time.
+    fn config(url: &str, role: proofmesh_provider::AgentRole) -> ProviderConfig {
+        ProviderConfig {
             coordinator_url: url.to_owned(),
             max_concurrent_jobs: 1,
-            price: rates,
+            price: price(),
             max_backoff: Duration::from_millis(500),
             model_name: MODEL.into(),
             role,
             model_size_bytes: 0,
-            site,
-            attestation,
+            site: None,
+            attestation: Default::default(),
             zk: Vec::new(),
-        };
+        }
+    }
+
+    fn spawn(cfg: ProviderConfig, identity: Identity) -> TestProvider {
+        let identity = Arc::new(identity);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(proofmesh_provider::run(
             cfg,
@@ -479,7 +506,9 @@ pub async fn coordinator_with_providers(n: usize) -> (Coordinator, Vec<TestProvi
     (c, ps)
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A raw provider WebSocket (the test seam's connection).
+pub type RawSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = RawSocket;
 
 /// Connects a raw WebSocket to the provider endpoint and reads the challenge:
 /// `(socket, nonce, coordinator_key)`.
