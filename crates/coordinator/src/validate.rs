@@ -172,15 +172,7 @@ pub fn plan(cfg: &CoordinatorConfig, req: ChatCompletionRequest) -> Result<JobPl
             "verification must be \"sampled\" or \"always\"",
         ));
     }
-    let min_attestation = match req.min_attestation.as_deref() {
-        None => proofmesh_placement::AttestationLevel::None,
-        Some(l) => crate::attestation::parse_level(l).ok_or_else(|| {
-            ApiError::invalid_param(
-                "min_attestation",
-                "min_attestation must be \"none\", \"tee\" or \"tee+gpu\"",
-            )
-        })?,
-    };
+    let min_attestation = min_attestation(req.min_attestation.as_deref())?;
     Ok(JobPlan {
         model: req.model,
         messages: messages(req.messages)?,
@@ -190,6 +182,21 @@ pub fn plan(cfg: &CoordinatorConfig, req: ChatCompletionRequest) -> Result<JobPl
         max_price_micros: req.max_price_micros,
         min_attestation,
     })
+}
+
+/// A request's `min_attestation` field (absent: `none`); 400 if unknown.
+pub fn min_attestation(
+    field: Option<&str>,
+) -> Result<proofmesh_placement::AttestationLevel, ApiError> {
+    match field {
+        None => Ok(proofmesh_placement::AttestationLevel::None),
+        Some(l) => crate::attestation::parse_level(l).ok_or_else(|| {
+            ApiError::invalid_param(
+                "min_attestation",
+                "min_attestation must be \"none\", \"tee\" or \"tee+gpu\"",
+            )
+        }),
+    }
 }
 
 #[cfg(test)]

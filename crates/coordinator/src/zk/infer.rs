@@ -89,15 +89,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         .resolve(&req.model)
         .ok_or_else(|| ApiError::model_not_found(&req.model))?;
     let input = parse_input(&req.input, model.entry.input_len)?;
-    let level = match req.min_attestation.as_deref() {
-        None => proofmesh_placement::AttestationLevel::None,
-        Some(l) => crate::attestation::parse_level(l).ok_or_else(|| {
-            ApiError::invalid_param(
-                "min_attestation",
-                "min_attestation must be \"none\", \"tee\" or \"tee+gpu\"",
-            )
-        })?,
-    };
+    let level = crate::validate::min_attestation(req.min_attestation.as_deref())?;
     let digest = Digest::try_from(model.digest()).map_err(|e| ApiError::internal("digest", e))?;
     let uuid = uuid::Uuid::new_v4().simple().to_string();
     let spec = ZkJobSpec {
