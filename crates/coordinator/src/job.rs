@@ -438,39 +438,23 @@ fn check_result(
         if ok {
             Ok(())
         } else {
-            Err(format!("{what} does not match the job"))
+            Err(crate::dispatch_check::mismatch(what))
         }
     };
-    same("receipt_id", b.receipt_id == spec.receipt_id)?;
-    same("job_id", b.job_id == spec.job_id)?;
-    same("client", b.client == spec.client)?;
-    same("model", b.model == spec.model)?;
-    same("provider_key", b.provider_key == p.key)?;
-    same(
-        "coordinator_key",
-        &b.coordinator_key == app.identity.public(),
-    )?;
-    same("request_digest", b.request_digest == spec.request_digest())?;
-    same("sampling", b.sampling == spec.sampling)?;
-    same("attestation", b.attestation == spec.attestation)?;
-    same(
-        "dispatched_at_ms",
-        b.dispatched_at_ms == spec.dispatched_at_ms,
-    )?;
-    same("currency", b.price.currency == spec.price.currency)?;
-    same(
-        "input rate",
-        b.price.input_per_mtok_micros == spec.price.input_per_mtok_micros,
-    )?;
-    same(
-        "output rate",
-        b.price.output_per_mtok_micros == spec.price.output_per_mtok_micros,
-    )?;
-    b.check_consistency().map_err(|e| e.to_string())?;
-    result
-        .receipt
-        .verify_provider_signature()
-        .map_err(|e| e.to_string())?;
+    crate::dispatch_check::DispatchTerms {
+        receipt_id: &spec.receipt_id,
+        job_id: &spec.job_id,
+        client: &spec.client,
+        model: &spec.model,
+        provider: &p.key,
+        coordinator: app.identity.public(),
+        request_digest: spec.request_digest(),
+        sampling: &spec.sampling,
+        attestation: &spec.attestation,
+        dispatched_at_ms: spec.dispatched_at_ms,
+        price: &spec.price,
+    }
+    .check(&result.receipt)?;
     same("relayed tokens", relayed.ids == result.completion_token_ids)?;
     same("relayed text", relayed.text == result.text)?;
     same(

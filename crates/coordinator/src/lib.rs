@@ -10,6 +10,7 @@ pub mod auth;
 pub mod billing;
 pub mod config;
 pub mod discovery;
+pub mod dispatch_check;
 pub mod error;
 pub mod gateway;
 pub mod idempotency;

@@ -1,5 +1,5 @@
 //! Proved inference through the whole network (issue 9): a real provider
-//! agent proves the committed digits MLP for `POST /v1/zk/infer`; the client
+//! agent proves the committed digits MLP (and CNN) for `POST /v1/zk/infer`; the client
 //! gets the output, a proof that verifies offline under the published
 //! verifying key, and a countersigned, logged receipt naming the proof. A
 //! provider whose signed answer carries a failing proof is treated like a
@@ -442,6 +442,98 @@ async fn a_forged_proof_is_a_failed_audit() {
         assert_eq!(v["receipt"]["body"]["provider_key"], honest.key().as_str());
         honest.kill().await;
         c.stop().await;
+    })
+    .await;
+}
+
+/// The committed CNN and keys from a seeded setup (tests only).
+fn cnn_keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let model = proofmesh_zkml::digits_cnn().expect("committed digits CNN");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20261203);
+        let (pk, vk) = proofmesh_zkml::setup(&model, &mut rng).expect("setup");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let vk_file = dir.path().join("digits-cnn.vk");
+        std::fs::write(&vk_file, vk.to_bytes()).expect("write vk");
+        Keys {
+            model,
+            pk,
+            vk,
+            vk_file,
+            _dir: dir,
+        }
+    })
+}
+
+#[tokio::test]
+async fn cnn_and_mlp_are_routed_to_their_provers() {
+    bounded(async {
+        let (mlp_vk, cnn_vk) = (keys().vk_file.clone(), cnn_keys().vk_file.clone());
+        let c = Coordinator::start_with(move |c| {
+            c.zk_models = vec![
+                ZkModelConfig {
+                    name: "digits-mlp".into(),
+                    vk: mlp_vk,
+                },
+                ZkModelConfig {
+                    name: "digits-cnn".into(),
+                    vk: cnn_vk,
+                },
+            ];
+        })
+        .await;
+        let k = cnn_keys();
+        let cnn = proofmesh_provider::ZkProver::new(
+            "digits-cnn",
+            k.model.clone(),
+            k.pk.clone(),
+            zk_price(),
+        )
+        .expect("cnn prover");
+        let mlp_prov = TestProvider::start_zk(&c, Identity::generate(), vec![prover()]);
+        let cnn_prov = TestProvider::start_zk(&c, Identity::generate(), vec![Arc::new(cnn)]);
+        c.wait_providers(2).await;
+        let key = c.api_key().await;
+        let input = image();
+        for (name, keys, prov) in [
+            ("digits-cnn", cnn_keys(), &cnn_prov),
+            ("digits-mlp", keys(), &mlp_prov),
+        ] {
+            let r = infer(&c, &key, &json!({"model": name, "input": input})).await;
+            assert_eq!(r.status(), 200, "{name}");
+            let v: Value = r.json().await.unwrap();
+            let expected = keys.model.evaluate(&input).unwrap();
+            assert_eq!(v["class"], expected.class, "{name}");
+            let bundle: ProofBundle = serde_json::from_value(v["proof"].clone()).unwrap();
+            assert_eq!(bundle.logits, expected.logits, "{name}");
+            assert_eq!(bundle.model_digest, keys.model.digest_hex(), "{name}");
+            proofmesh_zkml::verify_bundle(&keys.vk, &bundle).unwrap();
+            let receipt: Receipt = serde_json::from_value(v["receipt"].clone()).unwrap();
+            assert_eq!(
+                &receipt.body.provider_key,
+                prov.key(),
+                "{name} routed to its prover"
+            );
+            assert_eq!(
+                receipt.body.zk.as_ref().unwrap().vk_digest,
+                keys.vk.digest_hex()
+            );
+        }
+        // The CNN's input width is checked like the MLP's.
+        let (status, err) = error_of(
+            infer(
+                &c,
+                &key,
+                &json!({"model": "digits-cnn", "input": vec![0; 63]}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (400, Some("invalid_parameter"))
+        );
     })
     .await;
 }

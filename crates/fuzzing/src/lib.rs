@@ -36,6 +36,16 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("coordinator_msg", coordinator_msg),
     ("chat_request", chat_request),
     ("zk_infer_request", zk_infer_request),
+    // zkML files, keys, proofs and bundles (bodies in proofmesh_zkml::fuzz).
+    ("zk_proof_bytes", proofmesh_zkml::fuzz::proof_bytes),
+    ("zk_vk_bytes", proofmesh_zkml::fuzz::vk_bytes),
+    ("zk_model_file", proofmesh_zkml::fuzz::model_file),
+    (
+        "zk_float_model_file",
+        proofmesh_zkml::fuzz::float_model_file,
+    ),
+    ("zk_bundle_json", proofmesh_zkml::fuzz::bundle_json),
+    ("zk_registry_json", proofmesh_zkml::fuzz::registry_json),
     ("api_key", api_key),
     ("gguf_load", gguf_load),
     // Attestation evidence (bodies in proofmesh_attest::fuzz).

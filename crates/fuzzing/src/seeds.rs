@@ -50,6 +50,7 @@ pub fn for_target(name: &str) -> Vec<Vec<u8>> {
         "api_key" => api_key(),
         "gguf_load" => gguf(),
         n if n.starts_with("attest_") => attest::for_target(n),
+        n if n.starts_with("zk_") => proofmesh_zkml::fuzz::seeds(n),
         _ => Vec::new(),
     }
 }

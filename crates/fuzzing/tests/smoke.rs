@@ -459,6 +459,36 @@ fn zk_infer_request() {
 }
 
 #[test]
+fn zk_proof_bytes() {
+    smoke("zk_proof_bytes", 1500);
+}
+
+#[test]
+fn zk_vk_bytes() {
+    smoke("zk_vk_bytes", 800);
+}
+
+#[test]
+fn zk_model_file() {
+    smoke("zk_model_file", 3000);
+}
+
+#[test]
+fn zk_float_model_file() {
+    smoke("zk_float_model_file", 3000);
+}
+
+#[test]
+fn zk_bundle_json() {
+    smoke("zk_bundle_json", 2000);
+}
+
+#[test]
+fn zk_registry_json() {
+    smoke("zk_registry_json", 2000);
+}
+
+#[test]
 fn api_key() {
     smoke("api_key", 4000);
 }

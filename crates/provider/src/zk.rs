@@ -75,7 +75,7 @@ impl ZkProver {
             Some(p) => QuantModel::from_safetensors(&read(p)?)
                 .map_err(proofmesh_zkml::ZkError::from)
                 .map_err(zk(p))?,
-            None => proofmesh_zkml::digits_model().map_err(zk(Path::new("digits-mlp")))?,
+            None => proofmesh_zkml::builtin_model(name).map_err(zk(Path::new(name)))?,
         };
         let key = ProvingKey::from_bytes(&read(pk)?).map_err(zk(pk))?;
         ZkProver::new(name, m, key, price)

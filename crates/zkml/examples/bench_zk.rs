@@ -1,4 +1,4 @@
-//! Prints the zk benchmark for the committed digits MLP as JSON:
+//! Prints the zk benchmark for the committed digits MLP and CNN as JSON:
 //! `cargo run -p proofmesh-zkml --example bench_zk -- [RUNS]`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,5 +1,6 @@
 //! `proofmesh bench zk`: setup, prove and verify times, proof size, key
-//! sizes, constraint count and peak memory for the committed digits MLP.
+//! sizes, constraint count and peak memory for each committed worked model
+//! (the digits MLP and CNN).
 
 use std::time::Instant;
 
@@ -7,7 +8,8 @@ use ark_bn254::Fr;
 use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
 
 use crate::circuit::{num_public_inputs, InferenceCircuit};
-use crate::{digits_model, prove, setup, verify_bundle, ZkError};
+use crate::model::QuantModel;
+use crate::{builtin_model, prove, setup, verify_bundle, ZkError, BUILTIN_MODELS};
 
 /// The first image of the digits dataset (a 0), used as the bench input.
 pub const SAMPLE_ZERO: [i8; 64] = [
@@ -47,7 +49,8 @@ pub struct BenchReport {
     pub pk_bytes: usize,
     /// Verifying key file.
     pub vk_bytes: usize,
-    /// Process peak resident set (Linux `VmHWM`), if known.
+    /// Process peak resident set (Linux `VmHWM`) after this model's runs, if
+    /// known (models run in order, so later figures include earlier peaks).
     pub peak_rss_bytes: Option<u64>,
     /// Predicted class of the sample input.
     pub class: u32,
@@ -80,15 +83,31 @@ pub fn cpu_ms() -> Option<f64> {
     Some(ticks as f64 * 10.0)
 }
 
-/// Benchmarks the digits MLP: one setup, then `runs` proofs and verifications.
-pub fn run(runs: usize) -> Result<BenchReport, ZkError> {
+/// The whole suite: one report per committed model.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchSuite {
+    /// Per-model figures, smallest model first.
+    pub models: Vec<BenchReport>,
+}
+
+/// Benchmarks every committed model (see [`run_model`]).
+pub fn run(runs: usize) -> Result<BenchSuite, ZkError> {
+    let mut models = Vec::new();
+    for (name, _) in BUILTIN_MODELS {
+        models.push(run_model(name, &builtin_model(name)?, runs)?);
+    }
+    Ok(BenchSuite { models })
+}
+
+/// Benchmarks one model on [`SAMPLE_ZERO`]: one setup, then `runs` proofs
+/// and verifications.
+pub fn run_model(name: &str, model: &QuantModel, runs: usize) -> Result<BenchReport, ZkError> {
     let runs = runs.max(1);
-    let model = digits_model()?;
     let cs = ConstraintSystem::<Fr>::new_ref();
-    InferenceCircuit::blank(&model).generate_constraints(cs.clone())?;
+    InferenceCircuit::blank(model).generate_constraints(cs.clone())?;
     let mut rng = rand_core::OsRng;
     let t = Instant::now();
-    let (pk, vk) = setup(&model, &mut rng)?;
+    let (pk, vk) = setup(model, &mut rng)?;
     let setup_ms = ms(t);
     let (mut prove_t, mut verify_t) = (Vec::new(), Vec::new());
     let mut last = None;
@@ -96,7 +115,7 @@ pub fn run(runs: usize) -> Result<BenchReport, ZkError> {
     for i in 0..runs {
         let nonce = [i as u8; 32];
         let (t, c0) = (Instant::now(), cpu_ms());
-        let b = prove(&pk, &model, &SAMPLE_ZERO, &nonce, &mut rng)?;
+        let b = prove(&pk, model, &SAMPLE_ZERO, &nonce, &mut rng)?;
         prove_t.push(ms(t));
         cpu += cpu_ms().zip(c0).map_or(f64::NAN, |(a, b)| a - b);
         let t = Instant::now();
@@ -106,13 +125,13 @@ pub fn run(runs: usize) -> Result<BenchReport, ZkError> {
     }
     let b = last.ok_or(ZkError::VerificationFailed)?;
     Ok(BenchReport {
-        model: "digits-mlp-64-32-10".into(),
+        model: name.into(),
         model_digest: model.digest_hex(),
         system: "groth16-bn254 (arkworks 0.6)".into(),
         runs,
         constraints: cs.num_constraints(),
         witness_variables: cs.num_witness_variables(),
-        public_inputs: num_public_inputs(&model),
+        public_inputs: num_public_inputs(model),
         setup_ms,
         prove_ms: median(prove_t),
         prove_cpu_ms: Some(cpu / runs as f64).filter(|c| c.is_finite()),

@@ -1,6 +1,10 @@
 //! The inference circuit: the model's weights are constants of the
 //! constraint system, and the public inputs are the input, the output and
-//! the job nonce.
+//! the job nonce. Every layer (dense, conv2d, avgpool2d) is the same two
+//! steps: a linear combination of the previous layer's outputs over the
+//! layer's taps (free: the weights are constants), then one
+//! [`RequantGadget`] per output, so convolution and pooling need no gadget of
+//! their own beyond the rounding one.
 //!
 //! Public input layout (after the constant 1), all small non-negative field
 //! elements so the verifier's input MSM stays cheap:
@@ -56,19 +60,15 @@ pub fn num_public_inputs(model: &QuantModel) -> usize {
     model.input_len() + model.output_len() + 3
 }
 
-/// Requantization gadgets of every neuron, layer by layer. The bound on the
+/// Requantization gadgets of every output, layer by layer. The bound on the
 /// accumulator assumes int8 inputs (`|x| ≤ 128`) to each layer.
 pub fn layer_gadgets(model: &QuantModel) -> Vec<Vec<RequantGadget>> {
     model
         .layers
         .iter()
         .map(|l| {
-            (0..l.out_dim)
-                .map(|j| {
-                    let wsum: i128 = l.row(j).iter().map(|&w| i128::from(w).abs()).sum();
-                    let bound = wsum * 128 + i128::from(l.bias[j]).abs();
-                    RequantGadget::new(&l.requant, bound)
-                })
+            (0..l.out_len())
+                .map(|j| RequantGadget::new(&l.requant, l.acc_bound(j)))
                 .collect()
         })
         .collect()
@@ -140,21 +140,25 @@ impl ConstraintSynthesizer<Fr> for InferenceCircuit<'_> {
         let gadgets = layer_gadgets(m);
         let mut y_vars = Vec::new();
         for (layer, gs) in m.layers.iter().zip(&gadgets) {
-            let mut next = Vec::with_capacity(layer.out_dim);
+            let mut next = Vec::with_capacity(layer.out_len());
             y_vars.clear();
             for (j, g) in gs.iter().enumerate() {
                 let r = layer.requant;
-                let mut acc_val = i64::from(layer.bias[j]);
+                let bias = layer.bias_of(j);
+                let mut acc_val = bias;
                 let mut t = lc1(
-                    fe(i128::from(layer.bias[j]) * i128::from(r.multiplier) + r.rounding()),
+                    fe(i128::from(bias) * i128::from(r.multiplier) + r.rounding()),
                     Variable::One,
                 );
-                for (&w, (lc, v)) in layer.row(j).iter().zip(&acts) {
+                layer.op.for_each_tap(j, |tap| {
+                    let w = layer.tap_weight(tap);
                     if w != 0 {
-                        acc_val += i64::from(w) * v;
-                        t = t + (fe(i128::from(w) * i128::from(r.multiplier)), lc);
+                        let (lc, v) = &acts[tap.input];
+                        acc_val += w * v;
+                        t = std::mem::take(&mut t)
+                            + (fe(i128::from(w) * i128::from(r.multiplier)), lc);
                     }
-                }
+                });
                 t.compactify();
                 let (wit, y) = g.witness(r.pre_shift(acc_val));
                 let yv = g.enforce(&cs, t, &wit)?;

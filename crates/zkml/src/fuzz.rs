@@ -1,11 +1,20 @@
-//! Fuzz bodies for every parser of untrusted bytes in this crate, for the
-//! workspace's fuzzing harnesses to wire up. Each must never panic.
+//! Fuzz bodies for every parser of untrusted bytes in this crate, and their
+//! seed corpus, for the workspace's fuzzing harnesses (`crates/fuzzing`,
+//! `fuzz/`) to wire up. Each body must never panic.
+
+use std::sync::OnceLock;
+
+use ark_std::rand::{rngs::StdRng, SeedableRng};
 
 use crate::bundle::{decode_proof, ProofBundle};
+use crate::fixed::Requant;
 use crate::keys::VerifyingKey;
+use crate::layer::{Conv2d, Op, Pool2d};
+use crate::model::Layer;
 use crate::model::QuantModel;
-use crate::quantize::FloatModel;
-use crate::registry::Registry;
+use crate::quantize::{FloatLayer, FloatModel};
+use crate::registry::{Registry, RegistryEntry};
+use crate::{prove, setup, DIGITS_CNN, DIGITS_MLP};
 
 /// Compressed Groth16 proof bytes.
 pub fn proof_bytes(data: &[u8]) {
@@ -63,3 +72,107 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zk_bundle_json", bundle_json),
     ("zk_registry_json", registry_json),
 ];
+
+/// A real key, proof and registry for a tiny 4-2 model (made once, from a
+/// fixed seed: the corpus is the same on every run).
+struct TinyProof {
+    vk: Vec<u8>,
+    proof: Vec<u8>,
+    bundle: Vec<u8>,
+    registry: Vec<u8>,
+}
+
+fn tiny() -> Option<&'static TinyProof> {
+    static TINY: OnceLock<Option<TinyProof>> = OnceLock::new();
+    TINY.get_or_init(|| {
+        let requant = Requant {
+            multiplier: 3,
+            shift: 2,
+            relu: false,
+        };
+        let model = QuantModel {
+            layers: vec![Layer::dense(
+                4,
+                2,
+                vec![1, -2, 3, -4, 5, 6, -7, 8],
+                vec![10, -10],
+                requant,
+            )],
+        };
+        let mut rng = StdRng::seed_from_u64(0x5eed);
+        let (pk, vk) = setup(&model, &mut rng).ok()?;
+        let b = prove(&pk, &model, &[1, 2, 3, 4], &[9; 32], &mut rng).ok()?;
+        let mut reg = Registry::default();
+        reg.insert(RegistryEntry::new("tiny", &model, &vk).ok()?);
+        Some(TinyProof {
+            vk: vk.to_bytes(),
+            proof: b.proof_bytes().ok()?,
+            bundle: b.to_json().into_bytes(),
+            registry: serde_json::to_vec(&reg).ok()?,
+        })
+    })
+    .as_ref()
+}
+
+/// A float conv → pool → dense model and a float dense model, as files.
+fn float_files() -> Vec<Vec<u8>> {
+    let cnn = FloatModel {
+        layers: vec![
+            FloatLayer {
+                op: Op::Conv2d(Conv2d {
+                    in_c: 1,
+                    in_h: 4,
+                    in_w: 4,
+                    out_c: 2,
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                }),
+                weight: (0..18).map(|i| i as f32 / 18.0).collect(),
+                bias: vec![0.5, -0.5],
+                relu: true,
+            },
+            FloatLayer {
+                op: Op::AvgPool2d(Pool2d {
+                    channels: 2,
+                    in_h: 4,
+                    in_w: 4,
+                    kernel: 2,
+                    stride: 2,
+                }),
+                weight: vec![],
+                bias: vec![],
+                relu: true,
+            },
+            FloatLayer::dense(8, 2, vec![0.25; 16], vec![0.0; 2], false),
+        ],
+    };
+    let mlp = FloatModel {
+        layers: vec![FloatLayer::dense(
+            2,
+            2,
+            vec![1.0, -1.0, 0.5, 2.0],
+            vec![0.0, 1.0],
+            false,
+        )],
+    };
+    [cnn, mlp]
+        .iter()
+        .filter_map(|m| m.to_safetensors().ok())
+        .collect()
+}
+
+/// Valid inputs for each target in [`TARGETS`] (empty for an unknown name).
+pub fn seeds(name: &str) -> Vec<Vec<u8>> {
+    let t = tiny();
+    let pick = |f: fn(&TinyProof) -> &Vec<u8>| t.map(|t| vec![f(t).clone()]).unwrap_or_default();
+    match name {
+        "zk_proof_bytes" => pick(|t| &t.proof),
+        "zk_vk_bytes" => pick(|t| &t.vk),
+        "zk_model_file" => vec![DIGITS_MLP.to_vec(), DIGITS_CNN.to_vec()],
+        "zk_float_model_file" => float_files(),
+        "zk_bundle_json" => pick(|t| &t.bundle),
+        "zk_registry_json" => pick(|t| &t.registry),
+        _ => Vec::new(),
+    }
+}

@@ -205,3 +205,51 @@ fn argmax_rejects_non_one_hot_selector() {
     w.onehot = vec![Fr::one(), Fr::one(), Fr::zero()];
     assert!(!argmax_cs(&y, 1, &w));
 }
+
+#[test]
+fn avgpool_rounding_is_enforced() {
+    // A 2×2 average pool with equal scales: m / 2^s = 1/4 (m = 128, s = 9).
+    use crate::layer::{Op, Pool2d};
+    use crate::model::Layer;
+    let op = Op::AvgPool2d(Pool2d {
+        channels: 1,
+        in_h: 2,
+        in_w: 2,
+        kernel: 2,
+        stride: 2,
+    });
+    let r = Requant {
+        multiplier: 128,
+        shift: 9,
+        relu: true,
+    };
+    let layer = Layer {
+        op,
+        weights: vec![],
+        bias: vec![],
+        requant: r,
+    };
+    assert_eq!(layer.accumulate(&[3, 4, 0, 1]), vec![8]);
+    let g = RequantGadget::new(&r, layer.acc_bound(0));
+    for sum in 0..=508i64 {
+        let t = r.pre_shift(sum);
+        let (w, y) = g.witness(t);
+        assert_eq!(y, (sum + 2).div_euclid(4), "round half up of {sum}/4");
+        if sum % 7 == 0 {
+            assert!(requant_cs(&g, t, &w), "sum {sum}");
+        }
+        if sum % 4 >= 2 {
+            // A truncating average: the honest witness of t without the
+            // rounding constant does not decompose t...
+            let (trunc, ty) = g.witness(t - r.rounding());
+            assert_eq!(ty, sum / 4);
+            assert!(!requant_cs(&g, t, &trunc), "sum {sum}");
+            // ...and the truncated value on the right bits is no better.
+            let lie = RequantWitness {
+                y: fe(i128::from(sum / 4)),
+                ..w.clone()
+            };
+            assert!(!requant_cs(&g, t, &lie), "sum {sum}");
+        }
+    }
+}

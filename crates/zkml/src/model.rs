@@ -1,22 +1,23 @@
-//! The quantized model: int8 dense layers with fused requantization and
-//! ReLU, an argmax on the last layer's int8 logits, its plain (integer)
-//! evaluator, its canonical encoding and digest, and its safetensors file.
+//! The quantized model: int8 layers (dense, convolution, average pooling)
+//! with fused requantization and ReLU, an argmax on the last layer's int8
+//! logits, its plain (integer) evaluator, and its canonical encoding and
+//! digest. The safetensors file format is in `model_file.rs`.
 
-use std::collections::HashMap;
-
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
 
 use crate::fixed::{Requant, MAX_MULTIPLIER, MAX_SHIFT};
+pub use crate::layer::{Conv2d, Op, Pool2d, Tap};
 
-/// Largest accepted layer width.
+/// Largest accepted flattened layer input or output.
 pub const MAX_DIM: usize = 4096;
 /// Largest accepted number of layers.
 pub const MAX_LAYERS: usize = 16;
 /// The `format` metadata value of a quantized model file.
 pub const FILE_FORMAT: &str = "proofmesh-zkml-int8-v1";
-/// Domain separator of the canonical encoding.
+/// Domain separator of the canonical encoding of an all-dense model.
 const ENCODING_MAGIC: &[u8] = b"proofmesh-zkml/model/v1\0";
+/// Domain separator of the canonical encoding of any other model.
+const ENCODING_MAGIC_V2: &[u8] = b"proofmesh-zkml/model/v2\0";
 
 /// Why a model was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,38 +52,75 @@ pub enum ModelError {
     },
 }
 
-/// One int8 dense layer: `y = requant(bias + W·x)`.
+/// One int8 layer: `y_j = requant(bias[b(j)] + Σ w·x)` over the taps of its
+/// [`Op`] (pooling taps have weight 1 and no bias).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dense {
-    /// Input width.
-    pub in_dim: usize,
-    /// Output width.
-    pub out_dim: usize,
-    /// Row-major `out_dim × in_dim` weights.
+pub struct Layer {
+    /// The geometry.
+    pub op: Op,
+    /// `op.weight_len()` weights (`[out, in]` or `[out, in, k, k]`).
     pub weights: Vec<i8>,
-    /// `out_dim` biases in accumulator units.
+    /// `op.bias_len()` biases in accumulator units.
     pub bias: Vec<i32>,
     /// Requantization (and fused ReLU).
     pub requant: Requant,
 }
 
-impl Dense {
-    /// The weight row of output `j`.
-    pub fn row(&self, j: usize) -> &[i8] {
-        &self.weights[j * self.in_dim..(j + 1) * self.in_dim]
+impl Layer {
+    /// A dense layer from a row-major `out × in` weight matrix.
+    pub fn dense(
+        in_dim: usize,
+        out_dim: usize,
+        weights: Vec<i8>,
+        bias: Vec<i32>,
+        requant: Requant,
+    ) -> Self {
+        Layer {
+            op: Op::Dense { in_dim, out_dim },
+            weights,
+            bias,
+            requant,
+        }
+    }
+
+    /// Flattened input length.
+    pub fn in_len(&self) -> usize {
+        self.op.in_len()
+    }
+
+    /// Flattened output length.
+    pub fn out_len(&self) -> usize {
+        self.op.out_len()
+    }
+
+    /// The integer weight of a tap (1 for a constant tap).
+    pub fn tap_weight(&self, t: Tap) -> i64 {
+        t.weight.map_or(1, |w| i64::from(self.weights[w]))
+    }
+
+    /// The bias of output `j` (0 without biases).
+    pub fn bias_of(&self, j: usize) -> i64 {
+        self.op.bias_index(j).map_or(0, |b| i64::from(self.bias[b]))
+    }
+
+    /// `Σ |w|` over output `j`'s taps, plus `|bias|`: with `|x| ≤ 128`,
+    /// `|acc| ≤ 128·Σ|w| + |bias|`.
+    pub fn acc_bound(&self, j: usize) -> i128 {
+        let mut wsum = 0i128;
+        self.op
+            .for_each_tap(j, |t| wsum += i128::from(self.tap_weight(t).abs()));
+        wsum * 128 + i128::from(self.bias_of(j).abs())
     }
 
     /// The exact int accumulators for input `x`.
     pub fn accumulate(&self, x: &[i8]) -> Vec<i64> {
-        (0..self.out_dim)
+        (0..self.out_len())
             .map(|j| {
-                let dot: i64 = self
-                    .row(j)
-                    .iter()
-                    .zip(x)
-                    .map(|(&w, &v)| i64::from(w) * i64::from(v))
-                    .sum();
-                dot + i64::from(self.bias[j])
+                let mut acc = self.bias_of(j);
+                self.op.for_each_tap(j, |t| {
+                    acc += self.tap_weight(t) * i64::from(x[t.input]);
+                });
+                acc
             })
             .collect()
     }
@@ -93,7 +131,7 @@ impl Dense {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuantModel {
     /// The layers, first to last.
-    pub layers: Vec<Dense>,
+    pub layers: Vec<Layer>,
 }
 
 /// What the evaluator produced.
@@ -126,13 +164,11 @@ impl QuantModel {
         }
         for (i, l) in self.layers.iter().enumerate() {
             let bad = |reason: String| ModelError::Layer { layer: i, reason };
-            if l.in_dim == 0 || l.out_dim == 0 || l.in_dim > MAX_DIM || l.out_dim > MAX_DIM {
-                return Err(bad(format!("dims {}x{} out of range", l.out_dim, l.in_dim)));
-            }
-            if l.weights.len() != l.in_dim * l.out_dim || l.bias.len() != l.out_dim {
+            l.op.validate(MAX_DIM).map_err(bad)?;
+            if l.weights.len() != l.op.weight_len() || l.bias.len() != l.op.bias_len() {
                 return Err(bad("weight or bias length does not match dims".into()));
             }
-            if i > 0 && self.layers[i - 1].out_dim != l.in_dim {
+            if i > 0 && self.layers[i - 1].out_len() != l.in_len() {
                 return Err(bad("input width differs from previous output".into()));
             }
             let r = l.requant;
@@ -148,12 +184,17 @@ impl QuantModel {
 
     /// Input width.
     pub fn input_len(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.in_dim)
+        self.layers.first().map_or(0, Layer::in_len)
     }
 
     /// Number of logits.
     pub fn output_len(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.out_dim)
+        self.layers.last().map_or(0, Layer::out_len)
+    }
+
+    /// Whether every layer is dense (an MLP).
+    pub fn is_mlp(&self) -> bool {
+        self.layers.iter().all(|l| matches!(l.op, Op::Dense { .. }))
     }
 
     /// Every layer's int8 outputs, first to last (the plain evaluator).
@@ -186,20 +227,45 @@ impl QuantModel {
         })
     }
 
-    /// The canonical byte encoding the digest is taken over: a magic string,
-    /// the layer count, then per layer `in_dim, out_dim, multiplier, shift,
-    /// relu` (u32 little-endian; relu as 0/1), the weights (row-major, one
-    /// byte each) and the biases (i32 little-endian).
+    /// The canonical byte encoding the digest is taken over (all integers
+    /// u32 little-endian, relu as 0/1, weights one byte each, biases i32
+    /// little-endian).
+    ///
+    /// - An all-dense model (v1): a magic string, the layer count, then per
+    ///   layer `in_dim, out_dim, multiplier, shift, relu`, the weights
+    ///   (row-major) and the biases.
+    /// - Any other model (v2): another magic, the layer count, then per layer
+    ///   a kind tag (0 dense, 1 conv2d, 2 avgpool2d), its geometry (dense:
+    ///   `in, out`; conv2d: `in_c, in_h, in_w, out_c, kernel, stride,
+    ///   padding`; avgpool2d: `channels, in_h, in_w, kernel, stride`), then
+    ///   `multiplier, shift, relu`, the weights and the biases.
+    ///
+    /// v1 is kept for MLPs so that their commitments never change.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut out = ENCODING_MAGIC.to_vec();
-        let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
-        put(&mut out, self.layers.len() as u32);
+        let v1 = self.is_mlp();
+        let mut out = if v1 {
+            ENCODING_MAGIC
+        } else {
+            ENCODING_MAGIC_V2
+        }
+        .to_vec();
+        let put = |out: &mut Vec<u8>, v: usize| out.extend_from_slice(&(v as u32).to_le_bytes());
+        put(&mut out, self.layers.len());
         for l in &self.layers {
-            put(&mut out, l.in_dim as u32);
-            put(&mut out, l.out_dim as u32);
-            put(&mut out, l.requant.multiplier);
-            put(&mut out, l.requant.shift);
-            put(&mut out, u32::from(l.requant.relu));
+            let geometry: Vec<usize> = match l.op {
+                Op::Dense { in_dim, out_dim } if v1 => vec![in_dim, out_dim],
+                Op::Dense { in_dim, out_dim } => vec![0, in_dim, out_dim],
+                Op::Conv2d(c) => vec![
+                    1, c.in_c, c.in_h, c.in_w, c.out_c, c.kernel, c.stride, c.padding,
+                ],
+                Op::AvgPool2d(p) => vec![2, p.channels, p.in_h, p.in_w, p.kernel, p.stride],
+            };
+            for g in geometry {
+                put(&mut out, g);
+            }
+            put(&mut out, l.requant.multiplier as usize);
+            put(&mut out, l.requant.shift as usize);
+            put(&mut out, usize::from(l.requant.relu));
             out.extend(l.weights.iter().map(|&w| w as u8));
             for b in &l.bias {
                 out.extend_from_slice(&b.to_le_bytes());
@@ -216,107 +282,5 @@ impl QuantModel {
     /// Hex form of [`Self::digest`].
     pub fn digest_hex(&self) -> String {
         hex::encode(self.digest())
-    }
-}
-
-fn file_err(reason: impl Into<String>) -> ModelError {
-    ModelError::File {
-        reason: reason.into(),
-    }
-}
-
-impl QuantModel {
-    /// Writes the model as safetensors: `layers.{i}.weight` (I8,
-    /// `[out, in]`), `layers.{i}.bias` (I32, `[out]`), and the
-    /// requantization in the metadata (`layers.{i}.multiplier`, `.shift`,
-    /// `.relu`, and `format`).
-    pub fn to_safetensors(&self) -> Result<Vec<u8>, ModelError> {
-        let mut meta = HashMap::new();
-        meta.insert("format".to_string(), FILE_FORMAT.to_string());
-        let bias_bytes: Vec<Vec<u8>> = self
-            .layers
-            .iter()
-            .map(|l| l.bias.iter().flat_map(|b| b.to_le_bytes()).collect())
-            .collect();
-        let weight_bytes: Vec<Vec<u8>> = self
-            .layers
-            .iter()
-            .map(|l| l.weights.iter().map(|&w| w as u8).collect())
-            .collect();
-        let mut views = Vec::new();
-        for (i, l) in self.layers.iter().enumerate() {
-            let r = l.requant;
-            meta.insert(format!("layers.{i}.multiplier"), r.multiplier.to_string());
-            meta.insert(format!("layers.{i}.shift"), r.shift.to_string());
-            meta.insert(format!("layers.{i}.relu"), r.relu.to_string());
-            let w = TensorView::new(Dtype::I8, vec![l.out_dim, l.in_dim], &weight_bytes[i])
-                .map_err(|e| file_err(e.to_string()))?;
-            let b = TensorView::new(Dtype::I32, vec![l.out_dim], &bias_bytes[i])
-                .map_err(|e| file_err(e.to_string()))?;
-            views.push((format!("layers.{i}.weight"), w));
-            views.push((format!("layers.{i}.bias"), b));
-        }
-        safetensors::serialize(views, Some(meta)).map_err(|e| file_err(e.to_string()))
-    }
-
-    /// Parses and validates a file written by [`Self::to_safetensors`].
-    /// Safe on untrusted bytes.
-    pub fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelError> {
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| file_err(e.to_string()))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(FILE_FORMAT) {
-            return Err(file_err(format!("format metadata is not {FILE_FORMAT}")));
-        }
-        let st = SafeTensors::deserialize(bytes).map_err(|e| file_err(e.to_string()))?;
-        let mut layers = Vec::new();
-        for i in 0..=MAX_LAYERS {
-            let Ok(w) = st.tensor(&format!("layers.{i}.weight")) else {
-                break;
-            };
-            let b = st
-                .tensor(&format!("layers.{i}.bias"))
-                .map_err(|_| file_err(format!("layers.{i}.bias missing")))?;
-            if w.dtype() != Dtype::I8 || w.shape().len() != 2 {
-                return Err(file_err(format!("layers.{i}.weight must be I8 [out, in]")));
-            }
-            if b.dtype() != Dtype::I32 || b.shape().len() != 1 {
-                return Err(file_err(format!("layers.{i}.bias must be I32 [out]")));
-            }
-            let get = |k: &str| -> Result<&String, ModelError> {
-                meta.get(&format!("layers.{i}.{k}"))
-                    .ok_or_else(|| file_err(format!("layers.{i}.{k} metadata missing")))
-            };
-            let num = |k: &str| -> Result<u32, ModelError> {
-                get(k)?
-                    .parse()
-                    .map_err(|_| file_err(format!("layers.{i}.{k} is not a u32")))
-            };
-            let relu = match get("relu")?.as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(file_err(format!("layers.{i}.relu is not a bool"))),
-            };
-            layers.push(Dense {
-                in_dim: w.shape()[1],
-                out_dim: w.shape()[0],
-                weights: w.data().iter().map(|&v| v as i8).collect(),
-                bias: b
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                requant: Requant {
-                    multiplier: num("multiplier")?,
-                    shift: num("shift")?,
-                    relu,
-                },
-            });
-        }
-        if st.len() != 2 * layers.len() {
-            return Err(file_err("unexpected tensors in file"));
-        }
-        let m = QuantModel { layers };
-        m.validate()?;
-        Ok(m)
     }
 }

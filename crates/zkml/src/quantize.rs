@@ -1,35 +1,39 @@
 //! Float models and the quantization step that turns them into
-//! [`QuantModel`]s, plus the float safetensors import.
+//! [`QuantModel`]s, plus the float safetensors import and export.
 //!
 //! Quantization (post-training, per-tensor symmetric):
 //! - inputs: the caller gives the float value of one int8 step (`input_scale`);
-//! - weights: `s_w = max|W| / 127`, `W_q = round(W / s_w)`;
+//! - weights: `s_w = max|W| / 127`, `W_q = round(W / s_w)`; pooling's
+//!   constant taps are 1 in int8, so their `s_w` is the float tap `1/k²`;
 //! - biases: `b_q = round(b / (s_in · s_w))` (int32, accumulator units);
 //! - outputs: `s_out = max |activation| / 127` over a calibration set;
 //! - requantization: `M = s_in · s_w / s_out ≈ m / 2^s` with `m ∈ [128, 256)`
 //!   (8 significant bits) whenever `M < 256`.
 
-use safetensors::tensor::{Dtype, SafeTensors};
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::fixed::{quantize_i8, Requant, MAX_MULTIPLIER, MAX_SHIFT};
-use crate::model::{Dense, ModelError, QuantModel, MAX_DIM, MAX_LAYERS};
+use crate::layer::{Op, Tap};
+use crate::model::{Layer, ModelError, QuantModel};
+use crate::model_file::{file_err, put_op, raw_layers, tensor_shapes};
 
-/// One float dense layer.
+/// One float layer: `relu?(b + Σ w·x)` over the taps of its [`Op`]
+/// (pooling taps weigh `1/k²` and have no bias).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatLayer {
-    /// Input width.
-    pub in_dim: usize,
-    /// Output width.
-    pub out_dim: usize,
-    /// Row-major `out × in`.
+    /// The geometry.
+    pub op: Op,
+    /// `op.weight_len()` weights.
     pub weight: Vec<f32>,
-    /// `out` biases.
+    /// `op.bias_len()` biases.
     pub bias: Vec<f32>,
     /// ReLU after the layer.
     pub relu: bool,
 }
 
-/// A float MLP.
+/// A float feed-forward model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FloatModel {
     /// Layers, first to last.
@@ -37,12 +41,37 @@ pub struct FloatModel {
 }
 
 impl FloatLayer {
-    /// `relu?(W·x + b)`.
+    /// A dense layer from a row-major `out × in` matrix.
+    pub fn dense(
+        in_dim: usize,
+        out_dim: usize,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        relu: bool,
+    ) -> Self {
+        FloatLayer {
+            op: Op::Dense { in_dim, out_dim },
+            weight,
+            bias,
+            relu,
+        }
+    }
+
+    /// The float weight of a tap.
+    pub fn tap_weight(&self, t: Tap) -> f32 {
+        t.weight
+            .map_or_else(|| self.op.constant_tap_value(), |w| self.weight[w])
+    }
+
+    /// `relu?(b + Σ w·x)`, summed in tap order and the bias added last.
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        (0..self.out_dim)
+        (0..self.op.out_len())
             .map(|j| {
-                let row = &self.weight[j * self.in_dim..(j + 1) * self.in_dim];
-                let v = row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>() + self.bias[j];
+                let mut terms = Vec::new();
+                self.op
+                    .for_each_tap(j, |t| terms.push(self.tap_weight(t) * x[t.input]));
+                let b = self.op.bias_index(j).map_or(0.0, |b| self.bias[b]);
+                let v = terms.into_iter().sum::<f32>() + b;
                 if self.relu {
                     v.max(0.0)
                 } else {
@@ -69,46 +98,39 @@ impl FloatModel {
         self.activations(x).pop().unwrap_or_default()
     }
 
-    /// Reads `layers.{i}.weight` (F32 `[out, in]`) and `layers.{i}.bias`
-    /// (F32 `[out]`); ReLU after every layer but the last. Safe on untrusted
+    /// Reads F32 layers in the layout of `model_file.rs` (dense, conv2d,
+    /// avgpool2d); ReLU after every layer but the last. Safe on untrusted
     /// bytes.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelError> {
-        let err = |r: String| ModelError::File { reason: r };
-        let st = SafeTensors::deserialize(bytes).map_err(|e| err(e.to_string()))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| file_err(e.to_string()))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let st = SafeTensors::deserialize(bytes).map_err(|e| file_err(e.to_string()))?;
         let f32s = |d: &[u8]| -> Vec<f32> {
             d.chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect()
         };
-        let mut layers = Vec::new();
-        for i in 0..MAX_LAYERS {
-            let Ok(w) = st.tensor(&format!("layers.{i}.weight")) else {
-                break;
+        let mut layers: Vec<FloatLayer> = Vec::new();
+        for raw in raw_layers(&st, &meta)? {
+            let i = raw.index;
+            let op = raw.op()?;
+            let (weight, bias) = match (&raw.weight, &raw.bias) {
+                (Some(w), Some(b)) => {
+                    if w.dtype() != Dtype::F32 || b.dtype() != Dtype::F32 {
+                        return Err(file_err(format!("layers.{i}: expected F32 tensors")));
+                    }
+                    (f32s(w.data()), f32s(b.data()))
+                }
+                _ => (Vec::new(), Vec::new()),
             };
-            let b = st
-                .tensor(&format!("layers.{i}.bias"))
-                .map_err(|_| err(format!("layers.{i}.bias missing")))?;
-            let ok = w.dtype() == Dtype::F32 && w.shape().len() == 2 && b.dtype() == Dtype::F32;
-            if !ok
-                || b.shape() != [w.shape()[0]]
-                || w.shape().iter().any(|&d| d == 0 || d > MAX_DIM)
-            {
-                return Err(err(format!("layers.{i}: expected F32 [out, in] and [out]")));
+            if layers.last().is_some_and(|l| l.op.out_len() != op.in_len()) {
+                return Err(file_err(format!("layers.{i}: width mismatch")));
             }
-            let (in_dim, out_dim) = (w.shape()[1], w.shape()[0]);
-            if layers
-                .last()
-                .is_some_and(|l: &FloatLayer| l.out_dim != in_dim)
-            {
-                return Err(err(format!("layers.{i}: width mismatch")));
-            }
-            let (weight, bias) = (f32s(w.data()), f32s(b.data()));
             if weight.iter().chain(&bias).any(|v| !v.is_finite()) {
-                return Err(err(format!("layers.{i}: non-finite value")));
+                return Err(file_err(format!("layers.{i}: non-finite value")));
             }
             layers.push(FloatLayer {
-                in_dim,
-                out_dim,
+                op,
                 weight,
                 bias,
                 relu: true,
@@ -119,6 +141,33 @@ impl FloatModel {
             None => return Err(ModelError::LayerCount { layers: 0 }),
         }
         Ok(FloatModel { layers })
+    }
+
+    /// Writes the model as F32 safetensors, readable by
+    /// [`Self::from_safetensors`] (the ReLU rule is implied).
+    pub fn to_safetensors(&self) -> Result<Vec<u8>, ModelError> {
+        let mut meta = HashMap::new();
+        let data: Vec<(Vec<u8>, Vec<u8>)> = self
+            .layers
+            .iter()
+            .map(|l| {
+                (
+                    l.weight.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    l.bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
+            .collect();
+        let mut views = Vec::new();
+        for (i, (l, (w, b))) in self.layers.iter().zip(&data).enumerate() {
+            put_op(&mut meta, i, &l.op);
+            if let Some((ws, bs)) = tensor_shapes(&l.op) {
+                let w = TensorView::new(Dtype::F32, ws, w).map_err(|e| file_err(e.to_string()))?;
+                let b = TensorView::new(Dtype::F32, bs, b).map_err(|e| file_err(e.to_string()))?;
+                views.push((format!("layers.{i}.weight"), w));
+                views.push((format!("layers.{i}.bias"), b));
+            }
+        }
+        safetensors::serialize(views, Some(meta)).map_err(|e| file_err(e.to_string()))
     }
 }
 
@@ -151,11 +200,21 @@ pub fn quantize(
     let mut s_in = input_scale;
     let mut layers = Vec::with_capacity(fm.layers.len());
     for (i, l) in fm.layers.iter().enumerate() {
-        let wmax = l
-            .weight
-            .iter()
-            .fold(0f64, |a, &w| a.max(f64::from(w).abs()));
-        let s_w = if wmax > 0.0 { wmax / 127.0 } else { 1.0 };
+        // Pooling's constant taps weigh 1 in int8 and 1/k² in float.
+        let s_w = match l.op {
+            Op::AvgPool2d(_) => f64::from(l.op.constant_tap_value()),
+            _ => {
+                let wmax = l
+                    .weight
+                    .iter()
+                    .fold(0f64, |a, &w| a.max(f64::from(w).abs()));
+                if wmax > 0.0 {
+                    wmax / 127.0
+                } else {
+                    1.0
+                }
+            }
+        };
         let s_acc = s_in * s_w;
         let s_out = if max_act[i] > 0.0 {
             max_act[i] / 127.0
@@ -163,9 +222,8 @@ pub fn quantize(
             1.0
         };
         let (multiplier, shift) = multiplier_shift(s_acc / s_out);
-        layers.push(Dense {
-            in_dim: l.in_dim,
-            out_dim: l.out_dim,
+        layers.push(Layer {
+            op: l.op,
             weights: l
                 .weight
                 .iter()

@@ -1,19 +1,24 @@
-//! The worked model on the real dataset: retraining reproduces the committed
-//! model bit for bit, and float and int8 accuracy on the held-out split are
+//! The worked models on the real dataset: retraining reproduces the
+//! committed MLP and CNN bit for bit, and float and int8 accuracy on the held-out split are
 //! both at least 95%. Needs `PROOFMESH_DIGITS` (set by `cargo xtask test`,
 //! or `cargo xtask fetch-digits`); fails, never skips, without it.
 
-use proofmesh_zkml::{digits, digits_model};
+use proofmesh_zkml::train::TrainConfig;
+use proofmesh_zkml::{digits, digits_cnn, digits_model};
 
-#[test]
-fn digits_mlp_retrains_to_committed_model_with_high_accuracy() {
+fn dataset() -> Vec<digits::Sample> {
     let path = std::env::var(digits::ENV).unwrap_or_else(|_| {
         panic!(
             "{} is not set: run `cargo xtask fetch-digits` and export it",
             digits::ENV
         )
     });
-    let data = digits::load(std::path::Path::new(&path)).unwrap();
+    digits::load(std::path::Path::new(&path)).unwrap()
+}
+
+#[test]
+fn digits_mlp_retrains_to_committed_model_with_high_accuracy() {
+    let data = dataset();
     assert_eq!(data.len(), digits::ROWS);
     let r = digits::train_digits(&data).unwrap();
     println!("float {:.4} int8 {:.4}", r.float_accuracy, r.quant_accuracy);
@@ -37,4 +42,31 @@ fn digits_mlp_retrains_to_committed_model_with_high_accuracy() {
     );
     let (_, test) = digits::split(&data);
     assert_eq!(digits::quant_accuracy(&committed, &test), r.quant_accuracy);
+}
+
+#[test]
+fn digits_cnn_retrains_to_committed_model_with_high_accuracy() {
+    let data = dataset();
+    let r = digits::train_digits_with(&data, &TrainConfig::cnn()).unwrap();
+    println!(
+        "cnn float {:.4} int8 {:.4}",
+        r.float_accuracy, r.quant_accuracy
+    );
+    assert!(
+        r.float_accuracy >= 0.95,
+        "float accuracy {}",
+        r.float_accuracy
+    );
+    assert!(
+        r.quant_accuracy >= 0.95,
+        "int8 accuracy {}",
+        r.quant_accuracy
+    );
+    assert!(r.float_accuracy - r.quant_accuracy < 0.02);
+    let committed = digits_cnn().unwrap();
+    assert_eq!(
+        r.quant_model.digest_hex(),
+        committed.digest_hex(),
+        "retraining must reproduce the committed CNN"
+    );
 }

@@ -1,4 +1,4 @@
-//! Soundness on real Groth16 proofs for the committed digits MLP: the honest
+//! Soundness on real Groth16 proofs for the committed digits MLP (and CNN): the honest
 //! bundle verifies; a changed output, input or nonce, another model's key and
 //! a flipped proof byte each fail. Keys come from a seeded setup (tests only).
 
@@ -6,8 +6,8 @@ use ark_std::rand::{rngs::StdRng, SeedableRng};
 use base64::Engine as _;
 use proofmesh_zkml::bench::SAMPLE_ZERO;
 use proofmesh_zkml::{
-    digits_model, prove, setup, verify_bundle, ProofBundle, Registry, RegistryEntry, VerifyingKey,
-    ZkError,
+    digits_cnn, digits_model, prove, setup, verify_bundle, ProofBundle, Registry, RegistryEntry,
+    VerifyingKey, ZkError,
 };
 
 fn fails(vk: &VerifyingKey, b: &ProofBundle) -> ZkError {
@@ -97,4 +97,36 @@ fn key_and_proof_parsers_reject_garbage() {
     }
     assert!(VerifyingKey::from_bytes(&[0; 100]).is_err());
     assert!(proofmesh_zkml::bundle::decode_proof(&[0xff; 128]).is_err());
+}
+
+#[test]
+fn cnn_proofs_bind_output_input_weights_and_nonce() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let model = digits_cnn().unwrap();
+    let (pk, vk) = setup(&model, &mut rng).unwrap();
+    let nonce = [0x3C; 32];
+    let b = prove(&pk, &model, &SAMPLE_ZERO, &nonce, &mut rng).unwrap();
+    assert_eq!(b.class, 0, "the sample is a zero");
+    assert_eq!(b.logits, model.evaluate(&SAMPLE_ZERO).unwrap().logits);
+    verify_bundle(&vk, &b).unwrap();
+    let mut t = b.clone();
+    t.logits[0] = t.logits[0].wrapping_sub(1);
+    assert!(matches!(fails(&vk, &t), ZkError::VerificationFailed));
+    let mut t = b.clone();
+    t.input[27] = t.input[27].wrapping_add(1);
+    assert!(matches!(fails(&vk, &t), ZkError::VerificationFailed));
+    let mut t = b.clone();
+    t.nonce = hex::encode([0x3D; 32]);
+    assert!(matches!(fails(&vk, &t), ZkError::VerificationFailed));
+    // A changed convolution weight is another model with other keys.
+    let mut other = model.clone();
+    other.layers[0].weights[4] = other.layers[0].weights[4].wrapping_add(1);
+    let (_, vk2) = setup(&other, &mut rng).unwrap();
+    let mut t = b.clone();
+    t.model_digest = other.digest_hex();
+    t.vk_digest = vk2.digest_hex();
+    assert!(matches!(fails(&vk2, &t), ZkError::VerificationFailed));
+    // The MLP's key never accepts a CNN proof.
+    let (_, mlp_vk) = setup(&digits_model().unwrap(), &mut rng).unwrap();
+    assert!(verify_bundle(&mlp_vk, &b).is_err());
 }

@@ -76,8 +76,9 @@ pub struct Args {
     /// with --zk-model and --zk-name).
     #[arg(long)]
     pub zk_pk: Vec<PathBuf>,
-    /// The quantized model file for the matching --zk-pk (`digits` = the
-    /// committed digits MLP, the default).
+    /// The quantized model file for the matching --zk-pk (default, or
+    /// `builtin`: the committed model of that --zk-name, `digits-mlp` or
+    /// `digits-cnn`).
     #[arg(long)]
     pub zk_model: Vec<String>,
     /// Registry name for the matching --zk-pk (default `digits-mlp`).
@@ -99,7 +100,7 @@ fn zk_provers(args: &Args) -> anyhow::Result<Vec<Arc<proofmesh_provider::ZkProve
         let model = args
             .zk_model
             .get(i)
-            .filter(|m| m.as_str() != "digits")
+            .filter(|m| !matches!(m.as_str(), "builtin" | "digits"))
             .map(PathBuf::from);
         let name = args.zk_name.get(i).map_or("digits-mlp", String::as_str);
         let price = PriceRate {

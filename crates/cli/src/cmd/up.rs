@@ -62,15 +62,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !cfg.trusted_verifiers.contains(&vk) {
         cfg.trusted_verifiers.push(vk);
     }
-    // The operator's zk setup for the committed digits MLP, once (providers
+    // The operator's zk setup for the committed digits models, once (providers
     // only get the proving key; see docs/ZK.md).
-    let (zk_pk, zk_vk) = crate::cmd::zk::ensure_local_keys(&data_dir.join("zk"))?;
-    if !cfg.zk_models.iter().any(|m| m.name == "digits-mlp") {
-        cfg.zk_models
-            .push(proofmesh_coordinator::config::ZkModelConfig {
-                name: "digits-mlp".into(),
-                vk: zk_vk,
-            });
+    let zk_keys = crate::cmd::zk::ensure_local_keys(&data_dir.join("zk"))?;
+    for k in &zk_keys {
+        if !cfg.zk_models.iter().any(|m| m.name == k.name) {
+            cfg.zk_models
+                .push(proofmesh_coordinator::config::ZkModelConfig {
+                    name: k.name.into(),
+                    vk: k.vk.clone(),
+                });
+        }
     }
     cfg.validate()?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -95,7 +97,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     for i in 0..args.providers {
         let key = data_dir.join("providers").join(format!("provider-{i}.key"));
         let mut agent = spawn_agent("provider", &key, &base, &model, threads);
-        agent.arg("--zk-pk").arg(&zk_pk);
+        for k in &zk_keys {
+            agent.arg("--zk-pk").arg(&k.pk).args(["--zk-name", k.name]);
+        }
         children.push(start(agent, "provider")?);
     }
     children.push(start(

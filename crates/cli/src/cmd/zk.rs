@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use proofmesh_zkml::train::TrainConfig;
 use proofmesh_zkml::{
     digits, OsRng, ProofBundle, ProvingKey, QuantModel, Registry, RegistryEntry, VerifyingKey,
 };
@@ -60,11 +61,15 @@ pub enum Command {
         #[command(flatten)]
         api: crate::clientcfg::ApiArgs,
     },
-    /// Train the 64-32-10 digits MLP deterministically and write the int8 model.
+    /// Train a digits model (the 64-32-10 MLP or the CNN) deterministically
+    /// and write the int8 model.
     Train {
         /// The digits CSV (see `cargo xtask fetch-digits`).
         #[arg(long, env = "PROOFMESH_DIGITS")]
         data: PathBuf,
+        /// Architecture: `mlp` (digits-mlp) or `cnn` (digits-cnn).
+        #[arg(long, default_value = "mlp")]
+        arch: String,
         /// Output model file (safetensors).
         #[arg(long)]
         out: PathBuf,
@@ -72,7 +77,7 @@ pub enum Command {
     /// Groth16 setup for a model (model registrant / network operator only:
     /// whoever runs it could forge proofs for the model).
     Setup {
-        /// Quantized model file (default: the committed digits MLP).
+        /// Quantized model file (default: the committed model named --name).
         #[arg(long)]
         model: Option<PathBuf>,
         /// Where to write the proving key.
@@ -90,9 +95,12 @@ pub enum Command {
     },
     /// Run the model on an input and prove it for a job nonce.
     Prove {
-        /// Quantized model file (default: the committed digits MLP).
+        /// Quantized model file (default: the committed model named --name).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Committed model to prove when --model is absent.
+        #[arg(long, default_value = "digits-mlp")]
+        name: String,
         /// Proving key file.
         #[arg(long)]
         pk: PathBuf,
@@ -112,10 +120,11 @@ fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(p).with_context(|| format!("reading {}", p.display()))
 }
 
-fn load_model(p: Option<&Path>) -> anyhow::Result<QuantModel> {
+/// The model file at `p`, or the committed model called `name`.
+fn load_model(p: Option<&Path>, name: &str) -> anyhow::Result<QuantModel> {
     Ok(match p {
         Some(p) => QuantModel::from_safetensors(&read(p)?)?,
-        None => proofmesh_zkml::digits_model()?,
+        None => proofmesh_zkml::builtin_model(name)?,
     })
 }
 
@@ -149,25 +158,42 @@ fn parse_input(s: &str) -> anyhow::Result<Vec<i8>> {
         .context("--input must be comma-separated int8 values")
 }
 
-/// The operator's keys for the committed digits MLP in `dir`
-/// (`digits-mlp.pk`, `digits-mlp.vk`): made once with the OS CSPRNG by
-/// whoever runs the network (`proofmesh up`), reused while they still match
-/// the committed model. Returns (proving key, verifying key) paths.
-pub fn ensure_local_keys(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let (pk, vk) = (dir.join("digits-mlp.pk"), dir.join("digits-mlp.vk"));
-    let model = proofmesh_zkml::digits_model()?;
-    let current = std::fs::read(&vk)
-        .ok()
-        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-        .is_some_and(|k| k.model_digest == model.digest() && pk.exists());
-    if !current {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let (p, v) = proofmesh_zkml::setup(&model, &mut OsRng)?;
-        std::fs::write(&pk, p.to_bytes())?;
-        std::fs::write(&vk, v.to_bytes())?;
-        tracing::info!(model = %model.digest_hex(), vk = %v.digest_hex(), "zk setup done for digits-mlp");
+/// One committed model's local keys.
+#[derive(Debug)]
+pub struct LocalKeys {
+    /// Registry name (`digits-mlp`, `digits-cnn`).
+    pub name: &'static str,
+    /// Proving key file.
+    pub pk: PathBuf,
+    /// Verifying key file.
+    pub vk: PathBuf,
+}
+
+/// The operator's keys for every committed model in `dir` (`{name}.pk`,
+/// `{name}.vk`): made once with the OS CSPRNG by whoever runs the network
+/// (`proofmesh up`), reused while they still match the committed model.
+pub fn ensure_local_keys(dir: &Path) -> anyhow::Result<Vec<LocalKeys>> {
+    let mut out = Vec::new();
+    for (name, _) in proofmesh_zkml::BUILTIN_MODELS {
+        let (pk, vk) = (
+            dir.join(format!("{name}.pk")),
+            dir.join(format!("{name}.vk")),
+        );
+        let model = proofmesh_zkml::builtin_model(name)?;
+        let current = std::fs::read(&vk)
+            .ok()
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+            .is_some_and(|k| k.model_digest == model.digest() && pk.exists());
+        if !current {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let (p, v) = proofmesh_zkml::setup(&model, &mut OsRng)?;
+            std::fs::write(&pk, p.to_bytes())?;
+            std::fs::write(&vk, v.to_bytes())?;
+            tracing::info!(model = %model.digest_hex(), vk = %v.digest_hex(), name, "zk setup done");
+        }
+        out.push(LocalKeys { name, pk, vk });
     }
-    Ok((pk, vk))
+    Ok(out)
 }
 
 fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
@@ -188,8 +214,13 @@ fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
             verify(&bundle, &vk, &extra, json)
         }
         Command::Infer { .. } => anyhow::bail!("zk infer runs on the async runtime"),
-        Command::Train { data, out } => {
-            let r = digits::train_digits(&digits::load(&data)?)?;
+        Command::Train { data, arch, out } => {
+            let cfg = match arch.as_str() {
+                "mlp" => TrainConfig::mlp(),
+                "cnn" => TrainConfig::cnn(),
+                other => anyhow::bail!("--arch must be mlp or cnn, not {other:?}"),
+            };
+            let r = digits::train_digits_with(&digits::load(&data)?, &cfg)?;
             std::fs::write(&out, r.quant_model.to_safetensors()?)?;
             println!(
                 "float accuracy {:.4}, int8 accuracy {:.4} ({} held out); model digest {}",
@@ -207,7 +238,7 @@ fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
             registry,
             name,
         } => {
-            let m = load_model(model.as_deref())?;
+            let m = load_model(model.as_deref(), &name)?;
             let (p, v) = proofmesh_zkml::setup(&m, &mut OsRng)?;
             std::fs::write(&pk, p.to_bytes())?;
             std::fs::write(&vk, v.to_bytes())?;
@@ -224,12 +255,13 @@ fn run_blocking(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Prove {
             model,
+            name,
             pk,
             input,
             nonce,
             out,
         } => {
-            let m = load_model(model.as_deref())?;
+            let m = load_model(model.as_deref(), &name)?;
             let pk = ProvingKey::from_bytes(&read(&pk)?)?;
             let x = parse_input(&input)?;
             let nonce = proofmesh_zkml::bundle::parse_hex32(&nonce)

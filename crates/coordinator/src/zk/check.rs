@@ -18,6 +18,7 @@ use proofmesh_receipt::PublicKey;
 use proofmesh_wire::{ZkJobResult, ZkJobSpec};
 
 use super::ZkModel;
+use crate::dispatch_check::{mismatch, DispatchTerms};
 
 /// Why an answer was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +32,7 @@ pub enum ZkRejection {
 }
 
 fn result_err(what: &str) -> ZkRejection {
-    ZkRejection::Result(format!("{what} does not match the job"))
+    ZkRejection::Result(mismatch(what))
 }
 
 /// Checks `result` from `provider` for `spec` of `model`.
@@ -55,43 +56,29 @@ fn check_receipt(
 ) -> Result<(), ZkRejection> {
     let b = &result.receipt.body;
     let same = |what: &str, ok: bool| if ok { Ok(()) } else { Err(result_err(what)) };
-    same("receipt_id", b.receipt_id == spec.receipt_id)?;
-    same("job_id", b.job_id == spec.job_id)?;
-    same("client", b.client == spec.client)?;
-    same("model", b.model == spec.model)?;
-    same("provider_key", &b.provider_key == provider)?;
-    same("coordinator_key", &b.coordinator_key == coordinator)?;
-    same("request_digest", b.request_digest == spec.request_digest())?;
-    same(
-        "dispatched_at_ms",
-        b.dispatched_at_ms == spec.dispatched_at_ms,
-    )?;
-    same("attestation", b.attestation == spec.attestation)?;
-    same("currency", b.price.currency == spec.price.currency)?;
-    same(
-        "input rate",
-        b.price.input_per_mtok_micros == spec.price.input_per_mtok_micros,
-    )?;
-    same(
-        "output rate",
-        b.price.output_per_mtok_micros == spec.price.output_per_mtok_micros,
-    )?;
-    same(
-        "sampling (the fixed zk record)",
-        b.sampling == zk_sampling(),
-    )?;
+    // The zk job's fixed shape first, so its errors name what is zk-specific.
     same(
         "token counts (1 inference, 0 completion tokens)",
         b.prompt_tokens == 1 && b.completion_tokens == 0,
     )?;
     same("finish_reason (must be stop)", b.finish_reason == "stop")?;
     same("zk reference (missing)", b.zk.is_some())?;
-    b.check_consistency()
-        .map_err(|e| ZkRejection::Result(e.to_string()))?;
-    result
-        .receipt
-        .verify_provider_signature()
-        .map_err(|e| ZkRejection::Result(e.to_string()))
+    let sampling = zk_sampling();
+    DispatchTerms {
+        receipt_id: &spec.receipt_id,
+        job_id: &spec.job_id,
+        client: &spec.client,
+        model: &spec.model,
+        provider,
+        coordinator,
+        request_digest: spec.request_digest(),
+        sampling: &sampling,
+        attestation: &spec.attestation,
+        dispatched_at_ms: spec.dispatched_at_ms,
+        price: &spec.price,
+    }
+    .check(&result.receipt)
+    .map_err(ZkRejection::Result)
 }
 
 /// The bundle backs the signed receipt, is for this job's input under the

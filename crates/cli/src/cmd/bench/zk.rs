@@ -1,6 +1,6 @@
 //! `proofmesh bench zk`: Groth16 proof of inference for the committed digits
-//! MLP — setup, prove and verify time, proof and key size, constraints and
-//! peak memory.
+//! MLP and CNN — setup, prove and verify time, proof and key size,
+//! constraints and peak memory.
 
 use std::process::ExitCode;
 
@@ -23,6 +23,13 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);
     }
+    for r in &r.models {
+        print_report(r);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &proofmesh_zkml::bench::BenchReport) {
     println!("zk benchmark: {} ({}), {} runs", r.model, r.system, r.runs);
     println!(
         "  circuit      {} constraints, {} witness variables, {} public inputs",
@@ -41,10 +48,9 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     );
     match r.peak_rss_bytes {
         Some(b) => println!(
-            "  peak memory  {:>8.1} MiB (process VmHWM)",
+            "  peak memory  {:>8.1} MiB (process VmHWM so far)",
             b as f64 / (1 << 20) as f64
         ),
         None => println!("  peak memory  unknown"),
     }
-    Ok(ExitCode::SUCCESS)
 }
