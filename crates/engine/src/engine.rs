@@ -65,6 +65,7 @@ impl Engine {
         // The tokenizer arrays are the bulk of the metadata: free them before
         // the weights arrive so the two never add up in peak RSS.
         file.release_metadata();
+        crate::heap::trim();
         let model = Model::load(&mut file, hp)?;
         if tokenizer.vocab_size() != model.vocab_size {
             return Err(EngineError::InvalidMetadata {
