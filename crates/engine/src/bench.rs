@@ -28,8 +28,9 @@ pub struct BenchReport {
     pub threads: usize,
     /// Median time to prefill the prompt and decode `generated_tokens`.
     pub generate_ms: f64,
-    /// Median time of the verification pass: prompt + generated tokens in
-    /// ONE prefill with logits (top-k kept) at every position.
+    /// Median time of the verification pass: prompt + generated tokens
+    /// (but the last) in ONE prefill with logits (top-k kept) at every
+    /// position that predicts a generated token, as the verifier runs it.
     pub verify_ms: f64,
     /// Median over runs of `verify_ms / generate_ms` (per run).
     pub verify_to_generate_ratio: f64,
@@ -74,7 +75,7 @@ pub fn run(
         }
         let g = generate_greedy(engine, &verify_prompt, gen_tokens)?;
         let t = Instant::now();
-        engine.prefill_top_k(&g.tokens, VERIFY_TOP_K)?;
+        verify_pass(engine, &g.tokens, gen_tokens)?;
         let verify_s = t.elapsed().as_secs_f64();
         let generate_s = (g.prefill_s + g.decode_s).max(1e-9);
         generate.push(generate_s * 1e3);
@@ -93,6 +94,21 @@ pub fn run(
         verify_ms: median(&mut verify),
         verify_to_generate_ratio: median(&mut ratio),
     })
+}
+
+/// The verifier's pass over a generation (`crates/verify`, `check.rs`):
+/// prompt + every completion token but the last in ONE prefill, with the
+/// top-k logits of the `gen` positions that predict completion tokens
+/// (prompt positions before the last need none). Without completion tokens,
+/// the whole prompt with logits everywhere.
+fn verify_pass(engine: &Engine, tokens: &[u32], gen: usize) -> Result<(), EngineError> {
+    if gen == 0 {
+        engine.prefill_top_k(tokens, VERIFY_TOP_K)?;
+    } else {
+        let seq = &tokens[..tokens.len() - 1];
+        engine.prefill_top_k_from(seq, seq.len() - gen, VERIFY_TOP_K)?;
+    }
+    Ok(())
 }
 
 /// One timed greedy generation.

@@ -65,6 +65,7 @@ impl Engine {
         // The tokenizer arrays are the bulk of the metadata: free them before
         // the weights arrive so the two never add up in peak RSS.
         file.release_metadata();
+        crate::heap::trim();
         let model = Model::load(&mut file, hp)?;
         if tokenizer.vocab_size() != model.vocab_size {
             return Err(EngineError::InvalidMetadata {
@@ -193,9 +194,23 @@ impl Engine {
     /// Run `tokens` through the model in ONE prefill pass and return the top-`k`
     /// logits at every position (entry `i` predicts token `i + 1`).
     pub fn prefill_top_k(&self, tokens: &[u32], k: usize) -> Result<Vec<TopKLogits>, EngineError> {
+        self.prefill_top_k_from(tokens, 0, k)
+    }
+
+    /// [`Engine::prefill_top_k`] for positions `from..` only (entry `i`
+    /// predicts token `from + i + 1`): what a verifier needs, since only the
+    /// positions that predict completion tokens are checked (`from` = prompt
+    /// length − 1). The other positions skip the output projection; the
+    /// entries returned are bit-identical to `prefill_top_k(tokens, k)[from..]`.
+    pub fn prefill_top_k_from(
+        &self,
+        tokens: &[u32],
+        from: usize,
+        k: usize,
+    ) -> Result<Vec<TopKLogits>, EngineError> {
         self.check_sequence(tokens)?;
         let mut cache = self.model.new_cache();
-        match self.run(tokens, &mut cache, Want::TopK(k))? {
+        match self.run(tokens, &mut cache, Want::TopK { k, from })? {
             Output::TopK(t) => Ok(t),
             Output::Logits(_) => unreachable!("asked for top-k"),
         }
@@ -205,9 +220,20 @@ impl Engine {
     /// Meant for tests and tools; memory grows with the sequence.
     #[doc(hidden)]
     pub fn prefill_logits(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
+        self.prefill_logits_from(tokens, 0)
+    }
+
+    /// [`Engine::prefill_logits`] for positions `from..` only (bit-identical
+    /// to its entries `from..`), skipping the output projection elsewhere.
+    #[doc(hidden)]
+    pub fn prefill_logits_from(
+        &self,
+        tokens: &[u32],
+        from: usize,
+    ) -> Result<Vec<Vec<f32>>, EngineError> {
         self.check_sequence(tokens)?;
         let mut cache = self.model.new_cache();
-        match self.run(tokens, &mut cache, Want::AllLogits)? {
+        match self.run(tokens, &mut cache, Want::AllLogits { from })? {
             Output::Logits(l) => Ok(l
                 .chunks_exact(self.model.vocab_size)
                 .map(<[f32]>::to_vec)

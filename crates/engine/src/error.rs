@@ -58,6 +58,9 @@ pub enum EngineError {
     /// An operation that needs at least one token got none.
     #[error("empty token sequence")]
     EmptyPrompt,
+    /// Logits were asked from a position the sequence does not have.
+    #[error("logits asked from position {from} of a {tokens}-token sequence")]
+    LogitsFrom { from: usize, tokens: usize },
     /// The request does not fit in the model's context window.
     #[error("{tokens} tokens exceed the context length of {context_length}")]
     ContextOverflow {

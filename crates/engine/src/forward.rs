@@ -33,10 +33,10 @@ const TOPK_COLS: usize = 256;
 pub(crate) enum Want {
     /// Full logits of the last position.
     LastLogits,
-    /// Full logits of every position (`m * vocab`).
-    AllLogits,
-    /// Top-k logits of every position.
-    TopK(usize),
+    /// Full logits of positions `from..` of the pass (`(m - from) * vocab`).
+    AllLogits { from: usize },
+    /// Top-k logits of positions `from..` of the pass.
+    TopK { k: usize, from: usize },
 }
 
 /// A pass's result.
@@ -68,6 +68,11 @@ impl Model {
         let pos0 = cache.len();
         if m == 0 {
             return Err(EngineError::EmptyPrompt);
+        }
+        if let Want::AllLogits { from } | Want::TopK { from, .. } = want {
+            if from >= m {
+                return Err(EngineError::LogitsFrom { from, tokens: m });
+            }
         }
         if pos0 + m > self.max_positions() {
             return Err(EngineError::ContextOverflow {
@@ -110,10 +115,15 @@ impl Model {
                 let last = &h[(m - 1) * d..];
                 Output::Logits(linears(team, pass, &[&self.output], last, 1, false).remove(0))
             }
-            Want::AllLogits => {
-                Output::Logits(linears(team, pass, &[&self.output], &h, m, false).remove(0))
+            // Positions before `from` need no logits: skip their output
+            // projection (rows are independent, so the rest keep their bits).
+            Want::AllLogits { from } => {
+                let rows = &h[from * d..];
+                Output::Logits(
+                    linears(team, pass, &[&self.output], rows, rows.len() / d, false).remove(0),
+                )
             }
-            Want::TopK(k) => Output::TopK(self.top_k(team, pass, &h, k)),
+            Want::TopK { k, from } => Output::TopK(self.top_k(team, pass, &h[from * d..], k)),
         })
     }
 

@@ -11,6 +11,7 @@ mod error;
 mod forward;
 mod generate;
 mod gguf;
+mod heap;
 mod kernels;
 mod linear;
 mod model;

@@ -108,13 +108,15 @@ fn incremental_logits_equal_one_pass_prefill_over_64_positions() {
             tokens.push(t);
             logits = session.feed(&[t]).unwrap();
         }
-        let prefill = e.prefill_top_k(&tokens[..tokens.len() - 1], 8).unwrap();
+        let seq = &tokens[..tokens.len() - 1];
+        let prefill = e.prefill_top_k(seq, 8).unwrap();
+        // The verifier's pass: logits only where completion tokens are predicted.
+        let from = e.prefill_top_k_from(seq, prompt.len() - 1, 8).unwrap();
+        assert_eq!(from.len(), GENERATED_POSITIONS);
         for (i, top) in tops.iter().enumerate() {
-            assert_same_bits(
-                top,
-                &prefill[prompt.len() - 1 + i],
-                &format!("threads {threads} position {i}"),
-            );
+            let what = format!("threads {threads} position {i}");
+            assert_same_bits(top, &prefill[prompt.len() - 1 + i], &what);
+            assert_same_bits(top, &from[i], &format!("{what} (from prompt end)"));
         }
         per_thread.push((tokens, logits_digest(&tops)));
     }

@@ -222,6 +222,34 @@ fn prefill_top_k_matches_full_logits() {
 }
 
 #[test]
+fn logits_from_a_position_equal_the_tail_of_all_logits() {
+    for threads in [1, 2] {
+        let e = &engine(threads);
+        let tokens = prompt(e);
+        let full = e.prefill_logits(&tokens).unwrap();
+        let top = e.prefill_top_k(&tokens, 5).unwrap();
+        for from in [0, 1, tokens.len() - 1] {
+            let tail = e.prefill_logits_from(&tokens, from).unwrap();
+            assert_eq!(tail.len(), tokens.len() - from);
+            for (i, (a, b)) in tail.iter().zip(&full[from..]).enumerate() {
+                assert_eq!(bits(a), bits(b), "threads {threads} from {from} row {i}");
+            }
+            assert_eq!(e.prefill_top_k_from(&tokens, from, 5).unwrap(), top[from..]);
+        }
+        for bad in [tokens.len(), tokens.len() + 3] {
+            assert!(matches!(
+                e.prefill_top_k_from(&tokens, bad, 5),
+                Err(EngineError::LogitsFrom { .. })
+            ));
+            assert!(matches!(
+                e.prefill_logits_from(&tokens, bad),
+                Err(EngineError::LogitsFrom { .. })
+            ));
+        }
+    }
+}
+
+#[test]
 fn same_seed_same_output_and_seeds_diverge() {
     let e = shared();
     let (a, _) = run(e, &request(e, 1.0, 5, 24, 0));

@@ -21,6 +21,8 @@ mod avx512;
 pub(crate) mod packed;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_tile;
 
 pub(crate) use packed::GROUP;
 
@@ -168,6 +170,11 @@ impl QActs {
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Avx512 {
             avx512::quantize_into(x, &mut a);
+            return a;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if kernel == Kernel::Avx2 {
+            x86::quantize_into(x, &mut a);
             return a;
         }
         let blocks = x[..m * k]

@@ -340,3 +340,24 @@ fn dot4_equals_four_dots() {
         }
     }
 }
+
+#[test]
+fn every_tile_height_and_block_chunking_matches_the_reference() {
+    // Heights 1..=11 cover full tiles plus every remainder; k = 544 and 1536
+    // split the scale table into a partial and several whole chunks.
+    for (qt, _) in TYPES {
+        for k in [32, 544, 1536] {
+            let cols = 24;
+            let raw = random_weights(qt, cols, k, 7 + k as u64);
+            let w = packed(qt, &raw, cols, k);
+            for m in 1..=11 {
+                let a = QActs::quantize(&values(m * k, m + k, 3.0), m, k);
+                let want = reference(qt, &raw, cols, &a);
+                for &kernel in &Kernel::available() {
+                    let got = run(kernel, qt, &w, cols, &a);
+                    assert_eq!(bits(&got), bits(&want), "{qt:?} k={k} m={m} {kernel:?}");
+                }
+            }
+        }
+    }
+}

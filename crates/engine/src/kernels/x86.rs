@@ -12,6 +12,7 @@
 use std::arch::x86_64::*;
 
 use super::packed::{group_block_bytes, payload_offset, GROUP};
+use super::x86_tile::{tile, TILE};
 use super::{reduce8, QActs, QType, BLOCK};
 
 /// Type tags for the const-generic kernels.
@@ -56,6 +57,10 @@ pub(super) fn matmul_groups(
     assert!(a.q.len() >= a.m * a.k && a.d.len() >= a.m * nb && a.s.len() >= a.m * nb);
     assert!(a.ls.len() >= a.m * nb * 8);
     let gbytes = nb * group_block_bytes(t);
+    if a.m >= 2 {
+        tiles(t, w, groups, gbytes, a, out, ldo);
+        return;
+    }
     for g in 0..groups {
         for r in 0..a.m {
             // SAFETY: the CPU features were detected above, and the asserts
@@ -70,6 +75,29 @@ pub(super) fn matmul_groups(
                 }
             };
             out[r * ldo + g * GROUP..][..GROUP].copy_from_slice(&y);
+        }
+    }
+}
+
+/// Several rows: each group in tiles of [`TILE`] rows (`x86_tile.rs`).
+fn tiles(t: QType, w: &[u8], groups: usize, gbytes: usize, a: &QActs, out: &mut [f32], ldo: usize) {
+    for g in 0..groups {
+        let mut r = 0;
+        // SAFETY: features detected and bounds asserted by `matmul_groups`:
+        // group g < groups lies inside `w`, rows r..r + R lie inside `a`,
+        // and `out` holds row a.m - 1 up to column 8 · groups.
+        unsafe {
+            let wg = w.as_ptr().add(g * gbytes);
+            while r + TILE <= a.m {
+                tile::<TILE>(t, wg, a, r, out, ldo, g * GROUP);
+                r += TILE;
+            }
+            match a.m - r {
+                3 => tile::<3>(t, wg, a, r, out, ldo, g * GROUP),
+                2 => tile::<2>(t, wg, a, r, out, ldo, g * GROUP),
+                1 => tile::<1>(t, wg, a, r, out, ldo, g * GROUP),
+                _ => {}
+            }
         }
     }
 }
@@ -174,4 +202,71 @@ unsafe fn dot4_avx(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
     // SAFETY: `out` holds four floats.
     unsafe { _mm_storeu_ps(out.as_mut_ptr(), r) };
     out
+}
+
+/// [`QActs::quantize`] of `a.m` rows of `x` into the already-sized `a`, with
+/// the scalar code's exact operations: `amax` ignoring NaN, `scale = amax /
+/// 127`, `round_small(v * inv)`, NaN → 0, exact integer lane sums.
+pub(super) fn quantize_into(x: &[f32], a: &mut QActs) {
+    assert!(
+        available(),
+        "AVX2 kernel selected on a CPU without AVX2/FMA/F16C"
+    );
+    let blocks = a.m * a.k / BLOCK;
+    assert!(x.len() >= blocks * BLOCK && a.q.len() >= blocks * BLOCK);
+    assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.ls.len() >= blocks * 8);
+    for b in 0..blocks {
+        // SAFETY: features detected above; block b < blocks lies inside
+        // every buffer (asserted).
+        let (d, sum) = unsafe {
+            quantize_block(
+                x.as_ptr().add(b * BLOCK),
+                a.q.as_mut_ptr().add(b * BLOCK),
+                a.ls.as_mut_ptr().add(b * 8),
+            )
+        };
+        a.d[b] = d;
+        a.s[b] = d * sum as f32;
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_block(x: *const f32, q: *mut i8, ls: *mut i32) -> (f32, i32) {
+    // SAFETY: the caller passes 32 floats at `x`, 32 bytes at `q`, 8 i32 at `ls`.
+    unsafe {
+        let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.add(8 * i)));
+        let sign = _mm256_set1_ps(-0.0);
+        // max(|v|, acc) returns acc when |v| is NaN, like f32::max in the
+        // scalar fold; max is exact, so the order does not matter.
+        let mut m = _mm256_setzero_ps();
+        for v in v {
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, v), m);
+        }
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+        let amax = lanes.iter().fold(0f32, |acc, &l| acc.max(l));
+        let scale = amax / 127.0;
+        let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+        let (magic, vinv) = (_mm256_set1_ps(12_582_912.0), _mm256_set1_ps(inv));
+        let r = v.map(|v| {
+            let t = _mm256_mul_ps(v, vinv);
+            let r = _mm256_sub_ps(_mm256_add_ps(t, magic), magic);
+            // Integral values in ±127 convert exactly; NaN lanes become 0.
+            let ord = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
+            _mm256_and_si256(_mm256_cvtps_epi32(r), ord)
+        });
+        // Packing interleaves 128-bit halves; restore element order.
+        let p = _mm256_packs_epi16(
+            _mm256_packs_epi32(r[0], r[1]),
+            _mm256_packs_epi32(r[2], r[3]),
+        );
+        let qv = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q as *mut __m256i, qv);
+        let pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), qv);
+        let l4 = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+        _mm256_storeu_si256(ls as *mut __m256i, l4);
+        let mut l = [0i32; 8];
+        _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, l4);
+        (scale, l.iter().sum())
+    }
 }
