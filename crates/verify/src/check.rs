@@ -281,9 +281,13 @@ fn check_positions(
     let mut seq = Vec::with_capacity(p + n - 1);
     seq.extend_from_slice(&job.prompt_tokens);
     seq.extend_from_slice(&job.completion_tokens[..n - 1]);
+    // Only positions `p - 1..` predict completion tokens; the engine skips
+    // the output projection before them (the logits it returns are
+    // bit-identical to a full pass's).
+    let from = p.saturating_sub(1);
     let t0 = Instant::now();
     let all = engine
-        .prefill_logits(&seq)
+        .prefill_logits_from(&seq, from)
         .map_err(VerifyError::engine("prefill"))?;
     let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
     let s = &job.sampling;
@@ -293,7 +297,7 @@ fn check_positions(
         if f.full() {
             break;
         }
-        let Some(logits) = all.get(p - 1 + i) else {
+        let Some(logits) = (p + i).checked_sub(1 + from).and_then(|at| all.get(at)) else {
             break;
         };
         checked += 1;
