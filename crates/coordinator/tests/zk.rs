@@ -30,22 +30,29 @@ struct Keys {
     _dir: tempfile::TempDir,
 }
 
+/// A seeded setup of `model`, its VK written to a temp file.
+fn seeded_keys(model: QuantModel, seed: u64) -> Keys {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (pk, vk) = proofmesh_zkml::setup(&model, &mut rng).expect("setup");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vk_file = dir.path().join("model.vk");
+    std::fs::write(&vk_file, vk.to_bytes()).expect("write vk");
+    Keys {
+        model,
+        pk,
+        vk,
+        vk_file,
+        _dir: dir,
+    }
+}
+
 fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let model = proofmesh_zkml::digits_model().expect("committed digits model");
-        let mut rng = rand::rngs::StdRng::seed_from_u64(20261202);
-        let (pk, vk) = proofmesh_zkml::setup(&model, &mut rng).expect("setup");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let vk_file = dir.path().join("digits.vk");
-        std::fs::write(&vk_file, vk.to_bytes()).expect("write vk");
-        Keys {
-            model,
-            pk,
-            vk,
-            vk_file,
-            _dir: dir,
-        }
+        seeded_keys(
+            proofmesh_zkml::digits_model().expect("committed digits model"),
+            20261202,
+        )
     })
 }
 
@@ -450,19 +457,10 @@ async fn a_forged_proof_is_a_failed_audit() {
 fn cnn_keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let model = proofmesh_zkml::digits_cnn().expect("committed digits CNN");
-        let mut rng = rand::rngs::StdRng::seed_from_u64(20261203);
-        let (pk, vk) = proofmesh_zkml::setup(&model, &mut rng).expect("setup");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let vk_file = dir.path().join("digits-cnn.vk");
-        std::fs::write(&vk_file, vk.to_bytes()).expect("write vk");
-        Keys {
-            model,
-            pk,
-            vk,
-            vk_file,
-            _dir: dir,
-        }
+        seeded_keys(
+            proofmesh_zkml::digits_cnn().expect("committed digits CNN"),
+            20261203,
+        )
     })
 }
 

@@ -4,7 +4,7 @@
 //! or `cargo xtask fetch-digits`); fails, never skips, without it.
 
 use proofmesh_zkml::train::TrainConfig;
-use proofmesh_zkml::{digits, digits_cnn, digits_model};
+use proofmesh_zkml::{digits, digits_cnn, digits_model, QuantModel};
 
 fn dataset() -> Vec<digits::Sample> {
     let path = std::env::var(digits::ENV).unwrap_or_else(|_| {
@@ -16,30 +16,28 @@ fn dataset() -> Vec<digits::Sample> {
     digits::load(std::path::Path::new(&path)).unwrap()
 }
 
-#[test]
-fn digits_mlp_retrains_to_committed_model_with_high_accuracy() {
-    let data = dataset();
-    assert_eq!(data.len(), digits::ROWS);
-    let r = digits::train_digits(&data).unwrap();
+/// Float and int8 held-out accuracy both at least 95%, within 2 points,
+/// and the retrained model is the committed one bit for bit.
+fn assert_reproduces(r: &digits::TrainReport, committed: &QuantModel) {
     println!("float {:.4} int8 {:.4}", r.float_accuracy, r.quant_accuracy);
     assert_eq!((r.train_len, r.test_len), (1437, 360));
-    assert!(
-        r.float_accuracy >= 0.95,
-        "float accuracy {}",
-        r.float_accuracy
-    );
-    assert!(
-        r.quant_accuracy >= 0.95,
-        "int8 accuracy {}",
-        r.quant_accuracy
-    );
+    assert!(r.float_accuracy >= 0.95, "float {}", r.float_accuracy);
+    assert!(r.quant_accuracy >= 0.95, "int8 {}", r.quant_accuracy);
     assert!(r.float_accuracy - r.quant_accuracy < 0.02);
-    let committed = digits_model().unwrap();
     assert_eq!(
         r.quant_model.digest_hex(),
         committed.digest_hex(),
         "retraining must reproduce the committed model"
     );
+}
+
+#[test]
+fn digits_mlp_retrains_to_committed_model_with_high_accuracy() {
+    let data = dataset();
+    assert_eq!(data.len(), digits::ROWS);
+    let r = digits::train_digits(&data).unwrap();
+    let committed = digits_model().unwrap();
+    assert_reproduces(&r, &committed);
     let (_, test) = digits::split(&data);
     assert_eq!(digits::quant_accuracy(&committed, &test), r.quant_accuracy);
 }
@@ -48,25 +46,5 @@ fn digits_mlp_retrains_to_committed_model_with_high_accuracy() {
 fn digits_cnn_retrains_to_committed_model_with_high_accuracy() {
     let data = dataset();
     let r = digits::train_digits_with(&data, &TrainConfig::cnn()).unwrap();
-    println!(
-        "cnn float {:.4} int8 {:.4}",
-        r.float_accuracy, r.quant_accuracy
-    );
-    assert!(
-        r.float_accuracy >= 0.95,
-        "float accuracy {}",
-        r.float_accuracy
-    );
-    assert!(
-        r.quant_accuracy >= 0.95,
-        "int8 accuracy {}",
-        r.quant_accuracy
-    );
-    assert!(r.float_accuracy - r.quant_accuracy < 0.02);
-    let committed = digits_cnn().unwrap();
-    assert_eq!(
-        r.quant_model.digest_hex(),
-        committed.digest_hex(),
-        "retraining must reproduce the committed CNN"
-    );
+    assert_reproduces(&r, &digits_cnn().unwrap());
 }
