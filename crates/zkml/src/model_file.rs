@@ -174,7 +174,7 @@ pub(crate) fn raw_layers<'a>(
 }
 
 /// Writes `op`'s kind and geometry metadata for layer `i`.
-pub(crate) fn put_op(meta: &mut HashMap<String, String>, i: usize, op: &Op) {
+fn put_op(meta: &mut HashMap<String, String>, i: usize, op: &Op) {
     let mut put = |k: &str, v: usize| {
         meta.insert(format!("layers.{i}.{k}"), v.to_string());
     };
@@ -198,12 +198,43 @@ pub(crate) fn put_op(meta: &mut HashMap<String, String>, i: usize, op: &Op) {
 }
 
 /// The tensor shapes of `op`'s weight and bias, if it has them.
-pub(crate) fn tensor_shapes(op: &Op) -> Option<(Vec<usize>, Vec<usize>)> {
+fn tensor_shapes(op: &Op) -> Option<(Vec<usize>, Vec<usize>)> {
     match *op {
         Op::Dense { in_dim, out_dim } => Some((vec![out_dim, in_dim], vec![out_dim])),
         Op::Conv2d(c) => Some((vec![c.out_c, c.in_c, c.kernel, c.kernel], vec![c.out_c])),
         Op::AvgPool2d(_) => None,
     }
+}
+
+/// One layer to write: its geometry and its weight and bias bytes.
+pub(crate) struct LayerBytes<'a> {
+    /// The geometry (kind metadata and tensor shapes follow from it).
+    pub op: &'a Op,
+    /// Weight tensor bytes (empty for pooling).
+    pub weight: Vec<u8>,
+    /// Bias tensor bytes (empty for pooling).
+    pub bias: Vec<u8>,
+}
+
+/// Writes `layers` as safetensors with `meta` plus each layer's kind and
+/// geometry metadata; weights and biases get the dtypes `(weight, bias)`.
+/// Shared by the int8 and the float formats.
+pub(crate) fn write_layers(
+    mut meta: HashMap<String, String>,
+    layers: &[LayerBytes<'_>],
+    (wdtype, bdtype): (Dtype, Dtype),
+) -> Result<Vec<u8>, ModelError> {
+    let mut views = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        put_op(&mut meta, i, l.op);
+        if let Some((ws, bs)) = tensor_shapes(l.op) {
+            let w = TensorView::new(wdtype, ws, &l.weight).map_err(|e| file_err(e.to_string()))?;
+            let b = TensorView::new(bdtype, bs, &l.bias).map_err(|e| file_err(e.to_string()))?;
+            views.push((format!("layers.{i}.weight"), w));
+            views.push((format!("layers.{i}.bias"), b));
+        }
+    }
+    safetensors::serialize(views, Some(meta)).map_err(|e| file_err(e.to_string()))
 }
 
 impl QuantModel {
@@ -212,31 +243,19 @@ impl QuantModel {
         self.validate()?;
         let mut meta = HashMap::new();
         meta.insert("format".to_string(), FILE_FORMAT.to_string());
-        let data: Vec<(Vec<u8>, Vec<u8>)> = self
-            .layers
-            .iter()
-            .map(|l| {
-                (
-                    l.weights.iter().map(|&w| w as u8).collect(),
-                    l.bias.iter().flat_map(|b| b.to_le_bytes()).collect(),
-                )
-            })
-            .collect();
-        let mut views = Vec::new();
-        for (i, (l, (w, b))) in self.layers.iter().zip(&data).enumerate() {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (i, l) in self.layers.iter().enumerate() {
             let r = l.requant;
             meta.insert(format!("layers.{i}.multiplier"), r.multiplier.to_string());
             meta.insert(format!("layers.{i}.shift"), r.shift.to_string());
             meta.insert(format!("layers.{i}.relu"), r.relu.to_string());
-            put_op(&mut meta, i, &l.op);
-            if let Some((ws, bs)) = tensor_shapes(&l.op) {
-                let w = TensorView::new(Dtype::I8, ws, w).map_err(|e| file_err(e.to_string()))?;
-                let b = TensorView::new(Dtype::I32, bs, b).map_err(|e| file_err(e.to_string()))?;
-                views.push((format!("layers.{i}.weight"), w));
-                views.push((format!("layers.{i}.bias"), b));
-            }
+            layers.push(LayerBytes {
+                op: &l.op,
+                weight: l.weights.iter().map(|&w| w as u8).collect(),
+                bias: l.bias.iter().flat_map(|b| b.to_le_bytes()).collect(),
+            });
         }
-        safetensors::serialize(views, Some(meta)).map_err(|e| file_err(e.to_string()))
+        write_layers(meta, &layers, (Dtype::I8, Dtype::I32))
     }
 
     /// Parses and validates a file written by [`Self::to_safetensors`].

@@ -12,12 +12,12 @@
 
 use std::collections::HashMap;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::fixed::{quantize_i8, Requant, MAX_MULTIPLIER, MAX_SHIFT};
 use crate::layer::{Op, Tap};
 use crate::model::{Layer, ModelError, QuantModel};
-use crate::model_file::{file_err, put_op, raw_layers, tensor_shapes};
+use crate::model_file::{file_err, raw_layers, write_layers, LayerBytes};
 
 /// One float layer: `relu?(b + Σ w·x)` over the taps of its [`Op`]
 /// (pooling taps weigh `1/k²` and have no bias).
@@ -146,28 +146,16 @@ impl FloatModel {
     /// Writes the model as F32 safetensors, readable by
     /// [`Self::from_safetensors`] (the ReLU rule is implied).
     pub fn to_safetensors(&self) -> Result<Vec<u8>, ModelError> {
-        let mut meta = HashMap::new();
-        let data: Vec<(Vec<u8>, Vec<u8>)> = self
+        let layers: Vec<LayerBytes<'_>> = self
             .layers
             .iter()
-            .map(|l| {
-                (
-                    l.weight.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    l.bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                )
+            .map(|l| LayerBytes {
+                op: &l.op,
+                weight: l.weight.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                bias: l.bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
             })
             .collect();
-        let mut views = Vec::new();
-        for (i, (l, (w, b))) in self.layers.iter().zip(&data).enumerate() {
-            put_op(&mut meta, i, &l.op);
-            if let Some((ws, bs)) = tensor_shapes(&l.op) {
-                let w = TensorView::new(Dtype::F32, ws, w).map_err(|e| file_err(e.to_string()))?;
-                let b = TensorView::new(Dtype::F32, bs, b).map_err(|e| file_err(e.to_string()))?;
-                views.push((format!("layers.{i}.weight"), w));
-                views.push((format!("layers.{i}.bias"), b));
-            }
-        }
-        safetensors::serialize(views, Some(meta)).map_err(|e| file_err(e.to_string()))
+        write_layers(HashMap::new(), &layers, (Dtype::F32, Dtype::F32))
     }
 }
 
