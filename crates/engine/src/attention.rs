@@ -3,17 +3,26 @@
 //! against keys 0..=pos in order, the softmax max/sum run in key order, and
 //! the weighted value sum accumulates in key order. Nothing depends on how
 //! many query rows are processed together or on how long the cache is.
+//!
+//! Keys and values are stored in half precision (as llama.cpp does by
+//! default): half the cache memory per position. Each new key/value row is
+//! rounded to f16 once, right after it is computed, and every reader — the
+//! pass that produced it as well as every later pass — sees those same
+//! halves, so rounding never breaks prefill-equals-incremental.
 
-use crate::kernels::dot4;
-use crate::ops::dot;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use crate::kernels::{axpy_f16, dot4_f16};
+use crate::ops::dot_f16;
 
 /// Positions added to a layer's key/value storage whenever it is full.
 const KV_GROW_POSITIONS: usize = 32;
 
-/// Keys and values for every layer, one `kv_dim`-wide row per position.
+/// Keys and values for every layer, one `kv_dim`-wide f16 row per position.
 pub(crate) struct KvCache {
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    keys: Vec<Vec<f16>>,
+    values: Vec<Vec<f16>>,
     kv_dim: usize,
     len: usize,
 }
@@ -36,7 +45,7 @@ impl KvCache {
     /// Append rows of keys and values for `layer`. Storage grows in steps
     /// of [`KV_GROW_POSITIONS`] positions rather than by doubling, so the
     /// cache never holds (or leaves behind) much more than it uses.
-    pub(crate) fn append(&mut self, layer: usize, k: &[f32], v: &[f32]) {
+    pub(crate) fn append(&mut self, layer: usize, k: &[f16], v: &[f16]) {
         for (store, rows) in [(&mut self.keys[layer], k), (&mut self.values[layer], v)] {
             let need = store.len() + rows.len();
             if need > store.capacity() {
@@ -53,9 +62,28 @@ impl KvCache {
         debug_assert!(self.keys.iter().all(|k| k.len() == self.len * self.kv_dim));
     }
 
-    fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
+    /// Drop every row past the first `len` committed positions, in every
+    /// layer, including rows a failed pass appended without committing, so
+    /// the cache is again exactly what its committed passes produced.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        let keep = self.len * self.kv_dim;
+        for store in self.keys.iter_mut().chain(self.values.iter_mut()) {
+            store.truncate(keep);
+        }
+    }
+
+    fn layer(&self, layer: usize) -> (&[f16], &[f16]) {
         (&self.keys[layer], &self.values[layer])
     }
+}
+
+/// Rows of f32 keys or values rounded to the cache's f16 (round to nearest,
+/// ties to even: IEEE conversion, exact and the same on every CPU).
+pub(crate) fn to_f16(rows: &[f32]) -> Vec<f16> {
+    let mut out = vec![f16::ZERO; rows.len()];
+    out.convert_from_f32_slice(rows);
+    out
 }
 
 /// Head layout for attention.
@@ -68,12 +96,12 @@ pub(crate) struct Heads {
 
 /// Keys and values of one layer for positions `0..pos0 + m`: those before
 /// `pos0` from the cache, the `m` new ones from the current pass (not yet
-/// appended). Either way a position's key is the same `f32` row.
+/// appended). Either way a position's key is the same f16 row.
 pub(crate) struct KvView<'a> {
-    pub(crate) old_k: &'a [f32],
-    pub(crate) old_v: &'a [f32],
-    pub(crate) new_k: &'a [f32],
-    pub(crate) new_v: &'a [f32],
+    pub(crate) old_k: &'a [f16],
+    pub(crate) old_v: &'a [f16],
+    pub(crate) new_k: &'a [f16],
+    pub(crate) new_v: &'a [f16],
     pub(crate) pos0: usize,
     pub(crate) kv_dim: usize,
 }
@@ -83,8 +111,8 @@ impl<'a> KvView<'a> {
     pub(crate) fn new(
         cache: &'a KvCache,
         layer: usize,
-        new_k: &'a [f32],
-        new_v: &'a [f32],
+        new_k: &'a [f16],
+        new_v: &'a [f16],
     ) -> Self {
         let (old_k, old_v) = cache.layer(layer);
         Self {
@@ -97,7 +125,7 @@ impl<'a> KvView<'a> {
         }
     }
 
-    fn row(&self, old: &'a [f32], new: &'a [f32], j: usize) -> &'a [f32] {
+    fn row(&self, old: &'a [f16], new: &'a [f16], j: usize) -> &'a [f16] {
         if j < self.pos0 {
             &old[j * self.kv_dim..]
         } else {
@@ -108,16 +136,17 @@ impl<'a> KvView<'a> {
 
 /// Attention output of query row `row` (position `kv.pos0 + row`), head
 /// `head`, appended to `out` (`head_dim` values). `q` holds the pass's query
-/// rows; `scores` is scratch.
+/// rows; `scratch` is reused between calls.
 pub(crate) fn attend_one(
     q: &[f32],
     row: usize,
     head: usize,
     kv: &KvView<'_>,
     h: Heads,
-    scores: &mut Vec<f32>,
+    scratch: &mut Scratch,
     out: &mut Vec<f32>,
 ) {
+    let scores = &mut scratch.scores;
     let hd = h.head_dim;
     let group = h.n_head / h.n_head_kv;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -128,11 +157,11 @@ pub(crate) fn attend_one(
     let key = |j: usize| &kv.row(kv.old_k, kv.new_k, j)[kv_off..][..hd];
     let mut j = 0;
     while j + 4 <= pos + 1 {
-        let d = dot4(qh, [key(j), key(j + 1), key(j + 2), key(j + 3)]);
+        let d = dot4_f16(qh, [key(j), key(j + 1), key(j + 2), key(j + 3)]);
         scores.extend(d.iter().map(|&d| d * scale));
         j += 4;
     }
-    scores.extend((j..=pos).map(|j| dot(qh, key(j)) * scale));
+    scores.extend((j..=pos).map(|j| dot_f16(qh, key(j)) * scale));
     let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let mut sum = 0f32;
     for s in scores.iter_mut() {
@@ -144,12 +173,14 @@ pub(crate) fn attend_one(
     out.resize(start + hd, 0.0);
     let o = &mut out[start..];
     for (j, &e) in scores.iter().enumerate() {
-        let w = e * inv;
-        let vj = &kv.row(kv.old_v, kv.new_v, j)[kv_off..][..hd];
-        for (od, &vd) in o.iter_mut().zip(vj) {
-            *od += w * vd;
-        }
+        axpy_f16(o, e * inv, &kv.row(kv.old_v, kv.new_v, j)[kv_off..][..hd]);
     }
+}
+
+/// Reusable buffers of [`attend_one`].
+#[derive(Default)]
+pub(crate) struct Scratch {
+    scores: Vec<f32>,
 }
 
 /// Attention for `m` query rows at positions `pos0..pos0+m` (their keys and
@@ -175,10 +206,10 @@ pub(crate) fn attend(
         pos0,
         kv_dim: cache.kv_dim,
     };
-    let (mut scores, mut out) = (Vec::new(), Vec::new());
+    let (mut scratch, mut out) = (Scratch::default(), Vec::new());
     for row in 0..m {
         for head in 0..h.n_head {
-            attend_one(q, row, head, &kv, h, &mut scores, &mut out);
+            attend_one(q, row, head, &kv, h, &mut scratch, &mut out);
         }
     }
     out
@@ -194,6 +225,10 @@ mod tests {
             .collect()
     }
 
+    fn filled16(n: usize, salt: usize) -> Vec<f16> {
+        to_f16(&filled(n, salt))
+    }
+
     #[test]
     fn rows_are_identical_whether_batched_or_incremental() {
         let h = Heads {
@@ -203,8 +238,8 @@ mod tests {
         };
         let (m, kv_dim, qw) = (6, 16, 32);
         let (k, v, q) = (
-            filled(m * kv_dim, 1),
-            filled(m * kv_dim, 2),
+            filled16(m * kv_dim, 1),
+            filled16(m * kv_dim, 2),
             filled(m * qw, 3),
         );
         let mut all = KvCache::new(1, kv_dim);
@@ -234,8 +269,8 @@ mod tests {
         };
         let (old, m, kv_dim, qw) = (5, 3, 16, 32);
         let (k, v, q) = (
-            filled((old + m) * kv_dim, 4),
-            filled((old + m) * kv_dim, 5),
+            filled16((old + m) * kv_dim, 4),
+            filled16((old + m) * kv_dim, 5),
             filled(m * qw, 6),
         );
         let mut all = KvCache::new(1, kv_dim);
@@ -246,10 +281,10 @@ mod tests {
         cache.append(0, &k[..old * kv_dim], &v[..old * kv_dim]);
         cache.commit(old);
         let view = KvView::new(&cache, 0, &k[old * kv_dim..], &v[old * kv_dim..]);
-        let (mut scores, mut got) = (Vec::new(), Vec::new());
+        let (mut scratch, mut got) = (Scratch::default(), Vec::new());
         for row in 0..m {
             for head in 0..h.n_head {
-                attend_one(&q, row, head, &view, h, &mut scores, &mut got);
+                attend_one(&q, row, head, &view, h, &mut scratch, &mut got);
             }
         }
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
@@ -265,10 +300,41 @@ mod tests {
         };
         let mut cache = KvCache::new(1, 4);
         let v = [1.0, 2.0, 3.0, 4.0];
-        cache.append(0, &[0.5, 0.5, 0.5, 0.5], &v);
+        cache.append(0, &to_f16(&[0.5; 4]), &to_f16(&v));
         cache.commit(1);
         let out = attend(&[1.0; 8], 1, 0, &cache, 0, h);
         assert_eq!(&out[..4], &v);
         assert_eq!(&out[4..], &v);
+    }
+
+    #[test]
+    fn truncate_drops_uncommitted_rows_in_every_layer() {
+        let kv_dim = 4;
+        let mut cache = KvCache::new(2, kv_dim);
+        for layer in 0..2 {
+            cache.append(layer, &filled16(2 * kv_dim, layer), &filled16(2 * kv_dim, 9));
+        }
+        cache.commit(2);
+        // A pass that fails after layer 0: one layer holds a third row.
+        cache.append(0, &filled16(kv_dim, 3), &filled16(kv_dim, 4));
+        cache.truncate(2);
+        assert_eq!(cache.len(), 2);
+        for layer in 0..2 {
+            let (k, v) = cache.layer(layer);
+            assert_eq!((k.len(), v.len()), (2 * kv_dim, 2 * kv_dim), "layer {layer}");
+        }
+        cache.truncate(1);
+        assert_eq!((cache.len(), cache.layer(1).0.len()), (1, kv_dim));
+    }
+
+    #[test]
+    fn rows_are_rounded_to_nearest_half() {
+        let x = [1.0, 1.0 + f32::EPSILON, 65504.0, 1e-8, -2.5, 70000.0];
+        let h = to_f16(&x);
+        let back: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+        assert_eq!(back[..3], [1.0, 1.0, 65504.0]);
+        assert_eq!(back[3], 0.0, "below the smallest subnormal half");
+        assert_eq!(back[4], -2.5);
+        assert!(back[5].is_infinite(), "overflow rounds to infinity");
     }
 }

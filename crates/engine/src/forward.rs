@@ -9,7 +9,7 @@
 use std::ops::Range;
 use std::sync::{Mutex, RwLock};
 
-use crate::attention::{attend_one, Heads, KvCache, KvView};
+use crate::attention::{attend_one, to_f16, Heads, KvCache, KvView, Scratch};
 use crate::kernels::QActs;
 use crate::linear::Linear;
 use crate::model::{Layer, Model};
@@ -22,6 +22,9 @@ use crate::EngineError;
 
 /// Tasks per member in a split stage (slack for a busy machine).
 const TASKS_PER_MEMBER: usize = 4;
+/// Most positions one team pass runs: a longer prompt is run as several
+/// passes (bit-identical), so its activations stay a few megabytes.
+pub const PREFILL_CHUNK: usize = 128;
 /// Rows of logits computed per stage for [`Want::TopK`] with a non-native
 /// output weight (bounds memory).
 const TOPK_ROWS_PER_STAGE: usize = 16;
@@ -80,9 +83,64 @@ impl Model {
                 context_length: self.max_positions(),
             });
         }
+        let result = self.run_chunks(tokens, cache, threads, want);
+        if result.is_err() {
+            // Nothing of a failed call stays: earlier chunks were committed,
+            // and the failing one may have appended rows to some layers.
+            cache.truncate(pos0);
+        }
+        result
+    }
+
+    /// [`Model::run`] as passes of at most [`PREFILL_CHUNK`] rows, each
+    /// returning its share of `want`. Rows are independent and every pass
+    /// reads earlier positions from the cache, so the chunking never changes
+    /// a bit; it bounds the activation memory of a long prompt.
+    fn run_chunks(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        threads: usize,
+        want: Want,
+    ) -> Result<Output, EngineError> {
+        let m = tokens.len();
+        let mut out = match want {
+            Want::TopK { .. } => Output::TopK(Vec::new()),
+            _ => Output::Logits(Vec::new()),
+        };
+        for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
+            let (start, end) = (i * PREFILL_CHUNK, i * PREFILL_CHUNK + chunk.len());
+            let part = match want {
+                Want::LastLogits => (end == m).then_some(Want::LastLogits),
+                Want::AllLogits { from } => (end > from).then(|| Want::AllLogits {
+                    from: from.saturating_sub(start),
+                }),
+                Want::TopK { k, from } => (end > from).then(|| Want::TopK {
+                    k,
+                    from: from.saturating_sub(start),
+                }),
+            };
+            match (self.pass(chunk, cache, threads, part)?, &mut out) {
+                (Some(Output::Logits(l)), Output::Logits(all)) => all.extend(l),
+                (Some(Output::TopK(t)), Output::TopK(all)) => all.extend(t),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// One team pass over `tokens`, committed to the cache on success.
+    fn pass(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        threads: usize,
+        want: Option<Want>,
+    ) -> Result<Option<Output>, EngineError> {
+        let m = tokens.len();
         let pass = Pass {
             tokens,
-            pos0,
+            pos0: cache.len(),
             cache: RwLock::new(cache),
             error: Mutex::new(None),
         };
@@ -98,7 +156,12 @@ impl Model {
         Ok(out)
     }
 
-    fn member(&self, team: &Team<'_>, pass: &Pass<'_>, want: Want) -> Result<Output, EngineError> {
+    fn member(
+        &self,
+        team: &Team<'_>,
+        pass: &Pass<'_>,
+        want: Option<Want>,
+    ) -> Result<Option<Output>, EngineError> {
         let m = pass.tokens.len();
         let mut x = self.embed(pass.tokens)?;
         for (li, layer) in self.layers.iter().enumerate() {
@@ -108,9 +171,12 @@ impl Model {
             let d = linears(team, pass, &[&layer.down], &g, m, true).remove(0);
             add_in_place(&mut x, &d);
         }
+        let Some(want) = want else {
+            return Ok(None);
+        };
         let h = rms_norm(&x, &self.output_norm, self.hp.rms_eps);
         let d = self.hp.n_embd;
-        Ok(match want {
+        Ok(Some(match want {
             Want::LastLogits => {
                 let last = &h[(m - 1) * d..];
                 Output::Logits(linears(team, pass, &[&self.output], last, 1, false).remove(0))
@@ -124,7 +190,7 @@ impl Model {
                 )
             }
             Want::TopK { k, from } => Output::TopK(self.top_k(team, pass, &h[from * d..], k)),
-        })
+        }))
     }
 
     fn attention_block(
@@ -149,6 +215,8 @@ impl Model {
             rope.apply(&mut q[r * qd..(r + 1) * qd], pass.pos0 + r);
             rope.apply(&mut k[r * kvd..(r + 1) * kvd], pass.pos0 + r);
         }
+        // Rounded to the cache's f16 once; this pass reads the same halves.
+        let (k, v) = (to_f16(&k), to_f16(&v));
         let heads = Heads {
             n_head: hp.n_head,
             n_head_kv: hp.n_head_kv,
@@ -160,10 +228,10 @@ impl Model {
             let items = m * hp.n_head;
             let ranges = split(items, task_count(team, items));
             let st = team.tasks(ranges.len(), |t, out| {
-                let mut scores = Vec::new();
+                let mut scratch = Scratch::default();
                 for item in ranges[t].clone() {
                     let (row, head) = (item / hp.n_head, item % hp.n_head);
-                    attend_one(&q, row, head, &kv, heads, &mut scores, out);
+                    attend_one(&q, row, head, &kv, heads, &mut scratch, out);
                 }
             });
             let mut attn = Vec::with_capacity(m * qd);

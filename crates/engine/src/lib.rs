@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 pub use chat::ChatMessage;
 pub use engine::{Engine, EngineOptions};
 pub use error::EngineError;
+pub use forward::PREFILL_CHUNK;
 pub use generate::{FinishReason, GenerateRequest, Generation, Session, TokenEvent};
 pub use gguf::ModelInfo;
 pub use sampling::{

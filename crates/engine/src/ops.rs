@@ -11,18 +11,31 @@ use rayon::prelude::*;
 /// order. Depends only on the two slices.
 #[inline]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_by(a, b, |v| v)
+}
+
+/// [`dot`] against a half-precision row (a cached key): each half widened
+/// exactly, then `dot`'s arithmetic, so it equals `dot(a, &widened)`.
+pub(crate) fn dot_f16(a: &[f32], b: &[half::f16]) -> f32 {
+    dot_by(a, b, half::f16::to_f32)
+}
+
+/// The fixed order of [`dot`]: eight lanes of `acc += a * b` (no fma), a
+/// pairwise lane reduction, then the tail in order.
+#[inline]
+fn dot_by<T: Copy>(a: &[f32], b: &[T], wide: impl Fn(T) -> f32) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
     let chunks = n / 8;
     for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         for l in 0..8 {
-            acc[l] += ca[l] * cb[l];
+            acc[l] += ca[l] * wide(cb[l]);
         }
     }
     let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for i in chunks * 8..n {
-        sum += a[i] * b[i];
+        sum += a[i] * wide(b[i]);
     }
     sum
 }

@@ -11,6 +11,7 @@ use proofmesh_engine::testing::{write_tiny_gguf, write_tiny_gguf_with, TINY_VOCA
 use proofmesh_engine::{
     logits_digest, sample_token, sha256_file, ChatMessage, Engine, EngineError, EngineOptions,
     FinishReason, GenerateRequest, Generation, SamplingParams, Session, TokenEvent, TopKLogits,
+    PREFILL_CHUNK,
 };
 
 fn tiny_path() -> &'static PathBuf {
@@ -201,6 +202,44 @@ fn session_feeding_one_token_at_a_time_matches_prefill_everywhere() {
     s.feed(&tokens[3..4]).unwrap();
     let last = s.feed(&tokens[4..]).unwrap();
     assert_eq!(bits(&last), bits(prefill.last().unwrap()));
+}
+
+#[test]
+fn prompts_longer_than_one_pass_are_chunked_without_changing_a_bit() {
+    let e = shared();
+    let n = 2 * PREFILL_CHUNK + 5;
+    assert!(n < e.max_sequence_len(), "tiny context cannot cross two chunks");
+    let tokens: Vec<u32> = e
+        .encode("the quick 12 fox ")
+        .unwrap()
+        .into_iter()
+        .cycle()
+        .take(n)
+        .collect();
+    let full = e.prefill_logits(&tokens).unwrap();
+    assert_eq!(full.len(), n);
+    let mut s = Session::new(e);
+    for (i, &t) in tokens.iter().enumerate() {
+        let l = s.feed(&[t]).unwrap();
+        assert_eq!(bits(&l), bits(&full[i]), "position {i}");
+    }
+    for from in [PREFILL_CHUNK - 1, PREFILL_CHUNK, PREFILL_CHUNK + 1, n - 1] {
+        let tail = e.prefill_logits_from(&tokens, from).unwrap();
+        assert_eq!(tail.len(), n - from, "from {from}");
+        for (i, (a, b)) in tail.iter().zip(&full[from..]).enumerate() {
+            assert_eq!(bits(a), bits(b), "from {from} row {i}");
+        }
+        let top = e.prefill_top_k_from(&tokens, from, 4).unwrap();
+        let want: Vec<TopKLogits> = full[from..]
+            .iter()
+            .map(|l| TopKLogits::from_logits(l, 4))
+            .collect();
+        assert_eq!(top, want, "top-k from {from}");
+    }
+    // A session's last logits after one long feed equal the prefill's.
+    let mut s = Session::new(e);
+    assert_eq!(bits(&s.feed(&tokens).unwrap()), bits(&full[n - 1]));
+    assert_eq!(s.len(), n);
 }
 
 #[test]

@@ -250,14 +250,32 @@ impl Kernel {
     }
 }
 
-/// Four [`crate::ops::dot`]s of `a` against `b[i]`, bit-identical to
-/// calling it four times (attention scores, four keys at a time).
-pub(crate) fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+/// Four [`crate::ops::dot_f16`]s of `a` against the half-precision rows
+/// `b[i]` (attention scores against cached keys, four at a time),
+/// bit-identical to calling it four times.
+pub(crate) fn dot4_f16(a: &[f32], b: [&[half::f16]; 4]) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
     if a.len().is_multiple_of(8) && x86::available() {
-        return x86::dot4(a, b);
+        return x86::dot4_f16(a, b);
     }
-    b.map(|b| crate::ops::dot(a, b))
+    b.map(|b| crate::ops::dot_f16(a, b))
+}
+
+/// `o[i] += w * v[i]` for a half-precision row `v` (attention's weighted
+/// value sum): `mul` then `add` per element, the same bits on every path.
+pub(crate) fn axpy_f16(o: &mut [f32], w: f32, v: &[half::f16]) {
+    #[cfg(target_arch = "x86_64")]
+    if x86::available() {
+        return x86::axpy_f16(o, w, v);
+    }
+    axpy_f16_scalar(o, w, v);
+}
+
+/// The scalar reference of [`axpy_f16`].
+pub(crate) fn axpy_f16_scalar(o: &mut [f32], w: f32, v: &[half::f16]) {
+    for (od, vd) in o.iter_mut().zip(v) {
+        *od += w * vd.to_f32();
+    }
 }
 
 /// Final reduction of the eight lane accumulators, in the fixed order the

@@ -326,17 +326,39 @@ fn batched_rows_equal_single_rows_bit_for_bit() {
 }
 
 #[test]
-fn dot4_equals_four_dots() {
-    for n in [8, 64, 96] {
+fn dot4_f16_equals_four_scalar_dots() {
+    for n in [8, 64, 96, 100] {
         let a = values(n, 1, 3.0);
-        let b: Vec<Vec<f32>> = (0..4).map(|i| values(n, 7 + i, 2.0)).collect();
-        let got = dot4(&a, [&b[0], &b[1], &b[2], &b[3]]);
+        let b: Vec<Vec<half::f16>> = (0..4)
+            .map(|i| {
+                values(n, 7 + i, 2.0)
+                    .into_iter()
+                    .map(half::f16::from_f32)
+                    .collect()
+            })
+            .collect();
+        let got = dot4_f16(&a, [&b[0], &b[1], &b[2], &b[3]]);
         for i in 0..4 {
-            assert_eq!(
-                got[i].to_bits(),
-                crate::ops::dot(&a, &b[i]).to_bits(),
-                "n={n} {i}"
-            );
+            let wide: Vec<f32> = b[i].iter().map(|h| h.to_f32()).collect();
+            let want = crate::ops::dot(&a, &wide);
+            assert_eq!(got[i].to_bits(), want.to_bits(), "n={n} {i}");
+            assert_eq!(crate::ops::dot_f16(&a, &b[i]).to_bits(), want.to_bits());
+        }
+    }
+}
+
+#[test]
+fn axpy_f16_equals_the_scalar_loop() {
+    for n in [8, 64, 70] {
+        let v: Vec<half::f16> = values(n, 3, 4.0)
+            .into_iter()
+            .map(half::f16::from_f32)
+            .collect();
+        for w in [0.0, 0.37, -1.5e-3] {
+            let (mut got, mut want) = (values(n, 5, 2.0), values(n, 5, 2.0));
+            axpy_f16(&mut got, w, &v);
+            axpy_f16_scalar(&mut want, w, &v);
+            assert_eq!(bits(&got), bits(&want), "n={n} w={w}");
         }
     }
 }

@@ -11,6 +11,8 @@
 
 use std::arch::x86_64::*;
 
+use half::f16;
+
 use super::packed::{group_block_bytes, payload_offset, GROUP};
 use super::x86_tile::{tile, TILE};
 use super::{reduce8, QActs, QType, BLOCK};
@@ -168,10 +170,11 @@ unsafe fn group_row<const T: u8>(wg: *const u8, a: &QActs, row: usize) -> [f32; 
     y
 }
 
-/// Four `crate::ops::dot`s of `a` with `b[i]` (same lengths, a multiple of
-/// 8), in `dot`'s exact order: eight lanes of `acc += a * b` (no fma), then
-/// `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`.
-pub(super) fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+/// Four `crate::ops::dot_f16`s of `a` with the half-precision rows `b[i]`
+/// (same lengths, a multiple of 8), in `dot`'s exact order: each half
+/// widened exactly (`vcvtph2ps`), eight lanes of `acc += a * b` (no fma),
+/// then `((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))`.
+pub(super) fn dot4_f16(a: &[f32], b: [&[f16]; 4]) -> [f32; 4] {
     assert!(
         available(),
         "AVX2 kernel selected on a CPU without AVX2/FMA/F16C"
@@ -180,19 +183,20 @@ pub(super) fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
     assert!(n.is_multiple_of(8) && b.iter().all(|r| r.len() >= n));
     // SAFETY: features detected above; every load is inside `a` or `b[i]`
     // (chunk c < n / 8, lengths asserted).
-    unsafe { dot4_avx(a, b) }
+    unsafe { dot4_f16_avx(a, b) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot4_avx(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+unsafe fn dot4_f16_avx(a: &[f32], b: [&[f16]; 4]) -> [f32; 4] {
     let mut acc = [_mm256_setzero_ps(); 4];
     for c in 0..a.len() / 8 {
-        // SAFETY: c * 8 + 8 <= len of every slice (checked by the caller).
+        // SAFETY: c * 8 + 8 <= len of every slice (checked by the caller);
+        // `f16` is a plain 16-bit value, so eight of them are 16 bytes.
         unsafe {
             let x = _mm256_loadu_ps(a.as_ptr().add(c * 8));
             for (acc, b) in acc.iter_mut().zip(&b) {
-                let y = _mm256_loadu_ps(b.as_ptr().add(c * 8));
-                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(x, y));
+                let h = _mm_loadu_si128(b.as_ptr().add(c * 8) as *const __m128i);
+                *acc = _mm256_add_ps(*acc, _mm256_mul_ps(x, _mm256_cvtph_ps(h)));
             }
         }
     }
@@ -202,6 +206,37 @@ unsafe fn dot4_avx(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
     // SAFETY: `out` holds four floats.
     unsafe { _mm_storeu_ps(out.as_mut_ptr(), r) };
     out
+}
+
+/// `o[i] += w * v[i]` over a half-precision row `v` (attention's weighted
+/// value sum), each half widened exactly, `mul` then `add` (no fma) as in
+/// the scalar loop, so the bits are the same.
+pub(super) fn axpy_f16(o: &mut [f32], w: f32, v: &[f16]) {
+    assert!(
+        available(),
+        "AVX2 kernel selected on a CPU without AVX2/FMA/F16C"
+    );
+    assert!(v.len() >= o.len());
+    // SAFETY: features detected above; chunk c < o.len() / 8 lies inside
+    // `o` and `v` (lengths asserted); the tail is safe code.
+    unsafe { axpy_f16_avx(o, w, v) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn axpy_f16_avx(o: &mut [f32], w: f32, v: &[f16]) {
+    let wv = _mm256_set1_ps(w);
+    let n8 = o.len() / 8 * 8;
+    for c in (0..n8).step_by(8) {
+        // SAFETY: c + 8 <= n8 <= len of both slices.
+        unsafe {
+            let h = _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().add(c) as *const __m128i));
+            let y = _mm256_add_ps(_mm256_loadu_ps(o.as_ptr().add(c)), _mm256_mul_ps(wv, h));
+            _mm256_storeu_ps(o.as_mut_ptr().add(c), y);
+        }
+    }
+    for (od, vd) in o[n8..].iter_mut().zip(&v[n8..]) {
+        *od += w * vd.to_f32();
+    }
 }
 
 /// [`QActs::quantize`] of `a.m` rows of `x` into the already-sized `a`, with
