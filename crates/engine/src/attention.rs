@@ -312,7 +312,11 @@ mod tests {
         let kv_dim = 4;
         let mut cache = KvCache::new(2, kv_dim);
         for layer in 0..2 {
-            cache.append(layer, &filled16(2 * kv_dim, layer), &filled16(2 * kv_dim, 9));
+            cache.append(
+                layer,
+                &filled16(2 * kv_dim, layer),
+                &filled16(2 * kv_dim, 9),
+            );
         }
         cache.commit(2);
         // A pass that fails after layer 0: one layer holds a third row.
@@ -321,7 +325,11 @@ mod tests {
         assert_eq!(cache.len(), 2);
         for layer in 0..2 {
             let (k, v) = cache.layer(layer);
-            assert_eq!((k.len(), v.len()), (2 * kv_dim, 2 * kv_dim), "layer {layer}");
+            assert_eq!(
+                (k.len(), v.len()),
+                (2 * kv_dim, 2 * kv_dim),
+                "layer {layer}"
+            );
         }
         cache.truncate(1);
         assert_eq!((cache.len(), cache.layer(1).0.len()), (1, kv_dim));

@@ -208,7 +208,10 @@ fn session_feeding_one_token_at_a_time_matches_prefill_everywhere() {
 fn prompts_longer_than_one_pass_are_chunked_without_changing_a_bit() {
     let e = shared();
     let n = 2 * PREFILL_CHUNK + 5;
-    assert!(n < e.max_sequence_len(), "tiny context cannot cross two chunks");
+    assert!(
+        n < e.max_sequence_len(),
+        "tiny context cannot cross two chunks"
+    );
     let tokens: Vec<u32> = e
         .encode("the quick 12 fox ")
         .unwrap()
