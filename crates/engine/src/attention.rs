@@ -78,6 +78,17 @@ impl KvCache {
     }
 }
 
+impl Drop for KvCache {
+    /// A request's cache is its largest allocation after the weights: free
+    /// it, then hand the freed pages back (see `heap.rs`), so memory freed
+    /// between requests does not pile up as heap fragmentation.
+    fn drop(&mut self) {
+        self.keys = Vec::new();
+        self.values = Vec::new();
+        crate::heap::trim();
+    }
+}
+
 /// Rows of f32 keys or values rounded to the cache's f16 (round to nearest,
 /// ties to even: IEEE conversion, exact and the same on every CPU).
 pub(crate) fn to_f16(rows: &[f32]) -> Vec<f16> {

@@ -5,6 +5,7 @@
 
 mod attention;
 pub mod bench;
+mod bpe;
 mod chat;
 mod engine;
 mod error;

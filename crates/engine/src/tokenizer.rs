@@ -1,20 +1,17 @@
 //! Byte-level BPE tokenizer rebuilt from GGUF metadata. It exists because the
 //! model file is the single source of truth (no separate tokenizer.json), and
 //! candle's own GGUF tokenizer helper adds a prefix space that SmolLM2 does not
-//! use. Also precomputes each token's raw bytes so streamed text can be
-//! released incrementally without re-decoding the whole completion.
+//! use. Special tokens are split out first (control tokens, then user-defined
+//! ones, each leftmost-longest, as the `tokenizers` crate's added vocabulary
+//! does); the rest goes through `bpe.rs`. Keeps each token's raw bytes, which
+//! are both the decoder and what lets streamed text be released incrementally.
 
 use std::collections::HashMap;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use candle_core::quantized::gguf_file::Value;
-use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{AddedToken, Tokenizer};
 
+use crate::bpe::Merges;
 use crate::gguf::Metadata;
 use crate::EngineError;
 
@@ -27,7 +24,10 @@ const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 
 /// A tokenizer plus the per-token facts generation needs.
 pub(crate) struct GgufTokenizer {
-    inner: Tokenizer,
+    merges: Merges,
+    /// Control tokens, then user-defined ones: each a matcher over the
+    /// token texts and their ids (in pattern order).
+    added: [Option<(AhoCorasick, Vec<u32>)>; 2],
     /// Raw bytes of every token id, concatenated (what the ByteLevel
     /// decoder emits); token `i` is `token_bytes[ends[i-1]..ends[i]]`.
     /// One buffer instead of a `Vec` per token keeps the memory small.
@@ -53,6 +53,12 @@ impl GgufTokenizer {
                 reason: "empty vocabulary".into(),
             });
         }
+        if u32::try_from(tokens.len()).is_err() {
+            return Err(EngineError::InvalidMetadata {
+                key: "tokenizer.ggml.tokens".into(),
+                reason: format!("{} tokens do not fit 32-bit ids", tokens.len()),
+            });
+        }
         let types = match md.get("tokenizer.ggml.token_type") {
             Some(_) => md.int_array("tokenizer.ggml.token_type")?,
             None => vec![TOKEN_TYPE_NORMAL; tokens.len()],
@@ -67,7 +73,17 @@ impl GgufTokenizer {
             Some(_) => parse_merges(&md.string_array("tokenizer.ggml.merges")?)?,
             None => Vec::new(),
         };
-        let inner = build_tokenizer(&tokens, &types, merges)?;
+        // Text → first id with that text; only needed while building.
+        let mut vocab: HashMap<&str, u32> = HashMap::with_capacity(tokens.len());
+        for (i, t) in tokens.iter().enumerate() {
+            vocab.entry(t.as_str()).or_insert(i as u32);
+        }
+        let merges = merge_ids(&vocab, &merges)?;
+        let byte_ids = std::array::from_fn(|b| vocab.get(byte_token(b as u8).as_str()).copied());
+        let added = [
+            added_matcher(&tokens, &types, &vocab, TOKEN_TYPE_CONTROL)?,
+            added_matcher(&tokens, &types, &vocab, TOKEN_TYPE_USER_DEFINED)?,
+        ];
         let (mut token_bytes, mut ends) = (Vec::new(), Vec::with_capacity(tokens.len()));
         for t in &tokens {
             token_bytes.extend_from_slice(&token_to_bytes(t));
@@ -78,13 +94,14 @@ impl GgufTokenizer {
             );
         }
         token_bytes.shrink_to_fit();
-        let vocab = tokens.len();
+        let n = tokens.len();
         Ok(Self {
-            inner,
+            merges: Merges::new(byte_ids, &merges),
+            added,
             token_bytes,
             ends,
-            bos_id: optional_id(md, "tokenizer.ggml.bos_token_id", vocab)?,
-            eos_id: optional_id(md, "tokenizer.ggml.eos_token_id", vocab)?,
+            bos_id: optional_id(md, "tokenizer.ggml.bos_token_id", n)?,
+            eos_id: optional_id(md, "tokenizer.ggml.eos_token_id", n)?,
         })
     }
 
@@ -93,31 +110,49 @@ impl GgufTokenizer {
         self.ends.len()
     }
 
-    /// Id of a token given its exact string, if the vocabulary has it (the
-    /// first id for a duplicated string).
+    /// Id of a token given its exact GGUF string, if the vocabulary has it
+    /// (the first id for a duplicated string): looked up by its bytes.
     pub(crate) fn token_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
+        let want = token_to_bytes(token);
+        (0..self.vocab_size() as u32).find(|&id| self.bytes_of(id).is_ok_and(|b| b == want))
     }
 
     /// Encode text; special tokens written literally are recognised. No BOS.
     pub(crate) fn encode(&self, text: &str) -> Result<Vec<u32>, EngineError> {
-        let enc = self
-            .inner
-            .encode(text, false)
-            .map_err(|e| EngineError::Tokenizer {
-                reason: format!("encode failed: {e}"),
-            })?;
-        Ok(enc.get_ids().to_vec())
+        let mut out = Vec::new();
+        self.encode_added(0, text, &mut out);
+        Ok(out)
+    }
+
+    /// Split `text` on the added tokens of pass `pass` (0 control, 1
+    /// user-defined), encoding the gaps with the next pass, then BPE.
+    fn encode_added(&self, pass: usize, text: &str, out: &mut Vec<u32>) {
+        let (matcher, ids) = match self.added.get(pass) {
+            None => return self.merges.encode_into(text, out),
+            Some(None) => return self.encode_added(pass + 1, text, out),
+            Some(Some(added)) => added,
+        };
+        let mut at = 0;
+        for m in matcher.find_iter(text) {
+            if m.start() > at {
+                self.encode_added(pass + 1, &text[at..m.start()], out);
+            }
+            out.push(ids[m.pattern().as_usize()]);
+            at = m.end();
+        }
+        if at < text.len() {
+            self.encode_added(pass + 1, &text[at..], out);
+        }
     }
 
     /// Decode ids to text (special tokens are kept, invalid UTF-8 becomes U+FFFD).
     pub(crate) fn decode(&self, ids: &[u32]) -> Result<String, EngineError> {
         self.check_ids(ids)?;
-        self.inner
-            .decode(ids, false)
-            .map_err(|e| EngineError::Tokenizer {
-                reason: format!("decode failed: {e}"),
-            })
+        let mut bytes = Vec::new();
+        for &id in ids {
+            bytes.extend_from_slice(self.bytes_of(id)?);
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Raw bytes of one token (the id must be valid).
@@ -150,49 +185,54 @@ impl GgufTokenizer {
     }
 }
 
-/// Assemble the `tokenizers` pipeline: BPE model, digit-splitting + ByteLevel
-/// pre-tokenizer (no prefix space), ByteLevel decoder, control tokens as specials.
-fn build_tokenizer(
+/// Merges as `(left, right, merged)` ids, in rank order; every part must be
+/// in the vocabulary (the `tokenizers` BPE refuses such files too).
+fn merge_ids(
+    vocab: &HashMap<&str, u32>,
+    merges: &[(String, String)],
+) -> Result<Vec<(u32, u32, u32)>, EngineError> {
+    let id = |i: usize, s: &str| {
+        vocab
+            .get(s)
+            .copied()
+            .ok_or_else(|| EngineError::InvalidMetadata {
+                key: "tokenizer.ggml.merges".into(),
+                reason: format!("merge #{i} uses {s:?}, which is not in the vocabulary"),
+            })
+    };
+    merges
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b))| Ok((id(i, a)?, id(i, b)?, id(i, &format!("{a}{b}"))?)))
+        .collect()
+}
+
+/// A leftmost-longest matcher over the non-empty tokens of type `ty`, with
+/// each pattern's id (the first id of its text).
+fn added_matcher(
     tokens: &[String],
     types: &[i64],
-    merges: Vec<(String, String)>,
-) -> Result<Tokenizer, EngineError> {
-    let mut vocab = Vocab::default();
+    vocab: &HashMap<&str, u32>,
+    ty: i64,
+) -> Result<Option<(AhoCorasick, Vec<u32>)>, EngineError> {
+    let mut texts: Vec<&str> = Vec::new();
+    let mut ids = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
-        vocab.entry(t.clone()).or_insert(i as u32);
-    }
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .build()
-        .map_err(|e| EngineError::Tokenizer {
-            reason: format!("cannot build BPE model: {e}"),
-        })?;
-    let mut tok = Tokenizer::new(bpe);
-    let pre = Sequence::new(vec![
-        PreTokenizerWrapper::Digits(Digits::new(true)),
-        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
-    ]);
-    tok.with_pre_tokenizer(Some(pre));
-    tok.with_decoder(Some(ByteLevelDecoder::default()));
-    let pick = |ty: i64| -> Vec<AddedToken> {
-        tokens
-            .iter()
-            .zip(types)
-            .filter(|(_, &t)| t == ty)
-            .map(|(s, _)| AddedToken::from(s.clone(), ty == TOKEN_TYPE_CONTROL))
-            .collect()
-    };
-    tok.add_special_tokens(&pick(TOKEN_TYPE_CONTROL));
-    tok.add_tokens(&pick(TOKEN_TYPE_USER_DEFINED));
-    for (i, (s, &t)) in tokens.iter().zip(types).enumerate() {
-        let special = t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED;
-        if special && tok.token_to_id(s) != Some(i as u32) && tokens[..i].iter().all(|p| p != s) {
-            return Err(EngineError::Tokenizer {
-                reason: format!("special token {s:?} did not keep id {i}"),
-            });
+        if types[i] == ty && !t.is_empty() && !texts.contains(&t.as_str()) {
+            texts.push(t);
+            ids.push(vocab.get(t.as_str()).copied().unwrap_or(i as u32));
         }
     }
-    Ok(tok)
+    if texts.is_empty() {
+        return Ok(None);
+    }
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(&texts)
+        .map(|m| Some((m, ids)))
+        .map_err(|e| EngineError::Tokenizer {
+            reason: format!("cannot index the special tokens: {e}"),
+        })
 }
 
 /// Split GGUF merges ("a b") into pairs.
@@ -280,6 +320,8 @@ pub(crate) fn string_array<S: AsRef<str>>(items: &[S]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod oracle;
 
     #[test]
     fn byte_table_is_a_bijection_onto_distinct_chars() {
