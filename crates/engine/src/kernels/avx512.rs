@@ -4,20 +4,24 @@
 //! `#[target_feature]` functions need it. Entry points are reached only
 //! after runtime feature detection and check every slice length up front.
 //!
-//! One 512-bit register holds two output columns × eight lanes. `vpdpbusd`
-//! gives each lane's exact integer sum of four products (with the Q4_0 and
-//! Q8_0 offsets removed exactly through the activation lane sums), then the
-//! same per-block `fma` and the same final reduction as the scalar
-//! reference, so the results are bit-identical to it.
+//! One 512-bit register holds the sixteen columns of a group. Per block,
+//! eight `vpdpbusd` (one per quad, against the broadcast activation dword)
+//! leave each column's exact integer block sum (the Q4_0 and Q8_0 offsets
+//! removed through the activation block sum), then one `fma` per block
+//! applies `d_w · d_x`, as the scalar reference does, so the results are
+//! bit-identical to it. Rows are handled in tiles of up to [`TILE`], so each
+//! weight block is loaded and unpacked once per tile.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 
-use super::packed::{group_block_bytes, payload_offset, GROUP};
+use super::packed::{group_block_bytes, payload_offset, GROUP, ROW};
 use super::{QActs, QType, BLOCK};
 
 /// Bytes ahead of the current block that the single-row kernel prefetches.
 const PREFETCH_AHEAD: usize = 2048;
+/// Activation rows per tile.
+const TILE: usize = 6;
 
 /// Type tags for the const-generic kernels.
 const T_Q4_0: u8 = 0;
@@ -46,7 +50,7 @@ pub(super) fn available() -> bool {
     })
 }
 
-/// `out[r * ldo + 8g + c]` for packed groups `g < groups` of `w`.
+/// `out[r * ldo + 16g + c]` for packed groups `g < groups` of `w`.
 pub(super) fn matmul_groups(
     t: QType,
     w: &[u8],
@@ -63,7 +67,7 @@ pub(super) fn matmul_groups(
     assert!(w.len() >= groups * nb * group_block_bytes(t));
     assert!(a.m == 0 || groups == 0 || out.len() >= (a.m - 1) * ldo + groups * GROUP);
     assert!(a.q.len() >= a.m * a.k && a.d.len() >= a.m * nb && a.s.len() >= a.m * nb);
-    assert!(a.ls.len() >= a.m * nb * 8);
+    assert!(a.xs.len() >= a.m * nb);
     // SAFETY: the CPU features were detected above, and the asserts
     // guarantee every pointer the kernels form stays inside `w`, `a` and
     // `out` (group g < groups, activation row r < a.m, block b < nb).
@@ -90,61 +94,56 @@ unsafe fn run<const T: u8>(w: &[u8], groups: usize, a: &QActs, out: &mut [f32], 
             }
         }
         let mut r = 0;
-        while r + 4 <= a.m {
-            let y = unsafe { group_rows::<T, 4>(wg, a, r) };
+        while r + TILE <= a.m {
+            let y = unsafe { group_rows::<T, TILE>(wg, a, r) };
             for (i, y) in y.iter().enumerate() {
                 store(out, (r + i) * ldo + g * GROUP, *y);
             }
-            r += 4;
+            r += TILE;
         }
-        while r < a.m {
+        while r + 2 <= a.m {
+            let y = unsafe { group_rows::<T, 2>(wg, a, r) };
+            for (i, y) in y.iter().enumerate() {
+                store(out, (r + i) * ldo + g * GROUP, *y);
+            }
+            r += 2;
+        }
+        if r < a.m {
             let y = unsafe { group_rows::<T, 1>(wg, a, r) };
             store(out, r * ldo + g * GROUP, y[0]);
-            r += 1;
         }
     }
 }
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn store(out: &mut [f32], at: usize, y: __m256) {
+fn store(out: &mut [f32], at: usize, y: __m512) {
     let mut v = [0f32; GROUP];
-    // SAFETY: `v` holds exactly eight floats.
-    unsafe { _mm256_storeu_ps(v.as_mut_ptr(), y) };
+    // SAFETY: `v` holds exactly sixteen floats.
+    unsafe { _mm512_storeu_ps(v.as_mut_ptr(), y) };
     out[at..at + GROUP].copy_from_slice(&v);
 }
 
-/// The eight outputs of one packed group for activation rows r0..r0+R.
+/// The sixteen outputs of one packed group for activation rows r0..r0+R.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn group_rows<const T: u8, const R: usize>(
     wg: *const u8,
     a: &QActs,
     r0: usize,
-) -> [__m256; R] {
+) -> [__m512; R] {
     let nb = a.k / BLOCK;
     let gb = group_block_bytes(qtype(T));
     let off = payload_offset(qtype(T));
-    // Words 0..15 (column 2p, low nibbles) shift by 0, words 16..31 by 4.
-    let shift = _mm512_set_epi64(
-        0x0004_0004_0004_0004,
-        0x0004_0004_0004_0004,
-        0x0004_0004_0004_0004,
-        0x0004_0004_0004_0004,
-        0,
-        0,
-        0,
-        0,
-    );
     let mask = _mm512_set1_epi8(0x0F);
-    let idx = [
-        _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-        _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
-        _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
-        _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6),
-    ];
-    let mut acc = [[_mm512_setzero_ps(); 4]; R];
-    let mut msum = [_mm256_setzero_ps(); R];
+    // Q4_0 nibbles are q + 8, Q8_0 bytes q + 128: subtract offset · Σx.
+    let offset = match T {
+        T_Q4_0 => 8,
+        T_Q8_0 => 128,
+        _ => 0,
+    };
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut msum = [_mm512_setzero_ps(); R];
     for b in 0..nb {
         // SAFETY: b < nb, so the block lies inside the group; rows < a.m.
         unsafe {
@@ -159,96 +158,60 @@ unsafe fn group_rows<const T: u8, const R: usize>(
                     o += 64;
                 }
             }
-            let d8 =
-                _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(blk as *const __m128i)));
-            let mut dp = [_mm512_setzero_ps(); 4];
-            let mut wv = [_mm512_setzero_si512(); 4];
-            for p in 0..4 {
-                dp[p] = _mm512_permutexvar_ps(idx[p], d8);
-                wv[p] = if T == T_Q8_0 {
-                    _mm512_loadu_si512(blk.add(off + 64 * p) as *const __m512i)
+            let dw = _mm512_cvtph_ps(_mm256_loadu_si256(blk as *const __m256i));
+            let mut wv = [_mm512_setzero_si512(); 8];
+            for (q, wv) in wv.iter_mut().enumerate() {
+                *wv = if T == T_Q8_0 {
+                    _mm512_loadu_si512(blk.add(off + ROW * q) as *const __m512i)
                 } else {
-                    let raw = _mm256_loadu_si256(blk.add(off + 32 * p) as *const __m256i);
-                    _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i64x4(raw), shift), mask)
+                    let raw = _mm512_loadu_si512(blk.add(off + ROW * (q % 4)) as *const __m512i);
+                    if q < 4 {
+                        _mm512_and_si512(raw, mask)
+                    } else {
+                        _mm512_and_si512(_mm512_srli_epi16::<4>(raw), mask)
+                    }
                 };
             }
-            let m8 = if T == T_Q4_1 {
-                _mm256_cvtph_ps(_mm_loadu_si128(blk.add(2 * GROUP) as *const __m128i))
+            let mw = if T == T_Q4_1 {
+                _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(2 * GROUP) as *const __m256i))
             } else {
-                _mm256_setzero_ps()
+                _mm512_setzero_ps()
             };
             for r in 0..R {
                 let row = r0 + r;
                 let at = row * nb + b;
-                let xq =
-                    _mm256_loadu_si256(a.q.as_ptr().add(row * a.k + b * BLOCK) as *const __m256i);
-                let xq = _mm512_broadcast_i64x4(xq);
-                let dx = _mm512_set1_ps(*a.d.get_unchecked(at));
-                let init = if T == T_Q4_1 {
-                    _mm512_setzero_si512()
-                } else {
-                    let ls = _mm256_loadu_si256(a.ls.as_ptr().add(at * 8) as *const __m256i);
-                    let ls = _mm512_broadcast_i64x4(ls);
-                    let c = if T == T_Q8_0 {
-                        _mm512_slli_epi32::<7>(ls)
-                    } else {
-                        _mm512_slli_epi32::<3>(ls)
-                    };
-                    _mm512_sub_epi32(_mm512_setzero_si512(), c)
-                };
-                for p in 0..4 {
-                    let lane = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, wv[p], xq));
-                    acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dp[p], dx), lane, acc[r][p]);
+                let x = a.q.as_ptr().add(row * a.k + b * BLOCK) as *const i32;
+                // Two independent chains (even and odd quads): integer sums
+                // are exact, so splitting them changes nothing but latency.
+                let mut even = _mm512_set1_epi32(-offset * *a.xs.get_unchecked(at));
+                let mut odd = _mm512_setzero_si512();
+                for q in (0..8).step_by(2) {
+                    let x0 = _mm512_set1_epi32(x.add(q).read_unaligned());
+                    let x1 = _mm512_set1_epi32(x.add(q + 1).read_unaligned());
+                    even = _mm512_dpbusd_epi32(even, wv[q], x0);
+                    odd = _mm512_dpbusd_epi32(odd, wv[q + 1], x1);
                 }
+                let isum = _mm512_add_epi32(even, odd);
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*a.d.get_unchecked(at)));
+                acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(isum), acc[r]);
                 if T == T_Q4_1 {
-                    let sx = _mm256_set1_ps(*a.s.get_unchecked(at));
-                    msum[r] = _mm256_fmadd_ps(m8, sx, msum[r]);
+                    let sx = _mm512_set1_ps(*a.s.get_unchecked(at));
+                    msum[r] = _mm512_fmadd_ps(mw, sx, msum[r]);
                 }
             }
         }
     }
-    let mut y = [_mm256_setzero_ps(); R];
+    let mut y = [_mm512_setzero_ps(); R];
     for r in 0..R {
-        y[r] = finish(&acc[r], msum[r]);
+        y[r] = _mm512_add_ps(acc[r], msum[r]);
     }
     y
 }
 
-/// Per column, `reduce8` of its eight lanes (in `super::reduce8`'s order:
-/// halves, then pairs, then the last two) plus its min term.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn finish(acc: &[__m512; 4], msum: __m256) -> __m256 {
-    // Quarters of acc[p]: col 2p lanes 0-3, 4-7, col 2p+1 lanes 0-3, 4-7.
-    let lo = pairs(halves(acc[0], acc[1]));
-    let hi = pairs(halves(acc[2], acc[3]));
-    let pick = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 28, 24, 20, 16, 12, 8, 4, 0);
-    let y = _mm512_castps512_ps256(_mm512_permutex2var_ps(lo, pick, hi));
-    _mm256_add_ps(y, msum)
-}
-
-/// Quarter c of the result: lanes 0-3 plus lanes 4-7 of column c (of 4).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn halves(a: __m512, b: __m512) -> __m512 {
-    _mm512_add_ps(
-        _mm512_shuffle_f32x4::<0x88>(a, b),
-        _mm512_shuffle_f32x4::<0xDD>(a, b),
-    )
-}
-
-/// Element 0 of each quarter: (h0 + h2) + (h1 + h3).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn pairs(h: __m512) -> __m512 {
-    let p = _mm512_add_ps(h, _mm512_permute_ps::<0x4E>(h));
-    _mm512_add_ps(p, _mm512_permute_ps::<0x01>(p))
-}
-
 /// [`QActs::quantize`]'s per-block quantization of `m * k` floats into the
 /// already-sized `a`, with the same operations as the scalar code (see
-/// there): `amax` ignoring NaN, `round_small(v * inv)`, NaN → 0, and exact
-/// integer lane sums.
+/// there): `amax` ignoring NaN, `round_small(v * inv)`, NaN → 0, and the
+/// exact integer block sum.
 pub(super) fn quantize_into(x: &[f32], a: &mut QActs) {
     assert!(
         available(),
@@ -256,25 +219,21 @@ pub(super) fn quantize_into(x: &[f32], a: &mut QActs) {
     );
     let blocks = a.m * a.k / BLOCK;
     assert!(x.len() >= blocks * BLOCK && a.q.len() >= blocks * BLOCK);
-    assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.ls.len() >= blocks * 8);
+    assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.xs.len() >= blocks);
     for b in 0..blocks {
         // SAFETY: features detected above; block b < blocks lies inside
         // every buffer (asserted).
-        let (d, sum) = unsafe {
-            quantize_block(
-                x.as_ptr().add(b * BLOCK),
-                a.q.as_mut_ptr().add(b * BLOCK),
-                a.ls.as_mut_ptr().add(b * 8),
-            )
-        };
+        let (d, sum) =
+            unsafe { quantize_block(x.as_ptr().add(b * BLOCK), a.q.as_mut_ptr().add(b * BLOCK)) };
         a.d[b] = d;
         a.s[b] = d * sum as f32;
+        a.xs[b] = sum;
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn quantize_block(x: *const f32, q: *mut i8, ls: *mut i32) -> (f32, i32) {
-    // SAFETY: the caller passes 32 floats at `x`, 32 bytes at `q`, 8 i32 at `ls`.
+unsafe fn quantize_block(x: *const f32, q: *mut i8) -> (f32, i32) {
+    // SAFETY: the caller passes 32 floats at `x` and 32 bytes at `q`.
     unsafe {
         let v0 = _mm512_loadu_ps(x);
         let v1 = _mm512_loadu_ps(x.add(16));
@@ -289,7 +248,6 @@ unsafe fn quantize_block(x: *const f32, q: *mut i8, ls: *mut i32) -> (f32, i32) 
         let qv = _mm256_set_m128i(q1, q0);
         _mm256_storeu_si256(q as *mut __m256i, qv);
         let lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), qv);
-        _mm256_storeu_si256(ls as *mut __m256i, lanes);
         let mut l = [0i32; 8];
         _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, lanes);
         (scale, l.iter().sum())

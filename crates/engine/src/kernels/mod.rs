@@ -4,14 +4,17 @@
 //! block followed by a fixed sequence of f32 operations:
 //!
 //! ```text
-//! lane[l] (l = 0..8)  = Σ_{e = 4l .. 4l+3} w[e] · x[e]         (exact i32)
-//! acc[l]              = fma(d_w · d_x, lane[l] as f32, acc[l]) (block order)
-//! msum                = fma(m_w, s_x, msum)                    (Q4_1 only)
-//! y                   = reduce8(acc) + msum
+//! isum  = Σ_{e < 32} w[e] · x[e]                 (exact i32, any order)
+//! acc   = fma(d_w · d_x, isum as f32, acc)       (block order)
+//! msum  = fma(m_w, s_x, msum)                    (Q4_1 only; else 0)
+//! y     = acc + msum
 //! ```
 //!
-//! The scalar reference below and the SIMD path in `x86.rs` both implement
-//! exactly this, so they give the same bits, and the result for one
+//! One f32 chain per output, so the SIMD kernels spend one `fma` per block
+//! and column on it, and the integer sum is free to use whatever exact
+//! instruction sequence a CPU has (VNNI `vpdpbusd`, AVX2 `vpmaddubsw`). The
+//! scalar reference below and the SIMD paths (`x86.rs`, `avx512.rs`) all
+//! implement exactly this, so they give the same bits, and the result for one
 //! (weight row, activation row) pair never depends on how many rows are
 //! batched or how columns are split across threads — the property that makes
 //! a one-pass prefill bit-identical to incremental decoding.
@@ -21,8 +24,6 @@ mod avx512;
 pub(crate) mod packed;
 #[cfg(target_arch = "x86_64")]
 mod x86;
-#[cfg(target_arch = "x86_64")]
-mod x86_tile;
 
 pub(crate) use packed::GROUP;
 
@@ -132,7 +133,7 @@ fn round_small(v: f32) -> f32 {
 
 /// Rows of activations quantized to signed bytes in 32-wide blocks:
 /// `q = round_ties_even(x / d)` with `d = max|x| / 127`, plus per block
-/// `s = d · Σq` (the Q4_1 min term's partner).
+/// `s = d · Σq` (the Q4_1 min term's partner) and the exact `Σq` itself.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct QActs {
     pub(crate) m: usize,
@@ -140,10 +141,10 @@ pub(crate) struct QActs {
     pub(crate) q: Vec<i8>,
     pub(crate) d: Vec<f32>,
     pub(crate) s: Vec<f32>,
-    /// Per block, the eight lane sums `Σ_{e = 4l .. 4l+3} q[e]`: the exact
-    /// correction terms that let unsigned-times-signed dot instructions
-    /// compute signed weights (Q4_0's −8 offset, Q8_0 stored as `q + 128`).
-    pub(crate) ls: Vec<i32>,
+    /// Per block, `Σq`: the exact correction that lets unsigned-times-signed
+    /// dot instructions compute signed weights (Q4_0's −8 offset, Q8_0
+    /// stored as `q + 128`).
+    pub(crate) xs: Vec<i32>,
 }
 
 impl QActs {
@@ -165,7 +166,7 @@ impl QActs {
             q: vec![0; m * k],
             d: vec![0.0; m * nb],
             s: vec![0.0; m * nb],
-            ls: vec![0; m * nb * 8],
+            xs: vec![0; m * nb],
         };
         #[cfg(target_arch = "x86_64")]
         if kernel == Kernel::Avx512 {
@@ -180,8 +181,8 @@ impl QActs {
         let blocks = x[..m * k]
             .chunks_exact(BLOCK)
             .zip(a.q.chunks_exact_mut(BLOCK))
-            .zip(a.ls.chunks_exact_mut(8));
-        for (((xb, qb), ls), (d, s)) in blocks.zip(a.d.iter_mut().zip(a.s.iter_mut())) {
+            .zip(a.xs.iter_mut());
+        for (((xb, qb), xs), (d, s)) in blocks.zip(a.d.iter_mut().zip(a.s.iter_mut())) {
             let amax = xb.iter().fold(0f32, |acc, v| acc.max(v.abs()));
             let scale = amax / 127.0;
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
@@ -192,9 +193,7 @@ impl QActs {
             }
             *d = scale;
             *s = scale * sum as f32;
-            for (l, q4) in ls.iter_mut().zip(qb.chunks_exact(4)) {
-                *l = q4.iter().map(|&q| q as i32).sum();
-            }
+            *xs = sum;
         }
         a
     }
@@ -278,15 +277,6 @@ pub(crate) fn axpy_f16_scalar(o: &mut [f32], w: f32, v: &[half::f16]) {
     }
 }
 
-/// Final reduction of the eight lane accumulators, in the fixed order the
-/// SIMD path uses: halves, then pairs, then the last two.
-#[inline]
-pub(crate) fn reduce8(a: &[f32; 8]) -> f32 {
-    let h = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
-    let p = [h[0] + h[2], h[1] + h[3]];
-    p[0] + p[1]
-}
-
 /// Scalar reference: dot of one weight row (`nb` blocks of `t`, GGML
 /// layout) with activation row `r`.
 pub(crate) fn dot_scalar(t: QType, w: &[u8], a: &QActs, r: usize) -> f32 {
@@ -307,24 +297,19 @@ pub(crate) fn dot_with(
     mut block: impl FnMut(usize, &mut [i8; BLOCK]) -> (f32, f32),
 ) -> f32 {
     let nb = a.blocks_per_row();
-    let mut acc = [0f32; 8];
+    let mut acc = 0f32;
     let mut msum = 0f32;
     let mut wq = [0i8; BLOCK];
     for b in 0..nb {
         let (dw, mw) = block(b, &mut wq);
         let xq = &a.q[r * a.k + b * BLOCK..][..BLOCK];
-        let scale = dw * a.d[r * nb + b];
-        for (l, acc) in acc.iter_mut().enumerate() {
-            let lane: i32 = (4 * l..4 * l + 4)
-                .map(|e| wq[e] as i32 * xq[e] as i32)
-                .sum();
-            *acc = scale.mul_add(lane as f32, *acc);
-        }
+        let isum: i32 = wq.iter().zip(xq).map(|(&w, &x)| w as i32 * x as i32).sum();
+        acc = (dw * a.d[r * nb + b]).mul_add(isum as f32, acc);
         if t == QType::Q4_1 {
             msum = mw.mul_add(a.s[r * nb + b], msum);
         }
     }
-    reduce8(&acc) + msum
+    acc + msum
 }
 
 /// `out[r * ldo + (c - cols.start)] = dot(weight row c, activation row r)`
@@ -359,7 +344,7 @@ pub(crate) fn matmul_cols(
         "output too short"
     );
     assert!(a.q.len() >= a.m * a.k && a.d.len() >= a.m * a.blocks_per_row());
-    assert!(a.s.len() >= a.m * a.blocks_per_row() && a.ls.len() >= a.m * a.blocks_per_row() * 8);
+    assert!(a.s.len() >= a.m * a.blocks_per_row() && a.xs.len() >= a.m * a.blocks_per_row());
     let groups = cols.start / GROUP..cols.end.min(full) / GROUP;
     let gbytes = GROUP * row_bytes;
     let wg = &w[groups.start * gbytes..groups.end * gbytes];

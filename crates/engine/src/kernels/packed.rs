@@ -1,29 +1,35 @@
 //! The packed weight layout the SIMD kernels read, its in-place conversion
 //! from GGML rows, row lookup (the embedding) and the scalar kernel over it.
 //!
-//! Rows are packed in groups of [`GROUP`] output columns; group `g` takes
-//! exactly the bytes its eight GGML rows took, so packing is done in place,
-//! one group at a time, with no second copy of the weights. Inside a group,
-//! block `b` of all eight columns is contiguous (`8 · block_bytes` bytes):
+//! Rows are packed in groups of [`GROUP`] (16) output columns; group `g`
+//! takes exactly the bytes its sixteen GGML rows took, so packing is done in
+//! place, one group at a time, with no second copy of the weights. Inside a
+//! group, block `b` of all sixteen columns is contiguous (`16 · block_bytes`):
 //!
 //! ```text
-//! Q4_1: d[8] f16 | m[8] f16 | 4 pairs × 32 bytes | 160 = 8 · 20
-//! Q4_0: d[8] f16 |            4 pairs × 32 bytes | 144 = 8 · 18
-//! Q8_0: d[8] f16 | 8 columns × 32 bytes (q + 128) | 272 = 8 · 34
+//! Q4_1: d[16] f16 | m[16] f16 | 4 rows × 64 bytes | 320 = 16 · 20
+//! Q4_0: d[16] f16 |             4 rows × 64 bytes | 288 = 16 · 18
+//! Q8_0: d[16] f16 |             8 rows × 64 bytes | 544 = 16 · 34
 //! ```
 //!
-//! Pair `p` holds element `e` of column `2p` in the low nibble of byte `e`
-//! and of column `2p + 1` in the high nibble, so one 32-byte load gives two
-//! columns. Q8_0 values are stored offset by 128 (`q ^ 0x80`), so they are
-//! unsigned for `u8 × i8` dot instructions; kernels subtract the exact
-//! `128 · Σx` (Q4_0: `8 · Σx`) per lane from [`QActs::ls`]. Rows past the
-//! last whole group stay in GGML layout. Only the layout changes: every
-//! kernel computes the arithmetic defined in `kernels/mod.rs`.
+//! The payload is organised by *quads*, elements `4q .. 4q+3` of a block:
+//! byte `4c + i` of a 64-byte row belongs to column `c`, element `4q + i`,
+//! so one row is sixteen columns' dwords, which is what `vpdpbusd` (and, by
+//! halves, `vpmaddubsw`) multiplies against one broadcast activation dword.
+//! Q8_0 row `q` is quad `q`, stored offset by 128 (`q ^ 0x80`) to be unsigned;
+//! Q4 row `j` holds quad `j` in the low nibbles and quad `j + 4` in the high
+//! ones (Q4_0 stored as `q + 8`). Kernels remove the offsets exactly with
+//! [`QActs::xs`]. Rows past the last whole group stay in GGML layout. Only
+//! the layout changes: every kernel computes the arithmetic defined in
+//! `kernels/mod.rs`.
 
 use super::{dot_with, f16_to_f32, QActs, QType, BLOCK};
 
 /// Output columns per packed group.
-pub(crate) const GROUP: usize = 8;
+pub(crate) const GROUP: usize = 16;
+
+/// Bytes of one payload row (sixteen columns × four elements).
+pub(crate) const ROW: usize = 4 * GROUP;
 
 /// Offset of the quantized payload inside a packed group block.
 pub(crate) const fn payload_offset(t: QType) -> usize {
@@ -65,21 +71,20 @@ fn pack_block<'a>(t: QType, blk: impl Fn(usize) -> &'a [u8], out: &mut [u8]) {
     for (c, q) in q.iter_mut().enumerate() {
         t.block_ints(blk(c), q);
     }
-    match t {
-        QType::Q8_0 => {
-            for (c, q) in q.iter().enumerate() {
-                for (o, &v) in out[off + c * BLOCK..][..BLOCK].iter_mut().zip(q) {
-                    *o = v as u8 ^ 0x80;
-                }
-            }
-        }
-        QType::Q4_0 | QType::Q4_1 => {
-            let bias = if t == QType::Q4_0 { 8 } else { 0 };
-            for p in 0..GROUP / 2 {
-                for e in 0..BLOCK {
-                    let lo = (q[2 * p][e] + bias) as u8;
-                    let hi = (q[2 * p + 1][e] + bias) as u8;
-                    out[off + p * BLOCK + e] = lo | hi << 4;
+    let payload = &mut out[off..];
+    for (c, q) in q.iter().enumerate() {
+        for (e, &v) in q.iter().enumerate() {
+            let (quad, i) = (e / 4, e % 4);
+            match t {
+                QType::Q8_0 => payload[quad * ROW + 4 * c + i] = v as u8 ^ 0x80,
+                QType::Q4_0 | QType::Q4_1 => {
+                    let nib = (v + if t == QType::Q4_0 { 8 } else { 0 }) as u8;
+                    let at = (quad % 4) * ROW + 4 * c + i;
+                    if quad < 4 {
+                        payload[at] = (payload[at] & 0xF0) | nib;
+                    } else {
+                        payload[at] = (payload[at] & 0x0F) | nib << 4;
+                    }
                 }
             }
         }
@@ -90,20 +95,17 @@ fn pack_block<'a>(t: QType, blk: impl Fn(usize) -> &'a [u8], out: &mut [u8]) {
 /// (Q4_0 centred) and its scale and min.
 pub(crate) fn column_ints(t: QType, gblk: &[u8], c: usize, q: &mut [i8; BLOCK]) -> (f32, f32) {
     let half = |i: usize| f16_to_f32(u16::from_le_bytes([gblk[2 * i], gblk[2 * i + 1]]));
-    let off = payload_offset(t);
-    match t {
-        QType::Q8_0 => {
-            for (o, &b) in q.iter_mut().zip(&gblk[off + c * BLOCK..][..BLOCK]) {
-                *o = (b ^ 0x80) as i8;
+    let payload = &gblk[payload_offset(t)..];
+    for (e, o) in q.iter_mut().enumerate() {
+        let (quad, i) = (e / 4, e % 4);
+        *o = match t {
+            QType::Q8_0 => (payload[quad * ROW + 4 * c + i] ^ 0x80) as i8,
+            QType::Q4_0 | QType::Q4_1 => {
+                let b = payload[(quad % 4) * ROW + 4 * c + i];
+                let nib = if quad < 4 { b & 0x0F } else { b >> 4 } as i8;
+                nib - if t == QType::Q4_0 { 8 } else { 0 }
             }
-        }
-        QType::Q4_0 | QType::Q4_1 => {
-            let bias = if t == QType::Q4_0 { 8 } else { 0 };
-            let shift = 4 * (c % 2);
-            for (o, &b) in q.iter_mut().zip(&gblk[off + c / 2 * BLOCK..][..BLOCK]) {
-                *o = ((b >> shift) & 0x0F) as i8 - bias;
-            }
-        }
+        };
     }
     let m = if t == QType::Q4_1 {
         half(GROUP + c)

@@ -1,7 +1,8 @@
 //! Tests of the quantized kernels against scalar references: format decoding
 //! against candle's dequantizer, the scalar dot against an f64 dot of the
 //! dequantized values, the SIMD kernels against the scalar kernel bit for
-//! bit, and batched tiles against single rows bit for bit.
+//! bit, and batched tiles against single rows bit for bit, on the packed
+//! 16-column layout including the GGML-layout tail columns.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
@@ -228,7 +229,7 @@ fn column_ranges_give_the_same_bits_as_the_whole() {
         let a = QActs::quantize(&values(m * k, 3, 2.0), m, k);
         for &kernel in &Kernel::available() {
             let all = run(kernel, qt, &w, n, &a);
-            for cols in [0..8, 8..40, 16..45, 40..45] {
+            for cols in [0..16, 16..32, 16..45, 32..45, 0..45] {
                 let mut out = vec![0f32; m * cols.len()];
                 matmul_cols(kernel, qt, &w, n, &a, cols.clone(), &mut out, cols.len());
                 for r in 0..m {
@@ -283,27 +284,27 @@ fn every_kernel_quantizes_activations_to_the_same_bytes() {
         assert_eq!(got.q, want.q, "{kernel:?}");
         assert_eq!(bits(&got.d), bits(&want.d), "{kernel:?}");
         assert_eq!(bits(&got.s), bits(&want.s), "{kernel:?}");
-        assert_eq!(got.ls, want.ls, "{kernel:?}");
+        assert_eq!(got.xs, want.xs, "{kernel:?}");
     }
 }
 
 #[test]
-fn activation_lane_sums_are_exact() {
+fn activation_block_sums_are_exact() {
     let (m, k) = (3, 96);
     let a = QActs::quantize(&values(m * k, 9, 5.0), m, k);
-    for (l, &s) in a.ls.iter().enumerate() {
-        let want: i32 = a.q[4 * l..4 * l + 4].iter().map(|&q| q as i32).sum();
-        assert_eq!(s, want, "lane {l}");
+    for (b, &s) in a.xs.iter().enumerate() {
+        let want: i32 = a.q[32 * b..32 * b + 32].iter().map(|&q| q as i32).sum();
+        assert_eq!(s, want, "block {b}");
     }
 }
 
 #[test]
 fn batched_rows_equal_single_rows_bit_for_bit() {
-    let (k, cols) = (576, 11);
+    let (k, cols) = (576, 43);
     for &kernel in &Kernel::available() {
         for (qt, _) in TYPES {
             let w = packed(qt, &random_weights(qt, cols, k, 99), cols, k);
-            for m in [2usize, 4, 7, 13] {
+            for m in [2usize, 4, 6, 7, 13] {
                 let x = values(m * k, m, 2.5);
                 let all = run(kernel, qt, &w, cols, &QActs::quantize(&x, m, k));
                 for r in 0..m {
@@ -365,8 +366,8 @@ fn axpy_f16_equals_the_scalar_loop() {
 
 #[test]
 fn every_tile_height_and_block_chunking_matches_the_reference() {
-    // Heights 1..=11 cover full tiles plus every remainder; k = 544 and 1536
-    // split the scale table into a partial and several whole chunks.
+    // Heights 1..=11 cover full AVX-512 tiles (6 rows), the 2-row and 1-row
+    // remainders and their mixes; k = 32 is a single block.
     for (qt, _) in TYPES {
         for k in [32, 544, 1536] {
             let cols = 24;

@@ -4,18 +4,17 @@
 //! engine allowed to use `unsafe`: SIMD intrinsics and `#[target_feature]`
 //! functions cannot be called without it. Every entry point is reached only
 //! after runtime feature detection, checks all slice lengths up front, and
-//! computes the exact operation sequence of the scalar reference (integer
-//! lane sums, then per-block `fma` into eight f32 lanes, then a fixed
-//! reduction), so its results are bit-identical to it.
+//! computes the exact operation sequence of the scalar reference (an exact
+//! integer sum per block, then one `fma` per block and column), so its
+//! results are bit-identical to it.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::packed::{group_block_bytes, payload_offset, GROUP};
-use super::x86_tile::{tile, TILE};
-use super::{reduce8, QActs, QType, BLOCK};
+use super::packed::{group_block_bytes, payload_offset, GROUP, ROW};
+use super::{QActs, QType, BLOCK};
 
 /// Type tags for the const-generic kernels.
 const T_Q4_0: u8 = 0;
@@ -40,7 +39,7 @@ pub(super) fn available() -> bool {
     })
 }
 
-/// `out[r * ldo + 8g + c]` for packed groups `g < groups` of `w`.
+/// `out[r * ldo + 16g + c]` for packed groups `g < groups` of `w`.
 pub(super) fn matmul_groups(
     t: QType,
     w: &[u8],
@@ -57,116 +56,90 @@ pub(super) fn matmul_groups(
     assert!(w.len() >= groups * nb * group_block_bytes(t));
     assert!(a.m == 0 || groups == 0 || out.len() >= (a.m - 1) * ldo + groups * GROUP);
     assert!(a.q.len() >= a.m * a.k && a.d.len() >= a.m * nb && a.s.len() >= a.m * nb);
-    assert!(a.ls.len() >= a.m * nb * 8);
+    assert!(a.xs.len() >= a.m * nb);
     let gbytes = nb * group_block_bytes(t);
-    if a.m >= 2 {
-        tiles(t, w, groups, gbytes, a, out, ldo);
-        return;
-    }
     for g in 0..groups {
-        for r in 0..a.m {
-            // SAFETY: the CPU features were detected above, and the asserts
-            // guarantee every pointer the kernel forms stays inside `w` and
-            // `a` (group g < groups, row r < a.m, block b < nb).
-            let y = unsafe {
-                let wg = w.as_ptr().add(g * gbytes);
-                match t {
-                    QType::Q4_0 => group_row::<T_Q4_0>(wg, a, r),
-                    QType::Q4_1 => group_row::<T_Q4_1>(wg, a, r),
-                    QType::Q8_0 => group_row::<T_Q8_0>(wg, a, r),
-                }
-            };
-            out[r * ldo + g * GROUP..][..GROUP].copy_from_slice(&y);
-        }
-    }
-}
-
-/// Several rows: each group in tiles of [`TILE`] rows (`x86_tile.rs`).
-fn tiles(t: QType, w: &[u8], groups: usize, gbytes: usize, a: &QActs, out: &mut [f32], ldo: usize) {
-    for g in 0..groups {
-        let mut r = 0;
-        // SAFETY: features detected and bounds asserted by `matmul_groups`:
-        // group g < groups lies inside `w`, rows r..r + R lie inside `a`,
-        // and `out` holds row a.m - 1 up to column 8 · groups.
-        unsafe {
-            let wg = w.as_ptr().add(g * gbytes);
-            while r + TILE <= a.m {
-                tile::<TILE>(t, wg, a, r, out, ldo, g * GROUP);
-                r += TILE;
-            }
-            match a.m - r {
-                3 => tile::<3>(t, wg, a, r, out, ldo, g * GROUP),
-                2 => tile::<2>(t, wg, a, r, out, ldo, g * GROUP),
-                1 => tile::<1>(t, wg, a, r, out, ldo, g * GROUP),
-                _ => {}
+        for half in 0..2 {
+            for r in 0..a.m {
+                // SAFETY: the CPU features were detected above, and the
+                // asserts guarantee every pointer the kernel forms stays
+                // inside `w` and `a` (group g < groups, row r < a.m, block
+                // b < nb, half < 2).
+                let y = unsafe {
+                    let wg = w.as_ptr().add(g * gbytes);
+                    match t {
+                        QType::Q4_0 => half_row::<T_Q4_0>(wg, half, a, r),
+                        QType::Q4_1 => half_row::<T_Q4_1>(wg, half, a, r),
+                        QType::Q8_0 => half_row::<T_Q8_0>(wg, half, a, r),
+                    }
+                };
+                out[r * ldo + g * GROUP + 8 * half..][..8].copy_from_slice(&y);
             }
         }
     }
 }
 
-/// The eight outputs of one packed group for activation row `row`.
+/// Outputs `8 · half .. 8 · half + 8` of one packed group for activation
+/// row `row`. The integer block sums use `vpmaddubsw` (u8 × i8 pairs):
+/// Q4 nibbles directly, their i16 pair sums added over all eight quads
+/// (at most 8 · 2 · 15 · 127 = 30480, so exact); Q8_0 as |q| times x with
+/// q's sign (pairs at most 2 · 128 · 127). Then the defined f32 steps.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn group_row<const T: u8>(wg: *const u8, a: &QActs, row: usize) -> [f32; GROUP] {
+unsafe fn half_row<const T: u8>(wg: *const u8, half: usize, a: &QActs, row: usize) -> [f32; 8] {
     let nb = a.k / BLOCK;
     let gb = group_block_bytes(qtype(T));
-    let off = payload_offset(qtype(T));
+    let off = payload_offset(qtype(T)) + 32 * half;
     let (mask, ones, flip) = (
         _mm256_set1_epi8(0x0F),
         _mm256_set1_epi16(1),
         _mm256_set1_epi8(-128),
     );
-    let mut acc = [_mm256_setzero_ps(); GROUP];
+    let mut acc = _mm256_setzero_ps();
     let mut msum = _mm256_setzero_ps();
     for b in 0..nb {
         let at = row * nb + b;
         // SAFETY: b < nb, so the block lies inside the group; row < a.m.
         unsafe {
             let blk = wg.add(b * gb);
-            let d8 = _mm256_cvtph_ps(_mm_loadu_si128(blk as *const __m128i));
-            let sd = _mm256_mul_ps(d8, _mm256_set1_ps(*a.d.get_unchecked(at)));
-            let xq = _mm256_loadu_si256(a.q.as_ptr().add(row * a.k + b * BLOCK) as *const __m256i);
-            let ls = _mm256_loadu_si256(a.ls.as_ptr().add(at * 8) as *const __m256i);
-            for (c, acc) in acc.iter_mut().enumerate() {
-                let lane = if T == T_Q8_0 {
-                    let u = _mm256_loadu_si256(blk.add(off + 32 * c) as *const __m256i);
-                    let q = _mm256_xor_si256(u, flip);
-                    // |q| times x carrying q's sign: |pair| <= 2·128·127.
-                    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
-                    _mm256_madd_epi16(p, ones)
-                } else {
-                    let raw = _mm256_loadu_si256(blk.add(off + 32 * (c / 2)) as *const __m256i);
-                    let n = if c % 2 == 0 {
-                        _mm256_and_si256(raw, mask)
-                    } else {
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask)
-                    };
-                    // Unsigned nibbles times signed bytes: |pair| <= 2·15·127.
-                    let l = _mm256_madd_epi16(_mm256_maddubs_epi16(n, xq), ones);
-                    if T == T_Q4_0 {
-                        _mm256_sub_epi32(l, _mm256_slli_epi32::<3>(ls))
-                    } else {
-                        l
-                    }
-                };
-                let scale = _mm256_permutevar8x32_ps(sd, _mm256_set1_epi32(c as i32));
-                *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(lane), *acc);
-            }
+            let x = a.q.as_ptr().add(row * a.k + b * BLOCK) as *const i32;
+            let xq = |q: usize| _mm256_set1_epi32(x.add(q).read_unaligned());
+            let isum = if T == T_Q8_0 {
+                let mut isum = _mm256_setzero_si256();
+                for q in 0..8 {
+                    let u = _mm256_loadu_si256(blk.add(off + ROW * q) as *const __m256i);
+                    let w = _mm256_xor_si256(u, flip);
+                    let p =
+                        _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq(q), w));
+                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, ones));
+                }
+                isum
+            } else {
+                let mut pairs = _mm256_setzero_si256();
+                for j in 0..4 {
+                    let raw = _mm256_loadu_si256(blk.add(off + ROW * j) as *const __m256i);
+                    let lo = _mm256_and_si256(raw, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
+                    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(lo, xq(j)));
+                    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(hi, xq(j + 4)));
+                }
+                let offset = if T == T_Q4_0 { 8 } else { 0 };
+                let init = _mm256_set1_epi32(-offset * *a.xs.get_unchecked(at));
+                _mm256_add_epi32(init, _mm256_madd_epi16(pairs, ones))
+            };
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(16 * half) as *const __m128i));
+            let scale = _mm256_mul_ps(dw, _mm256_set1_ps(*a.d.get_unchecked(at)));
+            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc);
             if T == T_Q4_1 {
-                let m8 = _mm256_cvtph_ps(_mm_loadu_si128(blk.add(2 * GROUP) as *const __m128i));
-                msum = _mm256_fmadd_ps(m8, _mm256_set1_ps(*a.s.get_unchecked(at)), msum);
+                let mw = _mm256_cvtph_ps(_mm_loadu_si128(
+                    blk.add(2 * GROUP + 16 * half) as *const __m128i
+                ));
+                msum = _mm256_fmadd_ps(mw, _mm256_set1_ps(*a.s.get_unchecked(at)), msum);
             }
         }
     }
-    let mut ms = [0f32; GROUP];
-    let mut y = [0f32; GROUP];
-    // SAFETY: `ms` holds eight floats.
-    unsafe { _mm256_storeu_ps(ms.as_mut_ptr(), msum) };
-    for (c, acc) in acc.iter().enumerate() {
-        let mut lanes = [0f32; 8];
-        // SAFETY: `lanes` holds eight floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *acc) };
-        y[c] = reduce8(&lanes) + ms[c];
-    }
+    let mut y = [0f32; 8];
+    // SAFETY: `y` holds eight floats.
+    unsafe { _mm256_storeu_ps(y.as_mut_ptr(), _mm256_add_ps(acc, msum)) };
     y
 }
 
@@ -241,7 +214,7 @@ unsafe fn axpy_f16_avx(o: &mut [f32], w: f32, v: &[f16]) {
 
 /// [`QActs::quantize`] of `a.m` rows of `x` into the already-sized `a`, with
 /// the scalar code's exact operations: `amax` ignoring NaN, `scale = amax /
-/// 127`, `round_small(v * inv)`, NaN → 0, exact integer lane sums.
+/// 127`, `round_small(v * inv)`, NaN → 0, the exact integer block sum.
 pub(super) fn quantize_into(x: &[f32], a: &mut QActs) {
     assert!(
         available(),
@@ -249,25 +222,21 @@ pub(super) fn quantize_into(x: &[f32], a: &mut QActs) {
     );
     let blocks = a.m * a.k / BLOCK;
     assert!(x.len() >= blocks * BLOCK && a.q.len() >= blocks * BLOCK);
-    assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.ls.len() >= blocks * 8);
+    assert!(a.d.len() >= blocks && a.s.len() >= blocks && a.xs.len() >= blocks);
     for b in 0..blocks {
         // SAFETY: features detected above; block b < blocks lies inside
         // every buffer (asserted).
-        let (d, sum) = unsafe {
-            quantize_block(
-                x.as_ptr().add(b * BLOCK),
-                a.q.as_mut_ptr().add(b * BLOCK),
-                a.ls.as_mut_ptr().add(b * 8),
-            )
-        };
+        let (d, sum) =
+            unsafe { quantize_block(x.as_ptr().add(b * BLOCK), a.q.as_mut_ptr().add(b * BLOCK)) };
         a.d[b] = d;
         a.s[b] = d * sum as f32;
+        a.xs[b] = sum;
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn quantize_block(x: *const f32, q: *mut i8, ls: *mut i32) -> (f32, i32) {
-    // SAFETY: the caller passes 32 floats at `x`, 32 bytes at `q`, 8 i32 at `ls`.
+unsafe fn quantize_block(x: *const f32, q: *mut i8) -> (f32, i32) {
+    // SAFETY: the caller passes 32 floats at `x` and 32 bytes at `q`.
     unsafe {
         let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.add(8 * i)));
         let sign = _mm256_set1_ps(-0.0);
@@ -299,7 +268,6 @@ unsafe fn quantize_block(x: *const f32, q: *mut i8, ls: *mut i32) -> (f32, i32) 
         _mm256_storeu_si256(q as *mut __m256i, qv);
         let pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), qv);
         let l4 = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-        _mm256_storeu_si256(ls as *mut __m256i, l4);
         let mut l = [0i32; 8];
         _mm256_storeu_si256(l.as_mut_ptr() as *mut __m256i, l4);
         (scale, l.iter().sum())
