@@ -15,6 +15,7 @@ mod gguf;
 mod heap;
 mod kernels;
 mod linear;
+pub mod microbench;
 mod model;
 mod ops;
 mod qweight;

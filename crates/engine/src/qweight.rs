@@ -64,7 +64,7 @@ impl QWeight {
         })
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         let row_bytes = self.k / BLOCK * self.t.block_bytes();
         &self.data[self.off..self.off + self.n * row_bytes]
     }
@@ -136,63 +136,5 @@ mod tests {
         assert!(QWeight::new("w", QType::Q8_0, 2, 64, data.clone(), 0..10).is_err());
         assert!(QWeight::new("w", QType::Q8_0, 1, 64, data.clone(), 60..128).is_err());
         assert!(QWeight::new("w", QType::Q8_0, 1, 64, data, 0..68).is_ok());
-    }
-}
-
-/// Kernel throughput probe (not a correctness test): best-of-many timing of
-/// decode- and prefill-shaped matmuls on one thread, for every kernel, with
-/// weights that fit in L2 and weights that do not. Run with
-/// `cargo test --release -p proofmesh-engine -- --ignored --nocapture kernel_speed`.
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn kernel_speed() {
-        for (t, n, k, m, reps) in [
-            (QType::Q4_1, 1536, 576, 1, 200),
-            (QType::Q4_1, 1536 * 40, 576, 1, 5),
-            (QType::Q4_1, 1536 * 160, 576, 1, 3),
-            (QType::Q8_0, 49152, 576, 1, 5),
-            (QType::Q4_1, 1536, 576, 64, 20),
-            (QType::Q4_1, 576, 1536, 64, 20),
-            (QType::Q8_0, 4096, 576, 16, 20),
-            (QType::Q8_0, 4096, 576, 64, 10),
-            (QType::Q8_0, 256, 576, 80, 200),
-            (QType::Q4_1, 256, 576, 80, 200),
-        ] {
-            let rb = k / BLOCK * t.block_bytes();
-            let mut data: Vec<u8> = (0..n * rb)
-                .map(|i| {
-                    if i % t.block_bytes() == 1 {
-                        0x1C
-                    } else {
-                        (i * 31) as u8
-                    }
-                })
-                .collect();
-            packed::pack_in_place(t, &mut data, n, k);
-            let w = QWeight::new("w", t, n, k, Arc::new(data), 0..n * rb).unwrap();
-            let x: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 - 8.0).collect();
-            let a = QActs::quantize(&x, m, k);
-            for kernel in Kernel::available() {
-                let mut out = vec![0f32; m * n];
-                let mut best = f64::MAX;
-                for _ in 0..reps {
-                    let t1 = std::time::Instant::now();
-                    matmul_cols(kernel, t, w.bytes(), n, &a, 0..n, &mut out, n);
-                    std::hint::black_box(&out);
-                    best = best.min(t1.elapsed().as_secs_f64());
-                }
-                let macs = (n * k * m) as f64;
-                println!(
-                    "{t:?} n={n} k={k} m={m} {kernel:?}: {:.1} GMAC/s ({:.1} us, {:.1} GB/s)",
-                    macs / best / 1e9,
-                    best * 1e6,
-                    (n * rb) as f64 / best / 1e9
-                );
-            }
-        }
     }
 }
