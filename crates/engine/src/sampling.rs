@@ -185,17 +185,7 @@ pub fn sample_token(logits: &[f32], temperature: f32, top_p: f32, seed: u64, pos
     let mut cand: Vec<u32> = (0..p.len() as u32)
         .filter(|&i| p[i as usize] > 0.0)
         .collect();
-    cand.sort_unstable_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
-    let top_p = top_p as f64;
-    let mut kept = cand.len();
-    let mut kept_mass = 0.0;
-    for (i, &id) in cand.iter().enumerate() {
-        kept_mass += p[id as usize];
-        if kept_mass >= top_p {
-            kept = i + 1;
-            break;
-        }
-    }
+    let (kept, kept_mass) = kept_prefix(&mut cand, &p, top_p as f64);
     let cand = &cand[..kept];
     let target = sample_uniform(seed, position) * kept_mass;
     let mut cum = 0.0;
@@ -208,9 +198,146 @@ pub fn sample_token(logits: &[f32], temperature: f32, top_p: f32, seed: u64, pos
     cand.last().copied().unwrap_or_else(|| argmax(logits))
 }
 
+/// Candidates sorted so far: the first this many are sorted first, and the
+/// rest only if the running sum has not reached `top_p` by then.
+const FIRST_SORTED: usize = 64;
+
+/// Put the kept prefix of `cand` in the defined order (`p` descending, ties
+/// by id ascending) and return its length and mass: the shortest prefix whose
+/// running sum (in that order) reaches `top_p`, or all candidates. With
+/// `top_p < 1` that prefix is usually short, so only the `n` most likely
+/// candidates are selected and sorted (`select_nth` + sort yields exactly the
+/// full order's first `n`), and `n` grows only if their sum falls short; the
+/// result is the full sort's, bit for bit, without sorting the vocabulary.
+fn kept_prefix(cand: &mut [u32], p: &[f64], top_p: f64) -> (usize, f64) {
+    let order = |a: &u32, b: &u32| p[*b as usize].total_cmp(&p[*a as usize]).then(a.cmp(b));
+    let mut n = if top_p < 1.0 {
+        FIRST_SORTED.min(cand.len())
+    } else {
+        cand.len()
+    };
+    loop {
+        if n == 0 {
+            return (0, 0.0);
+        }
+        if n < cand.len() {
+            cand.select_nth_unstable_by(n - 1, order);
+        }
+        cand[..n].sort_unstable_by(order);
+        let mut mass = 0.0;
+        for (i, &id) in cand[..n].iter().enumerate() {
+            mass += p[id as usize];
+            if mass >= top_p {
+                return (i + 1, mass);
+            }
+        }
+        if n == cand.len() {
+            return (n, mass);
+        }
+        n = (n * 16).min(cand.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The definition, written with a full sort (what `kept_prefix` avoids).
+    fn sample_token_full_sort(
+        logits: &[f32],
+        temperature: f32,
+        top_p: f32,
+        seed: u64,
+        pos: u64,
+    ) -> u32 {
+        if !(temperature > 0.0 && temperature.is_finite()) {
+            return argmax(logits);
+        }
+        let t = temperature as f64;
+        let z: Vec<f64> = logits
+            .iter()
+            .map(|&l| {
+                if l.is_nan() {
+                    f64::NEG_INFINITY
+                } else {
+                    l as f64 / t
+                }
+            })
+            .collect();
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !max.is_finite() {
+            return argmax(logits);
+        }
+        let e: Vec<f64> = z.iter().map(|&v| (v - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        let p: Vec<f64> = e.iter().map(|&v| v / sum).collect();
+        let mut cand: Vec<u32> = (0..p.len() as u32)
+            .filter(|&i| p[i as usize] > 0.0)
+            .collect();
+        cand.sort_unstable_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
+        let (mut kept, mut mass) = (cand.len(), 0.0);
+        for (i, &id) in cand.iter().enumerate() {
+            mass += p[id as usize];
+            if mass >= top_p as f64 {
+                kept = i + 1;
+                break;
+            }
+        }
+        let target = sample_uniform(seed, pos) * mass;
+        let mut cum = 0.0;
+        for &id in &cand[..kept] {
+            cum += p[id as usize];
+            if cum > target {
+                return id;
+            }
+        }
+        cand[..kept]
+            .last()
+            .copied()
+            .unwrap_or_else(|| argmax(logits))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn partial_sort_picks_what_the_full_sort_picks(
+            logits in prop::collection::vec(-20f32..20.0, 1..3000),
+            ties in 0usize..4,
+            temperature in 0.05f32..3.0,
+            top_p in prop::sample::select(vec![1e-6f32, 0.1, 0.5, 0.9, 0.95, 0.999, 1.0]),
+            seed in any::<u64>(),
+        ) {
+            let mut logits = logits;
+            // Repeated values exercise the id tie-break.
+            for i in 0..logits.len().min(ties * 50) {
+                logits[i] = logits[i].round();
+            }
+            for pos in 0..4 {
+                prop_assert_eq!(
+                    sample_token(&logits, temperature, top_p, seed, pos),
+                    sample_token_full_sort(&logits, temperature, top_p, seed, pos)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn partial_sort_matches_on_a_vocabulary_sized_flat_distribution() {
+        // Nearly flat logits: the nucleus needs far more than FIRST_SORTED
+        // candidates, so the growth path runs.
+        let logits: Vec<f32> = (0..49_152u32)
+            .map(|i| ((i.wrapping_mul(2_654_435_761) >> 20) % 97) as f32 / 400.0)
+            .collect();
+        for (seed, top_p) in [(1, 0.9), (2, 0.5), (3, 1.0), (4, 0.999)] {
+            assert_eq!(
+                sample_token(&logits, 1.0, top_p, seed, 7),
+                sample_token_full_sort(&logits, 1.0, top_p, seed, 7),
+                "top_p {top_p}"
+            );
+        }
+    }
 
     #[test]
     fn greedy_picks_max_and_breaks_ties_low() {

@@ -405,15 +405,80 @@ pub fn sampled_within_tolerance(
 }
 
 /// The sampler's kept mass for `top_p`, and the largest probability left out.
+/// Only the largest values are sorted (64 first, then sixteen times more
+/// while their sum falls short of `top_p`): the running sum over the sorted
+/// prefix, and the next value, are the full sort's.
 fn nucleus(p: &[f64], top_p: f64) -> (f64, f64) {
-    let mut sorted: Vec<f64> = p.iter().copied().filter(|&v| v > 0.0).collect();
-    sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-    let mut cum = 0.0;
-    for (i, &v) in sorted.iter().enumerate() {
-        cum += v;
-        if cum >= top_p {
-            return (cum, sorted.get(i + 1).copied().unwrap_or(0.0));
+    let mut vals: Vec<f64> = p.iter().copied().filter(|&v| v > 0.0).collect();
+    let desc = |a: &f64, b: &f64| b.total_cmp(a);
+    let mut n = if top_p < 1.0 {
+        64.min(vals.len())
+    } else {
+        vals.len()
+    };
+    loop {
+        if n == 0 {
+            return (0.0, 0.0);
+        }
+        if n < vals.len() {
+            vals.select_nth_unstable_by(n - 1, desc);
+        }
+        let (head, rest) = vals.split_at_mut(n);
+        head.sort_unstable_by(desc);
+        let mut cum = 0.0;
+        for (i, &v) in head.iter().enumerate() {
+            cum += v;
+            if cum >= top_p {
+                let next = match head.get(i + 1) {
+                    Some(&v) => v,
+                    None => rest.iter().copied().fold(0.0, f64::max),
+                };
+                return (cum, next);
+            }
+        }
+        if rest.is_empty() {
+            return (cum, 0.0);
+        }
+        n = (n * 16).min(vals.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// [`nucleus`] by its definition: a full descending sort.
+    fn nucleus_full_sort(p: &[f64], top_p: f64) -> (f64, f64) {
+        let mut sorted: Vec<f64> = p.iter().copied().filter(|&v| v > 0.0).collect();
+        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+        let mut cum = 0.0;
+        for (i, &v) in sorted.iter().enumerate() {
+            cum += v;
+            if cum >= top_p {
+                return (cum, sorted.get(i + 1).copied().unwrap_or(0.0));
+            }
+        }
+        (cum, 0.0)
+    }
+
+    proptest! {
+        #[test]
+        fn partial_nucleus_equals_the_full_sort(
+            raw in prop::collection::vec(0f64..1.0, 0..3000),
+            flat in any::<bool>(),
+            top_p in prop::sample::select(vec![1e-9, 0.3, 0.9, 0.999, 1.0]),
+        ) {
+            // Peaked (cubed) or flat distributions, normalised; some zeros.
+            let w: Vec<f64> = raw
+                .iter()
+                .map(|&v| if v < 0.05 { 0.0 } else if flat { v } else { v * v * v })
+                .collect();
+            let sum: f64 = w.iter().sum();
+            let p: Vec<f64> = w.iter().map(|v| if sum > 0.0 { v / sum } else { 0.0 }).collect();
+            let (a, b) = (nucleus(&p, top_p), nucleus_full_sort(&p, top_p));
+            prop_assert_eq!(a.0.to_bits(), b.0.to_bits());
+            prop_assert_eq!(a.1.to_bits(), b.1.to_bits());
         }
     }
-    (cum, 0.0)
 }
