@@ -171,9 +171,10 @@ fn split_words<'t>(re: &Regex, piece: &'t str) -> Vec<&'t str> {
         }
         // No alternative matches empty, and giving back one char of a run
         // of two or more leaves at least one, so the split always advances;
-        // should that ever fail, the whole match is taken.
+        // should that ever fail, the rest is kept whole rather than looping.
         if end <= at {
-            end = m.end().max(piece.len().min(at + word.len()));
+            words.push(&piece[at..]);
+            break;
         }
         words.push(&piece[at..end]);
         at = end;
