@@ -161,8 +161,28 @@ pub fn sample_uniform(seed: u64, position: u64) -> f64 {
 /// never reaches it). With `u` = [`sample_uniform`]`(seed, position)`, the
 /// result is the first kept token whose running sum exceeds `u * kept_mass`.
 pub fn sample_token(logits: &[f32], temperature: f32, top_p: f32, seed: u64, position: u64) -> u32 {
-    if !(temperature > 0.0 && temperature.is_finite()) {
+    let Some(p) = probabilities(logits, temperature) else {
         return argmax(logits);
+    };
+    let mut cand = candidates(&p);
+    let (kept, kept_mass) = kept_prefix(&mut cand, &p, top_p as f64);
+    let cand = &cand[..kept];
+    let target = sample_uniform(seed, position) * kept_mass;
+    let mut cum = 0.0;
+    for &id in cand {
+        cum += p[id as usize];
+        if cum > target {
+            return id;
+        }
+    }
+    cand.last().copied().unwrap_or_else(|| argmax(logits))
+}
+
+/// `p_i` of [`sample_token`]'s definition, or `None` where it is greedy
+/// (temperature not positive and finite, or no finite logit).
+fn probabilities(logits: &[f32], temperature: f32) -> Option<Vec<f64>> {
+    if !(temperature > 0.0 && temperature.is_finite()) {
+        return None;
     }
     let t = temperature as f64;
     let z: Vec<f64> = logits
@@ -177,25 +197,18 @@ pub fn sample_token(logits: &[f32], temperature: f32, top_p: f32, seed: u64, pos
         .collect();
     let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if !max.is_finite() {
-        return argmax(logits);
+        return None;
     }
     let e: Vec<f64> = z.iter().map(|&v| (v - max).exp()).collect();
     let sum: f64 = e.iter().sum();
-    let p: Vec<f64> = e.iter().map(|&v| v / sum).collect();
-    let mut cand: Vec<u32> = (0..p.len() as u32)
+    Some(e.iter().map(|&v| v / sum).collect())
+}
+
+/// Ids with `p_i > 0`, in id order.
+fn candidates(p: &[f64]) -> Vec<u32> {
+    (0..p.len() as u32)
         .filter(|&i| p[i as usize] > 0.0)
-        .collect();
-    let (kept, kept_mass) = kept_prefix(&mut cand, &p, top_p as f64);
-    let cand = &cand[..kept];
-    let target = sample_uniform(seed, position) * kept_mass;
-    let mut cum = 0.0;
-    for &id in cand {
-        cum += p[id as usize];
-        if cum > target {
-            return id;
-        }
-    }
-    cand.last().copied().unwrap_or_else(|| argmax(logits))
+        .collect()
 }
 
 /// Candidates sorted so far: the first this many are sorted first, and the
@@ -251,30 +264,10 @@ mod tests {
         seed: u64,
         pos: u64,
     ) -> u32 {
-        if !(temperature > 0.0 && temperature.is_finite()) {
+        let Some(p) = probabilities(logits, temperature) else {
             return argmax(logits);
-        }
-        let t = temperature as f64;
-        let z: Vec<f64> = logits
-            .iter()
-            .map(|&l| {
-                if l.is_nan() {
-                    f64::NEG_INFINITY
-                } else {
-                    l as f64 / t
-                }
-            })
-            .collect();
-        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if !max.is_finite() {
-            return argmax(logits);
-        }
-        let e: Vec<f64> = z.iter().map(|&v| (v - max).exp()).collect();
-        let sum: f64 = e.iter().sum();
-        let p: Vec<f64> = e.iter().map(|&v| v / sum).collect();
-        let mut cand: Vec<u32> = (0..p.len() as u32)
-            .filter(|&i| p[i as usize] > 0.0)
-            .collect();
+        };
+        let mut cand = candidates(&p);
         cand.sort_unstable_by(|&a, &b| p[b as usize].total_cmp(&p[a as usize]).then(a.cmp(&b)));
         let (mut kept, mut mass) = (cand.len(), 0.0);
         for (i, &id) in cand.iter().enumerate() {
