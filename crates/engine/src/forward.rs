@@ -83,50 +83,41 @@ impl Model {
                 context_length: self.max_positions(),
             });
         }
-        let result = self.run_chunks(tokens, cache, threads, want);
+        // Passes of at most PREFILL_CHUNK rows, each returning its share of
+        // `want`. Rows are independent and every pass reads earlier
+        // positions from the cache, so the chunking never changes a bit; it
+        // bounds the activation memory of a long prompt.
+        let result = (|| {
+            let mut out = match want {
+                Want::TopK { .. } => Output::TopK(Vec::new()),
+                _ => Output::Logits(Vec::new()),
+            };
+            for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
+                let (start, end) = (i * PREFILL_CHUNK, i * PREFILL_CHUNK + chunk.len());
+                let part = match want {
+                    Want::LastLogits => (end == m).then_some(Want::LastLogits),
+                    Want::AllLogits { from } => (end > from).then(|| Want::AllLogits {
+                        from: from.saturating_sub(start),
+                    }),
+                    Want::TopK { k, from } => (end > from).then(|| Want::TopK {
+                        k,
+                        from: from.saturating_sub(start),
+                    }),
+                };
+                match (self.pass(chunk, cache, threads, part)?, &mut out) {
+                    (Some(Output::Logits(l)), Output::Logits(all)) => all.extend(l),
+                    (Some(Output::TopK(t)), Output::TopK(all)) => all.extend(t),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        })();
         if result.is_err() {
             // Nothing of a failed call stays: earlier chunks were committed,
             // and the failing one may have appended rows to some layers.
             cache.truncate(pos0);
         }
         result
-    }
-
-    /// [`Model::run`] as passes of at most [`PREFILL_CHUNK`] rows, each
-    /// returning its share of `want`. Rows are independent and every pass
-    /// reads earlier positions from the cache, so the chunking never changes
-    /// a bit; it bounds the activation memory of a long prompt.
-    fn run_chunks(
-        &self,
-        tokens: &[u32],
-        cache: &mut KvCache,
-        threads: usize,
-        want: Want,
-    ) -> Result<Output, EngineError> {
-        let m = tokens.len();
-        let mut out = match want {
-            Want::TopK { .. } => Output::TopK(Vec::new()),
-            _ => Output::Logits(Vec::new()),
-        };
-        for (i, chunk) in tokens.chunks(PREFILL_CHUNK).enumerate() {
-            let (start, end) = (i * PREFILL_CHUNK, i * PREFILL_CHUNK + chunk.len());
-            let part = match want {
-                Want::LastLogits => (end == m).then_some(Want::LastLogits),
-                Want::AllLogits { from } => (end > from).then(|| Want::AllLogits {
-                    from: from.saturating_sub(start),
-                }),
-                Want::TopK { k, from } => (end > from).then(|| Want::TopK {
-                    k,
-                    from: from.saturating_sub(start),
-                }),
-            };
-            match (self.pass(chunk, cache, threads, part)?, &mut out) {
-                (Some(Output::Logits(l)), Output::Logits(all)) => all.extend(l),
-                (Some(Output::TopK(t)), Output::TopK(all)) => all.extend(t),
-                _ => {}
-            }
-        }
-        Ok(out)
     }
 
     /// One team pass over `tokens`, committed to the cache on success.

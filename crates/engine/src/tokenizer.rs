@@ -25,9 +25,8 @@ const TOKEN_TYPE_USER_DEFINED: i64 = 4;
 /// A tokenizer plus the per-token facts generation needs.
 pub(crate) struct GgufTokenizer {
     merges: Merges,
-    /// Control tokens, then user-defined ones: each a matcher over the
-    /// token texts and their ids (in pattern order).
-    added: [Option<(AhoCorasick, Vec<u32>)>; 2],
+    /// Control tokens, then user-defined ones.
+    added: [Option<Added>; 2],
     /// Raw bytes of every token id, concatenated (what the ByteLevel
     /// decoder emits); token `i` is `token_bytes[ends[i-1]..ends[i]]`.
     /// One buffer instead of a `Vec` per token keeps the memory small.
@@ -112,7 +111,16 @@ impl GgufTokenizer {
 
     /// Id of a token given its exact GGUF string, if the vocabulary has it
     /// (the first id for a duplicated string): looked up by its bytes.
+    /// Added (special) tokens are found in their own short list first, as
+    /// the `tokenizers` crate does; other strings scan the vocabulary.
     pub(crate) fn token_id(&self, token: &str) -> Option<u32> {
+        let added = self.added.iter().flatten();
+        if let Some(id) = added
+            .flat_map(|a| a.texts.iter().zip(&a.ids))
+            .find_map(|(t, &id)| (t == token).then_some(id))
+        {
+            return Some(id);
+        }
         let want = token_to_bytes(token);
         (0..self.vocab_size() as u32).find(|&id| self.bytes_of(id).is_ok_and(|b| b == want))
     }
@@ -127,7 +135,7 @@ impl GgufTokenizer {
     /// Split `text` on the added tokens of pass `pass` (0 control, 1
     /// user-defined), encoding the gaps with the next pass, then BPE.
     fn encode_added(&self, pass: usize, text: &str, out: &mut Vec<u32>) {
-        let (matcher, ids) = match self.added.get(pass) {
+        let Added { matcher, ids, .. } = match self.added.get(pass) {
             None => return self.merges.encode_into(text, out),
             Some(None) => return self.encode_added(pass + 1, text, out),
             Some(Some(added)) => added,
@@ -209,12 +217,20 @@ fn merge_ids(
 
 /// A leftmost-longest matcher over the non-empty tokens of type `ty`, with
 /// each pattern's id (the first id of its text).
+/// One kind of added token: a leftmost-longest matcher over their texts,
+/// and each pattern's text and id (in pattern order).
+struct Added {
+    matcher: AhoCorasick,
+    texts: Vec<String>,
+    ids: Vec<u32>,
+}
+
 fn added_matcher(
     tokens: &[String],
     types: &[i64],
     vocab: &HashMap<&str, u32>,
     ty: i64,
-) -> Result<Option<(AhoCorasick, Vec<u32>)>, EngineError> {
+) -> Result<Option<Added>, EngineError> {
     let mut texts: Vec<&str> = Vec::new();
     let mut ids = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
@@ -229,7 +245,13 @@ fn added_matcher(
     AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostLongest)
         .build(&texts)
-        .map(|m| Some((m, ids)))
+        .map(|matcher| {
+            Some(Added {
+                matcher,
+                texts: texts.iter().map(|t| t.to_string()).collect(),
+                ids,
+            })
+        })
         .map_err(|e| EngineError::Tokenizer {
             reason: format!("cannot index the special tokens: {e}"),
         })
