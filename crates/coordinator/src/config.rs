@@ -51,6 +51,18 @@ pub struct CoordinatorConfig {
     pub max_attempts: u32,
     /// Whole-request deadline, seconds.
     pub request_timeout_s: u64,
+    /// Jobs that may wait for a provider at once (across all models); one
+    /// more is answered 429 `queue_full` with `Retry-After`.
+    pub queue_max_jobs: usize,
+    /// How long an interactive job waits for a provider that can meet its
+    /// time-to-first-token objective before it is served best-effort (the
+    /// missed objective is recorded), ms. A hard objective
+    /// (`x-proofmesh-workload: interactive;ttft_ms=N;hard`) gets 503 then.
+    pub interactive_wait_ms: u64,
+    /// GGUF files of the models served: their tokenizers are read at start
+    /// (not the weights) so placement counts each prompt's tokens exactly.
+    /// A model without one is estimated by a byte bound.
+    pub model_files: Vec<PathBuf>,
     /// Heartbeat interval providers are told to keep, ms.
     pub heartbeat_ms: u64,
     /// A provider silent for this long is disconnected, ms.
@@ -79,7 +91,8 @@ pub struct CoordinatorConfig {
     pub log_origin: String,
     /// Log batch bound: entries (Tessera: 256).
     pub log_batch_max_entries: usize,
-    /// Log batch bound: age of the oldest entry, ms (Tessera: 250).
+    /// Log batch linger after its first entry, ms; 0 (default): adaptive
+    /// group commit, an idle log commits at once (see proofmesh-log).
     pub log_batch_max_age_ms: u64,
     /// Length of a metrics-statement epoch, seconds (default 86400: UTC
     /// days). Epochs are aligned to the unix epoch: `[k·len, (k+1)·len)`.
@@ -138,6 +151,9 @@ impl Default for CoordinatorConfig {
             default_top_k_logits: 8,
             max_attempts: 3,
             request_timeout_s: 300,
+            queue_max_jobs: 4_096,
+            interactive_wait_ms: 2_000,
+            model_files: Vec::new(),
             heartbeat_ms: 2_000,
             provider_timeout_ms: 10_000,
             audit_rate_milli: 50,
@@ -186,6 +202,8 @@ impl CoordinatorConfig {
             "default_top_k_logits",
             "max_attempts",
             "request_timeout_s",
+            "queue_max_jobs",
+            "interactive_wait_ms",
             "heartbeat_ms",
             "provider_timeout_ms",
             "audit_rate_milli",
@@ -269,6 +287,23 @@ impl CoordinatorConfig {
         }
         if self.request_timeout_s == 0 {
             return bad("request_timeout_s", "must be positive");
+        }
+        if self.queue_max_jobs == 0 {
+            return bad("queue_max_jobs", "must be positive");
+        }
+        if self.interactive_wait_ms > self.request_timeout_s.saturating_mul(1000) {
+            return bad(
+                "interactive_wait_ms",
+                "must not exceed request_timeout_s",
+            );
+        }
+        for f in &self.model_files {
+            if !f.is_file() {
+                return bad(
+                    "model_files",
+                    &format!("{} does not exist", f.display()),
+                );
+            }
         }
         if self.statement_epoch_s == 0 || self.statement_epoch_s > MAX_STATEMENT_EPOCH_S {
             return bad(

@@ -18,6 +18,12 @@ pub struct ApiError {
     pub message: String,
     /// Offending parameter.
     pub param: Option<&'static str>,
+    /// The job it belongs to, when one was created.
+    pub job_id: Option<String>,
+    /// The model as the client named it.
+    pub model: Option<String>,
+    /// Seconds after which a retry may succeed (`Retry-After`).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -27,7 +33,64 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            job_id: None,
+            model: None,
+            retry_after_s: None,
         }
+    }
+
+    /// Names the job the error belongs to.
+    pub fn for_job(mut self, job_id: &str) -> Self {
+        self.job_id = Some(job_id.to_string());
+        self
+    }
+
+    /// Names the model as the client asked for it.
+    pub fn for_model(mut self, model: &str) -> Self {
+        self.model = Some(model.to_string());
+        self
+    }
+
+    /// Tells the client when to retry (`Retry-After`, seconds, at least 1).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds.max(1));
+        self
+    }
+
+    /// 429: too many jobs are already waiting for a provider.
+    pub fn queue_full(model: &str, waiting: usize) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue_full",
+            format!(
+                "{waiting} jobs are already waiting for a provider, the most this coordinator queues; nothing was charged. Retry after the Retry-After interval."
+            ),
+        )
+        .for_model(model)
+    }
+
+    /// 503: a hard time-to-first-token objective could not be met in time.
+    pub fn objective_unmet(model: &str, ttft_ms: u32, waited_ms: u64, missing: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ttft_objective_unmet",
+            format!(
+                "No provider could start this request within its hard {ttft_ms} ms time-to-first-token objective after waiting {waited_ms} ms: {missing}. Nothing was charged; retry, or drop ';hard' to be served best-effort."
+            ),
+        )
+        .for_model(model)
+    }
+
+    /// 503: a deadline-bound job could not be started before its deadline.
+    pub fn deadline_unmet(model: &str, missing: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deadline_unmet",
+            format!(
+                "No provider could run this job before its deadline: {missing}. Nothing was charged."
+            ),
+        )
+        .for_model(model)
     }
 
     /// 401: no key.
@@ -181,6 +244,18 @@ impl ApiError {
             "no_provider_available",
             format!("No provider is available for model '{model}' right now. Retry later."),
         )
+        .for_model(model)
+    }
+
+    /// 503: providers serve the model, but none could take the job for a
+    /// reason that does not lift by waiting (`missing`, in words).
+    pub fn no_provider_because(model: &str, missing: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_provider_available",
+            format!("No provider can take this request for model '{model}': {missing}."),
+        )
+        .for_model(model)
     }
 
     /// 503: no provider with the required attestation can take the job.
@@ -257,6 +332,7 @@ impl ApiError {
             404 => "not_found_error",
             400 | 413 => "invalid_request_error",
             402 => "insufficient_quota",
+            429 => "rate_limit_error",
             502..=504 => "service_unavailable_error",
             _ => "server_error",
         }
@@ -270,6 +346,9 @@ impl ApiError {
                 kind: self.kind().to_string(),
                 param: self.param.map(str::to_string),
                 code: self.code.to_string(),
+                job_id: self.job_id.clone(),
+                model: self.model.clone(),
+                retry_after_s: self.retry_after_s,
             },
         }
     }
@@ -278,6 +357,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         metrics::counter!("proofmesh_http_errors_total", "code" => self.code).increment(1);
-        (self.status, Json(self.body())).into_response()
+        let mut resp = (self.status, Json(self.body())).into_response();
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        resp
     }
 }

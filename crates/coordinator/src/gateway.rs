@@ -13,7 +13,7 @@ use futures::stream::{self, Stream, StreamExt};
 use proofmesh_receipt::{client_hash, Digest, Receipt};
 use proofmesh_wire::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, ChunkChoice, Delta,
-    ProofmeshExt, ResponseMessage, Usage,
+    JobTimingExt, ProofmeshExt, ResponseMessage, Usage,
 };
 use proofmesh_wire::{JobSpec, PriceRate};
 use tokio::sync::mpsc;
@@ -85,7 +85,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     let req: ChatCompletionRequest =
         serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
     let plan = validate::plan(&app.config, req)?;
-    let class = workload_class(&parts.headers)?;
+    let (class, hard_objective) = workload_class(&parts.headers)?;
     let model = match app.registry.resolve_model(&plan.model) {
         Some(m) => m,
         None if app.registry.is_known_model(&plan.model) => {
@@ -151,6 +151,8 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         client_id: client.client_id,
         verification,
         class,
+        hard_objective,
+        model_name: plan.model.clone(),
         max_price_micros: plan.max_price_micros,
         idem,
         min_attestation: crate::attestation::required(
@@ -181,28 +183,43 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     Ok(resp)
 }
 
-/// Header naming the request's workload class (`interactive[;ttft_ms=N]`,
+/// Header naming the request's workload class (`interactive[;ttft_ms=N][;hard]`,
 /// `batch[;deadline_s=N]`, `fine-tune;...`); chat defaults to interactive
-/// with a 500 ms time-to-first-token objective.
+/// with a 500 ms time-to-first-token objective. The objective is soft: a
+/// request no provider can meet in time waits a bounded time and is then
+/// served best-effort. `;hard` makes it a 503 instead.
 pub const WORKLOAD_HEADER: &str = "x-proofmesh-workload";
 
+/// The workload class, and whether its interactive objective is hard.
 pub(crate) fn workload_class(
     headers: &HeaderMap,
-) -> Result<proofmesh_placement::WorkloadClass, ApiError> {
+) -> Result<(proofmesh_placement::WorkloadClass, bool), ApiError> {
     use proofmesh_placement::{Endpoint, WorkloadClass};
     let Some(v) = headers.get(WORKLOAD_HEADER) else {
-        return Ok(WorkloadClass::default_for(Endpoint::Completions));
+        return Ok((WorkloadClass::default_for(Endpoint::Completions), false));
     };
-    v.to_str()
-        .map_err(|_| ApiError::invalid_header(WORKLOAD_HEADER, "not ASCII".into()))?
-        .parse()
-        .map_err(|e: proofmesh_placement::WorkloadParseError| {
+    let text = v
+        .to_str()
+        .map_err(|_| ApiError::invalid_header(WORKLOAD_HEADER, "not ASCII".into()))?;
+    let hard = text.split(';').skip(1).any(|p| p.trim() == "hard");
+    let rest: Vec<&str> = text.split(';').filter(|p| p.trim() != "hard").collect();
+    let class: WorkloadClass = rest.join(";").parse().map_err(
+        |e: proofmesh_placement::WorkloadParseError| {
             ApiError::invalid_header(WORKLOAD_HEADER, e.to_string())
-        })
+        },
+    )?;
+    if hard && !matches!(class, WorkloadClass::Interactive { .. }) {
+        return Err(ApiError::invalid_header(
+            WORKLOAD_HEADER,
+            "';hard' applies to the interactive class only".into(),
+        ));
+    }
+    Ok((class, hard))
 }
 
-fn ext(r: &Receipt) -> ProofmeshExt {
+fn ext(r: &Receipt, timing: Option<JobTimingExt>) -> ProofmeshExt {
     ProofmeshExt {
+        timing,
         receipt_id: r.body.receipt_id.clone(),
         provider_key: r.body.provider_key.to_string(),
         charged_micros: r.body.price.charged_micros,
@@ -220,8 +237,13 @@ fn usage(r: &Receipt) -> Usage {
 }
 
 /// The non-streaming response for a finished job (also what an
-/// Idempotency-Key replay returns).
-pub fn completion_body(meta: Meta, r: &Receipt, text: String) -> ChatCompletion {
+/// Idempotency-Key replay returns, without the timing).
+pub fn completion_body(
+    meta: Meta,
+    r: &Receipt,
+    text: String,
+    timing: Option<JobTimingExt>,
+) -> ChatCompletion {
     ChatCompletion {
         id: meta.id,
         object: "chat.completion".into(),
@@ -238,7 +260,7 @@ pub fn completion_body(meta: Meta, r: &Receipt, text: String) -> ChatCompletion 
             logprobs: None,
         }],
         usage: usage(r),
-        proofmesh: ext(r),
+        proofmesh: ext(r, timing),
     }
 }
 
@@ -248,8 +270,8 @@ async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Res
             // Non-streaming jobs get no deltas; the text comes with the result.
             GatewayEvent::Delta(_) => {}
             GatewayEvent::Error(e) => return Err(e),
-            GatewayEvent::Finished(r, text) => {
-                return Ok(Json(completion_body(meta, &r, text)).into_response());
+            GatewayEvent::Finished(r, text, timing) => {
+                return Ok(Json(completion_body(meta, &r, text, Some(timing))).into_response());
             }
         }
     }
@@ -302,7 +324,7 @@ fn sse(
                     None,
                 ))]
             }
-            GatewayEvent::Finished(r, _) => {
+            GatewayEvent::Finished(r, _, timing) => {
                 let mut c = chunk(&meta, Delta::default(), Some(r.body.finish_reason.clone()));
                 if first {
                     c.choices[0].delta = Delta {
@@ -311,7 +333,7 @@ fn sse(
                     };
                 }
                 c.usage = Some(usage(&r));
-                c.proofmesh = Some(ext(&r));
+                c.proofmesh = Some(ext(&r, Some(timing)));
                 vec![data(&c), Event::default().data("[DONE]")]
             }
             GatewayEvent::Error(e) => vec![data(&e.body())],

@@ -10,11 +10,14 @@ use proofmesh_ledger::Amount;
 use proofmesh_receipt::digest::fingerprint_format;
 use proofmesh_receipt::{response_digest, Digest, Receipt};
 use proofmesh_store::{Evidence, JobRecord};
+use proofmesh_wire::openai::JobTimingExt;
 use proofmesh_wire::{CoordinatorMsg, JobResult, JobSpec};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::admission::{place_or_wait, Mode, PlaceFor};
 use crate::error::ApiError;
+use crate::placement::JobTiming;
 use crate::registry::{JobEvent, ProviderHandle};
 use crate::state::AppState;
 
@@ -23,8 +26,9 @@ use crate::state::AppState;
 pub enum GatewayEvent {
     /// Text to forward.
     Delta(String),
-    /// Done, with the countersigned receipt and the full completion text.
-    Finished(Box<Receipt>, String),
+    /// Done, with the countersigned receipt, the full completion text and
+    /// where the time went.
+    Finished(Box<Receipt>, String, JobTimingExt),
     /// Failed; nothing more follows.
     Error(ApiError),
 }
@@ -40,6 +44,10 @@ pub struct JobCtx {
     pub verification: String,
     /// Interactive (TTFT objective), batch (deadline) or fine-tune.
     pub class: proofmesh_placement::WorkloadClass,
+    /// The interactive objective is hard: 503 rather than best-effort.
+    pub hard_objective: bool,
+    /// The model as the client named it.
+    pub model_name: String,
     /// The client's price cap, micro-units.
     pub max_price_micros: Option<u64>,
     /// The Idempotency-Key claim to record the answer under, with what the
@@ -50,8 +58,9 @@ pub struct JobCtx {
 }
 
 enum Attempt {
-    /// The receipt, the text, and whether an audit was scheduled.
-    Finished(Box<Receipt>, String, bool),
+    /// The receipt, the text, whether an audit was scheduled, and what the
+    /// attempt measured.
+    Finished(Box<Receipt>, String, bool, Clock),
     Retry(String),
     Fatal(ApiError),
 }
@@ -104,6 +113,7 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
     let mut streamed = false;
     let mut last_failure = String::from("no provider available");
     let mut ctx = ctx;
+    let prompt = app.prompts.count(&ctx.spec);
     let outcome = loop {
         if tried.len() as u32 >= app.config.max_attempts {
             break Err(ApiError::provider_failed(tried.len() as u32));
@@ -111,14 +121,23 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
         let what = PlaceFor {
             job_id: &ctx.spec.job_id,
             model: ctx.spec.model.as_str(),
+            model_name: &ctx.model_name,
             class: ctx.class,
-            prompt_tokens: crate::billing::prompt_token_bound(&ctx.spec),
+            hard: ctx.hard_objective,
+            prompt_tokens: prompt.tokens,
+            prompt_source: Some(prompt.source),
             max_tokens: ctx.spec.sampling.max_tokens,
             min_attestation: ctx.min_attestation,
         };
-        let Some(p) = place(&app, &what, &tried).await else {
-            break Err(what.unplaced(&tried));
+        let placed = match place_or_wait(&app, &what, &tried, deadline).await {
+            Ok(p) => p,
+            Err(e) => {
+                last_failure = e.message.clone();
+                break Err(e);
+            }
         };
+        let p = placed.provider;
+        let queued_ms = started.elapsed().as_secs_f64() * 1e3;
         tried.push(p.key.to_string());
         // The chosen provider's verified attestation goes into its receipt.
         ctx.spec.attestation = p.attestation_ref(crate::now_ms());
@@ -128,8 +147,8 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
                 ctx.spec.price = m.price.clone();
             }
         }
-        app.placer
-            .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed) + 1);
+        let before = p.in_flight.load(Ordering::Relaxed);
+        app.placer.set_load(p.key.as_str(), before + 1);
         if let Err(e) = app.store.assign_job(&ctx.spec.job_id, p.key.as_str()).await {
             break Err(ApiError::internal("assign job", e));
         }
@@ -137,28 +156,39 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
         app.registry.unroute(&ctx.spec.job_id, &p);
         app.placer
             .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed));
-        match &attempt {
-            Attempt::Finished(r, ..) => {
-                let b = &r.body;
-                app.placer.succeeded(
-                    p.key.as_str(),
-                    ctx.spec.model.as_str(),
-                    u64::from(b.prompt_tokens) + u64::from(b.completion_tokens),
-                    b.finished_at_ms.saturating_sub(b.dispatched_at_ms),
-                )
-            }
-            Attempt::Retry(_) => app.placer.failed(p.key.as_str(), false, crate::now_ms()),
-            Attempt::Fatal(_) => {}
-        }
+        app.registry.capacity.notify_waiters();
         match attempt {
-            Attempt::Finished(r, text, audited) => break Ok((r, text, audited)),
+            Attempt::Finished(r, text, audited, clock) => {
+                let b = &r.body;
+                let timing = JobTiming {
+                    queued_at_provider: before >= p.max_concurrent,
+                    prompt_tokens: b.prompt_tokens,
+                    completion_tokens: b.completion_tokens,
+                    first_token_ms: clock.first_token_ms,
+                    last_token_ms: clock.last_token_ms,
+                    service_ms: clock.provider_ms,
+                    rtt_ms: app.placer.rtt_ms(p.key.as_str()),
+                };
+                app.placer
+                    .succeeded(p.key.as_str(), ctx.spec.model.as_str(), &timing, crate::now_ms());
+                let ext = JobTimingExt {
+                    queued_ms,
+                    provider_ttft_ms: clock.first_token_ms,
+                    provider_ms: clock.provider_ms,
+                    finish_ms: 0.0,
+                    objective_missed: placed.mode == Mode::BestEffort,
+                };
+                break Ok((r, text, audited, ext, clock.result_at));
+            }
             Attempt::Fatal(e) => break Err(e),
             Attempt::Retry(why) if streamed => {
+                app.placer.failed(p.key.as_str(), false, crate::now_ms());
                 tracing::warn!(provider = %p.key, %why, "provider failed after streaming began");
                 last_failure = why;
                 break Err(ApiError::provider_failed(tried.len() as u32));
             }
             Attempt::Retry(why) => {
+                app.placer.failed(p.key.as_str(), false, crate::now_ms());
                 tracing::warn!(provider = %p.key, %why, "provider failed; retrying elsewhere");
                 metrics::counter!("proofmesh_job_retries_total").increment(1);
                 last_failure = why;
@@ -167,17 +197,20 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
     };
     let now = crate::now_ms();
     match outcome {
-        Ok((receipt, text, audited)) => {
+        Ok((receipt, text, audited, mut timing, result_at)) => {
             crate::billing::settle_completed(&app, &ctx.client_id, &receipt, held, audited).await;
             metrics::counter!("proofmesh_jobs_completed_total").increment(1);
             metrics::histogram!("proofmesh_job_seconds").record(started.elapsed().as_secs_f64());
             if let Some((idem, meta)) = &ctx.idem {
-                let body = crate::gateway::completion_body(meta.clone(), &receipt, text.clone());
+                let body = crate::gateway::completion_body(meta.clone(), &receipt, text.clone(), None);
                 crate::idempotency::complete(&app, idem, &body).await;
             }
-            let _ = out.send(GatewayEvent::Finished(receipt, text)).await;
+            timing.finish_ms = result_at.elapsed().as_secs_f64() * 1e3;
+            metrics::histogram!("proofmesh_job_finish_seconds").record(timing.finish_ms / 1e3);
+            let _ = out.send(GatewayEvent::Finished(receipt, text, timing)).await;
         }
         Err(err) => {
+            let err = err.for_job(&ctx.spec.job_id).for_model(&ctx.model_name);
             metrics::counter!("proofmesh_jobs_failed_total", "code" => err.code).increment(1);
             crate::billing::refund_failed_job(&app, &ctx.spec.job_id, &ctx.client_id, held).await;
             if let Some((idem, _)) = &ctx.idem {
@@ -195,82 +228,14 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
     }
 }
 
-/// What placement needs to know about one attempt of a job.
+/// When an attempt's events arrived, ms after its spec was sent.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PlaceFor<'a> {
-    /// The job (its decisions are recorded under it).
-    pub job_id: &'a str,
-    /// Model digest.
-    pub model: &'a str,
-    /// Workload class.
-    pub class: proofmesh_placement::WorkloadClass,
-    /// Prompt tokens (an upper bound).
-    pub prompt_tokens: u32,
-    /// Completion tokens at most.
-    pub max_tokens: u32,
-    /// The least attestation level accepted.
-    pub min_attestation: proofmesh_placement::AttestationLevel,
-}
-
-impl PlaceFor<'_> {
-    /// The error when no provider could be placed after trying `tried`.
-    pub(crate) fn unplaced(&self, tried: &[String]) -> ApiError {
-        if tried.is_empty() && self.min_attestation > Default::default() {
-            ApiError::no_attested_provider(
-                self.model,
-                crate::attestation::level_name(self.min_attestation),
-            )
-        } else if tried.is_empty() {
-            ApiError::no_provider(self.model)
-        } else {
-            ApiError::provider_failed(tried.len() as u32)
-        }
-    }
-}
-
-/// Asks the placement policy where this attempt goes (excluding providers
-/// already tried), records the decision for `proofmesh explain`, and returns
-/// the first live provider in its failover order.
-pub(crate) async fn place(
-    app: &AppState,
-    what: &PlaceFor<'_>,
-    tried: &[String],
-) -> Option<Arc<ProviderHandle>> {
-    let mut req = proofmesh_placement::Request::new(
-        what.model,
-        what.class,
-        what.prompt_tokens,
-        what.max_tokens,
-        crate::now_ms(),
-    );
-    req.min_attestation = what.min_attestation;
-    let decision = app.placer.place(&req, tried);
-    let record = match &decision {
-        Ok(p) => {
-            serde_json::json!({"attempt": tried.len() + 1, "class": what.class, "placement": p})
-        }
-        Err(e) => {
-            serde_json::json!({"attempt": tried.len() + 1, "class": what.class, "error": e.to_string()})
-        }
-    };
-    if let Err(e) = app
-        .store
-        .record_placement(what.job_id, &record.to_string())
-        .await
-    {
-        tracing::error!(%e, "record placement");
-    }
-    let placement = match decision {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::info!(job_id = %what.job_id, reason = %e, "no placement");
-            return None;
-        }
-    };
-    let live = placement
-        .failover_order()
-        .find_map(|id| app.registry.live_provider(&id.0));
-    live
+struct Clock {
+    first_token_ms: Option<f64>,
+    last_token_ms: Option<f64>,
+    provider_ms: f64,
+    /// When the provider's result arrived.
+    result_at: Instant,
 }
 
 /// Tokens as relayed, to check against the final result.
@@ -296,6 +261,10 @@ async fn run_attempt(
     {
         return Attempt::Retry("provider connection closed before dispatch".into());
     }
+    let sent = Instant::now();
+    let ms = |at: Instant| at.duration_since(sent).as_secs_f64() * 1e3;
+    let mut first_token_ms = None;
+    let mut last_token_ms = None;
     let mut relayed = Relayed::default();
     loop {
         let ev = match tokio::time::timeout_at(deadline, events.recv()).await {
@@ -316,6 +285,9 @@ async fn run_attempt(
                     cancel(p, &ctx.spec.job_id).await;
                     return Attempt::Retry(format!("token index {index} out of order"));
                 }
+                let at = ms(Instant::now());
+                first_token_ms.get_or_insert(at);
+                last_token_ms = Some(at);
                 relayed.ids.push(token_id);
                 relayed.text.push_str(&text);
                 // Only streaming jobs forward deltas: a non-streaming job has
@@ -337,7 +309,16 @@ async fn run_attempt(
                 }
                 return Attempt::Retry(format!("provider reported {code}: {message}"));
             }
-            JobEvent::Done(result) => return finish(app, ctx, p, *result, &relayed).await,
+            JobEvent::Done(result) => {
+                let result_at = Instant::now();
+                let clock = Clock {
+                    first_token_ms,
+                    last_token_ms,
+                    provider_ms: ms(result_at),
+                    result_at,
+                };
+                return finish(app, ctx, p, *result, &relayed, clock).await;
+            }
             JobEvent::ZkDone(_) => {
                 cancel(p, &ctx.spec.job_id).await;
                 return Attempt::Retry("a proof answer to a chat job".into());
@@ -366,6 +347,7 @@ async fn finish(
     p: &ProviderHandle,
     result: JobResult,
     relayed: &Relayed,
+    clock: Clock,
 ) -> Attempt {
     let fingerprint = match check_result(app, ctx, p, &result, relayed) {
         Ok(fp) => fp,
@@ -396,7 +378,7 @@ async fn finish(
     receipt.log = log_receipt(app, &receipt).await;
     metrics::counter!("proofmesh_tokens_generated_total")
         .increment(u64::from(receipt.body.completion_tokens));
-    Attempt::Finished(Box::new(receipt), result.text, audited)
+    Attempt::Finished(Box::new(receipt), result.text, audited, clock)
 }
 
 /// Sequences the countersigned receipt into the transparency log and returns

@@ -4,6 +4,7 @@
 //! Entry point: [`server::run`], which serves on a listener until a shutdown
 //! future resolves (the binary wires that to ctrl-c and SIGTERM).
 
+pub mod admission;
 pub mod attestation;
 pub mod audit;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod statements;
+pub mod tokens;
 pub mod validate;
 pub mod zk;
 

@@ -16,6 +16,27 @@ use proofmesh_wire::{Hardware, ModelAdvert, Site};
 
 use crate::config::CoordinatorConfig;
 
+/// What one successful job measured at the coordinator, ms from the
+/// moment its spec was sent to the provider.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobTiming {
+    /// The provider already had `max_concurrent` jobs: this one queued
+    /// there, so its times say nothing about the provider's rates.
+    pub queued_at_provider: bool,
+    /// Prompt tokens, as the receipt bills them.
+    pub prompt_tokens: u32,
+    /// Completion tokens.
+    pub completion_tokens: u32,
+    /// First token event received (prefill + one RTT).
+    pub first_token_ms: Option<f64>,
+    /// Last token event received.
+    pub last_token_ms: Option<f64>,
+    /// Result received.
+    pub service_ms: f64,
+    /// The measured RTT to the provider, subtracted from the prefill time.
+    pub rtt_ms: f64,
+}
+
 /// Placement registry shared by handlers.
 pub struct Placer {
     reg: Mutex<pl::Registry>,
@@ -102,7 +123,10 @@ pub fn claims(
             s.price_per_hour_micros,
             interconnect(&s.interconnect)?,
         ),
-        None => ("local".to_owned(), 0.0, 0.0, 0, pl::Interconnect::Pcie),
+        None => {
+            let here = pl::PlacementConfig::default().coordinator;
+            ("local".to_owned(), here.lat, here.lon, 0, pl::Interconnect::Pcie)
+        }
     };
     let offers = models
         .iter()
@@ -217,19 +241,48 @@ impl Placer {
         let _ = self.reg().report_failure(&id(key), kind, now_ms);
     }
 
-    /// A successful job, with what it measured: the whole service time and
-    /// the provider's throughput over it (prompt + completion tokens per
-    /// second of wall time, a lower bound on both prefill and decode rates).
-    pub fn succeeded(&self, key: &str, model: &str, tokens: u64, service_ms: u64) {
+    /// A successful job, with what it measured (see [`JobTiming`]): the
+    /// service time feeds the queue-wait model; the prefill and decode
+    /// rates feed the TTFT and completion estimates, only from jobs that
+    /// did not queue at the provider, so no rate includes queue time.
+    pub fn succeeded(&self, key: &str, model: &str, t: &JobTiming, now_ms: u64) {
         let mut reg = self.reg();
         let _ = reg.report_success(&id(key));
-        if service_ms > 0 {
-            let _ = reg.record_service_time(&id(key), service_ms as f64);
-            let tps = tokens as f64 * 1000.0 / service_ms as f64;
-            if tps.is_finite() && tps > 0.0 {
-                let _ = reg.record_throughput(&id(key), model, Some(tps), Some(tps));
-            }
+        if t.service_ms > 0.0 {
+            let _ = reg.record_service_time(&id(key), t.service_ms);
         }
+        if t.queued_at_provider {
+            return;
+        }
+        let rate = |tokens: u32, ms: f64| {
+            let tps = f64::from(tokens) * 1000.0 / ms.max(0.05);
+            (tokens > 0 && tps.is_finite() && tps > 0.0).then_some(tps)
+        };
+        let prefill = t
+            .first_token_ms
+            .and_then(|f| rate(t.prompt_tokens, f - t.rtt_ms));
+        let decode = match (t.first_token_ms, t.last_token_ms) {
+            (Some(f), Some(l)) if t.completion_tokens > 1 => rate(t.completion_tokens - 1, l - f),
+            _ => None,
+        };
+        if prefill.is_some() || decode.is_some() {
+            let _ = reg.record_measurement(&id(key), model, prefill, decode, now_ms);
+        }
+    }
+
+    /// The provider's measured RTT median, ms (0 before enough pings).
+    pub fn rtt_ms(&self, key: &str) -> f64 {
+        let reg = self.reg();
+        let min = reg.config().latency.min_samples;
+        reg.get(&id(key))
+            .and_then(|r| r.rtt.median_ms(min))
+            .unwrap_or(0.0)
+    }
+
+    /// The full evaluation of a request against every provider, for the
+    /// record of a placement that found none.
+    pub fn explain(&self, req: &pl::Request) -> Option<pl::Explanation> {
+        self.reg().explain(req).ok()
     }
 
     /// Reputation from audits, in basis points.
@@ -262,5 +315,10 @@ impl Placer {
     /// `GET /v1/providers`.
     pub fn list(&self, q: &pl::ProviderQuery) -> Vec<pl::ProviderView> {
         self.reg().list(q)
+    }
+
+    /// Live uptime, in basis points (`standing.rs`).
+    pub fn set_uptime(&self, key: &str, bp: u16) {
+        let _ = self.reg().set_uptime(&id(key), bp);
     }
 }

@@ -120,6 +120,9 @@ pub struct Registry {
     audits_in_flight: Mutex<HashMap<String, (String, std::time::Instant)>>,
     /// Wakes the audit dispatcher.
     pub audit_wakeup: tokio::sync::Notify,
+    /// Wakes every job waiting for a provider: a provider connected, or a
+    /// job ended and placement has seen the lower load.
+    pub capacity: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Registry {
@@ -165,6 +168,7 @@ impl Registry {
             self.orphan_jobs(&key, old.conn_id);
         }
         metrics::gauge!("proofmesh_providers_connected").set(self.live_count() as f64);
+        self.capacity.notify_waiters();
     }
 
     /// Removes a connection (if it is still the current one) and fails its jobs.

@@ -151,5 +151,8 @@ pub async fn not_found() -> ApiError {
         code: "not_found",
         message: "Unknown endpoint.".into(),
         param: None,
+        job_id: None,
+        model: None,
+        retry_after_s: None,
     }
 }

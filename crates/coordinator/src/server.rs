@@ -41,6 +41,9 @@ pub enum ServerError {
     /// The ledger could not be opened.
     #[error("ledger: {0}")]
     Bank(#[from] proofmesh_settlement::BankError),
+    /// A configured model file's tokenizer could not be read.
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokens::TokenizerError),
     /// A configured zk model could not be loaded.
     #[error(transparent)]
     Zk(#[from] crate::zk::ZkConfigError),
@@ -118,6 +121,8 @@ pub async fn run(
     })?;
     let identity = Identity::load_or_create(&key_path(dir))?;
     let zk = crate::zk::ZkModels::load(&config.zk_models)?;
+    let prompts = crate::tokens::PromptCounters::load(&config.model_files)?;
+    let admission = crate::admission::Admission::new(config.queue_max_jobs);
     let store = SqliteStore::open(&db_path(dir)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Registry::default();
@@ -152,6 +157,8 @@ pub async fn run(
         log,
         registry: Arc::new(registry),
         zk: Arc::new(zk),
+        admission: Arc::new(admission),
+        prompts: Arc::new(prompts),
         shutdown: stop_rx,
     };
     log_routes::log_backlog(&app).await?;

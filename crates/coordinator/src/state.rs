@@ -26,6 +26,10 @@ pub struct AppState {
     pub placer: Arc<crate::placement::Placer>,
     /// Live providers and job routes.
     pub registry: Arc<Registry>,
+    /// Jobs waiting for a provider.
+    pub admission: Arc<crate::admission::Admission>,
+    /// Exact prompt token counts, per model digest.
+    pub prompts: Arc<crate::tokens::PromptCounters>,
     /// The zero-knowledge models proofs are accepted for.
     pub zk: Arc<crate::zk::ZkModels>,
     /// Flips to true when the service is shutting down.

@@ -229,12 +229,19 @@ async fn model_whose_providers_are_all_offline_is_503_no_provider_available() {
     .await
 }
 
-/// With every provider of the model at capacity, a new request gets 503
-/// `no_provider_available` immediately instead of queueing forever.
+/// With every provider of the model at capacity, a request is not refused:
+/// it waits for a slot and is dispatched once one frees up. A hard
+/// time-to-first-token objective gets 503 `ttft_objective_unmet` after the
+/// bounded wait, and a full wait queue 429 `queue_full`; both carry
+/// `Retry-After`, the model name the client used and the job id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn saturated_providers_give_503_no_provider_available() {
+async fn saturated_providers_queue_requests_instead_of_refusing() {
     bounded(async {
-        let c = Coordinator::start().await;
+        let c = Coordinator::start_with(|cfg| {
+            cfg.interactive_wait_ms = 300;
+            cfg.queue_max_jobs = 1;
+        })
+        .await;
         let mut fake = RawProvider::connect(&c, 1).await;
         c.wait_providers(1).await;
         let key = c.api_key().await;
@@ -249,20 +256,53 @@ async fn saturated_providers_give_503_no_provider_available() {
             jobs.push(fake.next_job().await);
         }
 
-        let err = expect_error(
-            c.chat(&key, &chat_body("hi", 0, 2, false)).await,
-            503,
-            "no_provider_available",
-        )
-        .await;
+        // A hard objective: refused after the bounded wait, saying why.
+        let hard = c.spawn_chat_with(
+            &key,
+            chat_body("hi", 0, 2, false),
+            "interactive;ttft_ms=500;hard",
+        );
+        let resp = join_chat(hard).await;
+        let retry = resp.headers().get("retry-after").cloned();
+        let err = expect_error(resp, 503, "ttft_objective_unmet").await;
         assert_eq!(err["type"], "service_unavailable_error");
-        // A streaming request fails the same way, before any SSE is sent.
-        expect_error(
-            c.chat(&key, &chat_body("hi", 0, 2, true)).await,
-            503,
-            "no_provider_available",
-        )
+        assert_eq!(err["model"], MODEL);
+        assert!(err["job_id"].as_str().is_some_and(|j| j.starts_with("job_")));
+        assert!(err["message"].as_str().unwrap().contains("at capacity"), "{err}");
+        let retry: u64 = retry.expect("Retry-After").to_str().unwrap().parse().unwrap();
+        assert!(retry >= 1 && err["retry_after_s"] == retry);
+
+        // A soft request waits (it takes the one place in the queue) ...
+        let waiting = c.spawn_chat(&key, chat_body("wait for me", 5, 2, false));
+        poll_until("the request waits in the queue", || async {
+            let m = c.http.get(format!("{}/metrics", c.base)).send().await.ok()?;
+            let text = m.text().await.ok()?;
+            text.lines()
+                .any(|l| l.starts_with("proofmesh_jobs_waiting ") && l.ends_with(" 1"))
+                .then_some(())
+        })
         .await;
+        // ... so the next one finds the queue full: 429, nothing charged.
+        let resp = c.chat(&key, &chat_body("hi", 0, 2, true)).await;
+        assert!(resp.headers().get("retry-after").is_some());
+        let err = expect_error(resp, 429, "queue_full").await;
+        assert_eq!(err["model"], MODEL);
+        assert!(err["job_id"].as_str().is_some_and(|j| j.starts_with("job_")));
+
+        // A slot frees up (the provider fails one job): the waiting request
+        // is dispatched to it rather than refused.
+        let freed = jobs.remove(0);
+        fake.send(&proofmesh_wire::ProviderMsg::Failed {
+            job_id: freed.job_id.clone(),
+            code: "internal".into(),
+            message: "out of memory".into(),
+        })
+        .await;
+        let dispatched = fake.next_job().await;
+        assert_eq!(dispatched.messages[0].content, "wait for me");
+        jobs.push(dispatched);
+        expect_error(join_chat(pending.remove(0)).await, 502, "provider_failed").await;
+        pending.push(waiting);
 
         // When the fake dies, its queued jobs fail cleanly (no other provider).
         fake.vanish().await;

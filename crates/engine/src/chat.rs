@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::tokenizer::GgufTokenizer;
 use crate::EngineError;
 
 /// Start-of-turn marker.
@@ -26,6 +27,18 @@ impl ChatMessage {
             content: content.into(),
         }
     }
+}
+
+/// Fails unless the vocabulary has the ChatML turn markers as tokens.
+pub(crate) fn require_markers(tokenizer: &GgufTokenizer) -> Result<(), EngineError> {
+    for marker in [IM_START, IM_END] {
+        if tokenizer.token_id(marker).is_none() {
+            return Err(EngineError::ChatTemplate {
+                reason: format!("vocabulary has no {marker} token"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Render `messages` as ChatML ending with an open assistant turn:

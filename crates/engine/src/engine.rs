@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::attention::KvCache;
-use crate::chat::{render_chatml, ChatMessage, IM_END, IM_START};
+use crate::chat::{render_chatml, require_markers, ChatMessage, IM_END};
 use crate::forward::{Output, Want};
 use crate::gguf::{llama_hparams, GgufFile, ModelInfo};
 use crate::model::Model;
@@ -166,13 +166,7 @@ impl Engine {
     /// ChatML prompt ending with `<|im_start|>assistant\n`; no system message
     /// is added.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<String, EngineError> {
-        for marker in [IM_START, IM_END] {
-            if self.tokenizer.token_id(marker).is_none() {
-                return Err(EngineError::ChatTemplate {
-                    reason: format!("vocabulary has no {marker} token"),
-                });
-            }
-        }
+        require_markers(&self.tokenizer)?;
         render_chatml(messages)
     }
 

@@ -18,6 +18,7 @@ mod linear;
 pub mod microbench;
 mod model;
 mod ops;
+mod prompt;
 mod qweight;
 mod sampling;
 mod stream;
@@ -38,6 +39,7 @@ pub use error::EngineError;
 pub use forward::PREFILL_CHUNK;
 pub use generate::{FinishReason, GenerateRequest, Generation, Session, TokenEvent};
 pub use gguf::ModelInfo;
+pub use prompt::PromptCounter;
 pub use sampling::{
     argmax, logits_digest, sample_token, sample_uniform, SamplingParams, TopKLogits,
 };

@@ -13,19 +13,21 @@ pub struct LogConfig {
     pub origin: String,
     /// A batch is committed as soon as it holds this many entries.
     pub batch_max_entries: usize,
-    /// ... or when its oldest entry has waited this long.
+    /// How long a batch lingers after its first entry for more, ms. 0 (the
+    /// default): no timer; commit as soon as the sequencer is free, with
+    /// whatever is queued (adaptive group commit, see `sequencer.rs`).
     pub batch_max_age_ms: u64,
     /// Appends waiting for the sequencer before callers are slowed down.
     pub queue_capacity: usize,
 }
 
 impl Default for LogConfig {
-    /// Tessera's defaults: 256 entries or 250 ms.
+    /// At most 256 entries a batch (Tessera's bound), no linger.
     fn default() -> Self {
         Self {
             origin: "proofmesh.local/log".into(),
             batch_max_entries: 256,
-            batch_max_age_ms: 250,
+            batch_max_age_ms: 0,
             queue_capacity: 16_384,
         }
     }
@@ -49,8 +51,8 @@ impl LogConfig {
         if !(1..=65_536).contains(&self.batch_max_entries) {
             return bad("batch_max_entries", "must be 1..=65536");
         }
-        if !(1..=60_000).contains(&self.batch_max_age_ms) {
-            return bad("batch_max_age_ms", "must be 1..=60000");
+        if self.batch_max_age_ms > 60_000 {
+            return bad("batch_max_age_ms", "must be 0..=60000");
         }
         if !(1..=1_048_576).contains(&self.queue_capacity) {
             return bad("queue_capacity", "must be 1..=1048576");
@@ -89,7 +91,7 @@ mod tests {
             })
         ));
         let c = LogConfig {
-            batch_max_age_ms: 0,
+            batch_max_age_ms: 60_001,
             ..LogConfig::default()
         };
         assert!(c.validate().is_err());

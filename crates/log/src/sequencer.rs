@@ -1,10 +1,16 @@
-//! The sequencer task: collects appends into batches (at most
-//! `batch_max_entries`, or whatever arrived within `batch_max_age_ms` of the
-//! batch's first entry), assigns indexes, signs the new checkpoint and
-//! commits entries + checkpoint in one store transaction. Only then are the
-//! callers answered and the checkpoint published, so an acknowledged entry is
-//! durable and covered. A failed commit rolls the in-memory tree back and
-//! fails the whole batch.
+//! The sequencer task: collects appends into batches, assigns indexes, signs
+//! the new checkpoint and commits entries + checkpoint in one store
+//! transaction. Only then are the callers answered and the checkpoint
+//! published, so an acknowledged entry is durable and covered. A failed
+//! commit rolls the in-memory tree back and fails the whole batch.
+//!
+//! Batching is adaptive (group commit): an append that finds the sequencer
+//! idle is committed at once, with whatever else is already queued; appends
+//! that arrive while a commit is in flight queue up and form the next batch
+//! (at most `batch_max_entries`). An idle log therefore adds one store
+//! commit to an append, and a busy one amortises a commit over many entries
+//! without a timer. `batch_max_age_ms` > 0 restores the Tessera-style
+//! linger: wait up to that long after a batch's first entry for more.
 //!
 //! One task owns all writes, so concurrent appends form a single linear
 //! history; the store additionally refuses a batch that does not start at its
@@ -49,30 +55,41 @@ pub(crate) async fn run(shared: Arc<Shared>, mut rx: mpsc::Receiver<Msg>, config
             Some(Msg::Append(p)) => p,
             Some(Msg::Close) | None => break,
         };
-        let deadline = tokio::time::Instant::now() + max_age;
         let mut batch = vec![first];
-        while batch.len() < config.batch_max_entries {
-            let msg = match rx.try_recv() {
-                Ok(m) => Some(m),
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-            };
-            match msg {
-                Some(Msg::Append(p)) => batch.push(p),
-                Some(Msg::Close) | None => {
-                    closing = true;
-                    break;
-                }
-            }
-        }
+        closing = gather(&mut rx, &mut batch, config.batch_max_entries, max_age).await;
         commit(&shared, batch).await;
     }
     tracing::info!("log sequencer stopped");
+}
+
+/// Adds to `batch` what is already queued and, with a linger, what arrives
+/// within `linger` of the first entry, up to `max` entries. Returns whether
+/// the sequencer was told to close (or every handle is gone).
+async fn gather(
+    rx: &mut mpsc::Receiver<Msg>,
+    batch: &mut Vec<Pending>,
+    max: usize,
+    linger: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < max {
+        let msg = match rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(mpsc::error::TryRecvError::Empty) if linger.is_zero() => return false,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(m) => m,
+                    Err(_) => return false,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+        };
+        match msg {
+            Some(Msg::Append(p)) => batch.push(p),
+            Some(Msg::Close) | None => return true,
+        }
+    }
+    false
 }
 
 /// Where each pending append goes, by position among the batch's new rows.

@@ -221,6 +221,12 @@ impl PlacementConfig {
             1.0,
             1e6,
         )?;
+        range(
+            "latency.throughput_alpha",
+            self.latency.throughput_alpha,
+            1e-3,
+            1.0,
+        )?;
         range("queue_factor", f64::from(self.queue_factor), 1.0, 1_000.0)?;
         range("alternates", self.alternates as f64, 0.0, 64.0)?;
         range(

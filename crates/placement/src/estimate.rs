@@ -35,6 +35,10 @@ pub struct Estimate {
     pub throughput_source: Provenance,
     /// Estimated cost, micro-USD (rounded up).
     pub cost_micros: u64,
+    /// Whether the provider was kept despite a TTFT estimate above the
+    /// objective because the estimate is stale (idle, not measured for
+    /// `latency.probe_after_ms`): the job re-measures it.
+    pub probe: bool,
 }
 
 /// Inputs of [`estimate`] that vary per candidate.
@@ -89,6 +93,7 @@ pub fn estimate(i: &EstimateInputs) -> Estimate {
         completion_ms: ttft_ms + decode_ms,
         throughput_source: i.throughput_source,
         cost_micros: i.cost_micros,
+        probe: false,
     }
 }
 

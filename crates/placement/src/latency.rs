@@ -72,6 +72,7 @@ pub fn fiber_floor_rtt_ms(distance_km: f64) -> f64 {
 
 /// The latency model's knobs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LatencyConfig {
     /// Multiplier over the fiber floor for an unmeasured path (default 1.5).
     pub path_stretch: f64,
@@ -79,6 +80,14 @@ pub struct LatencyConfig {
     pub min_samples: u32,
     /// Cold-load bandwidth, MB/s (weights read from disk into VRAM).
     pub cold_load_mb_per_s: f64,
+    /// Weight of a fresh throughput measurement in the moving average
+    /// (0 < α ≤ 1): estimates decay toward what the provider does now.
+    pub throughput_alpha: f64,
+    /// An idle provider whose throughput was last measured this long ago
+    /// (or never) is not refused for a missed TTFT objective: its estimate
+    /// may be stale, so it gets the job as a probe and is measured again
+    /// ([`crate::Estimate::probe`]). 0 disables probing.
+    pub probe_after_ms: u64,
 }
 
 impl Default for LatencyConfig {
@@ -89,6 +98,8 @@ impl Default for LatencyConfig {
             // NVMe sequential reads are 2–7 GB/s; 2 GB/s leaves room for
             // deserialisation and host-to-device copies.
             cold_load_mb_per_s: 2_000.0,
+            throughput_alpha: 0.5,
+            probe_after_ms: 30_000,
         }
     }
 }
@@ -169,10 +180,16 @@ fn nearest_rank(sorted: &[u32], pct: usize) -> u32 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RttSource {
-    /// Median of measured round trips (never below the fiber floor).
+    /// Median of measured round trips.
     Measured,
-    /// Fiber floor × path stretch from coordinates.
+    /// Nothing measured yet: the physical lower bound from the claimed
+    /// coordinates (fiber floor) × path stretch.
     Modelled,
+    /// Measured, but the median is below the physical floor of the claimed
+    /// location, so the claim is contradicted
+    /// ([`LocationCheck::Contradicted`]) and the floor is used instead: a
+    /// false location can only make its claimant look slower.
+    ClaimedFloor,
     /// No location known: counted as zero.
     Unknown,
 }
@@ -214,11 +231,14 @@ impl LocationCheck {
     }
 }
 
-/// The effective RTT of one leg: the measured median when there is one (but
-/// never below the physical floor), else floor × stretch.
+/// The effective RTT of one leg: the measured median when there is one;
+/// the floor when the median contradicts the claimed location (labelled
+/// [`RttSource::ClaimedFloor`]); floor × stretch only while nothing is
+/// measured. Never below the floor, so index lower bounds stay bounds.
 pub fn leg_rtt_ms(measured_ms: Option<f64>, floor_ms: f64, stretch: f64) -> (f64, RttSource) {
     match measured_ms {
-        Some(m) => (m.max(floor_ms), RttSource::Measured),
+        Some(m) if m >= floor_ms => (m, RttSource::Measured),
+        Some(_) => (floor_ms, RttSource::ClaimedFloor),
         None => (floor_ms * stretch, RttSource::Modelled),
     }
 }

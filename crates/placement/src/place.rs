@@ -355,9 +355,16 @@ impl<'a> Ctx<'a> {
         let live = &self.reg.live[e.slot as usize];
         let (cost_num, cost_micros) = self.cost(e, live);
         let mut ok = self.hard_filters(e, live, cost_micros, s)?;
-        let est = self.estimate(e, live, cost_micros);
+        let mut est = self.estimate(e, live, cost_micros);
         match self.req.class {
-            WorkloadClass::Interactive { ttft_slo_ms } if est.ttft_ms > f64::from(ttft_slo_ms) => {
+            WorkloadClass::Interactive { ttft_slo_ms }
+                if est.ttft_ms > f64::from(ttft_slo_ms) && self.req.probe_stale && self.stale(live) =>
+            {
+                est.probe = true;
+            }
+            WorkloadClass::Interactive { ttft_slo_ms }
+                if est.ttft_ms > f64::from(ttft_slo_ms) && !self.req.best_effort =>
+            {
                 ok = false;
                 if !s.reject(Rejection::SloInfeasible {
                     ttft_ms: est.ttft_ms,
@@ -386,6 +393,16 @@ impl<'a> Ctx<'a> {
             cost_num,
             feasible: ok,
         })
+    }
+
+    /// Whether an idle provider's throughput estimate is too old to refuse
+    /// it on: it gets the job as a probe, so a bad estimate corrects itself.
+    fn stale(&self, live: &Live) -> bool {
+        let after = self.reg.cfg.latency.probe_after_ms;
+        after > 0
+            && live.active == 0
+            && live.queued == 0
+            && self.req.now_ms.saturating_sub(live.measured_at_ms) >= after
     }
 
     fn score(&self, e: &Entry, live: &Live, est: &Estimate) -> ScoreBreakdown {
@@ -481,7 +498,7 @@ impl<'a> Ctx<'a> {
             || (ft && over(s.min_input, cap.per_hour_micros))
         {
             Some(RejectionKind::PriceAboveCap)
-        } else if ttft_lb > self.slo_ms {
+        } else if ttft_lb > self.slo_ms && !self.req.probe_stale && !self.req.best_effort {
             Some(RejectionKind::SloInfeasible)
         } else {
             None

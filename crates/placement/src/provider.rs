@@ -549,6 +549,8 @@ pub struct ProviderRecord {
     pub client_rtt: BTreeMap<String, RttTracker>,
     /// Measured mean job service time, ms.
     pub mean_service_ms: Option<f64>,
+    /// When throughput was last measured, unix ms (0: never).
+    pub measured_at_ms: u64,
     /// Failure cooldown.
     pub cooldown: CooldownState,
     /// Excluded from scheduling (e.g. after failed audits).

@@ -43,6 +43,8 @@ pub(crate) struct Live {
     pub coord_floor_ms: f64,
     pub coord_rtt: (f64, RttSource),
     pub service_ms: Option<f64>,
+    /// When throughput was last measured, unix ms (0: never).
+    pub measured_at_ms: u64,
 }
 
 /// One model: its spec and its index.
@@ -264,6 +266,7 @@ impl Registry {
                 .map(|o| o.client_rtt.clone())
                 .unwrap_or_default(),
             mean_service_ms: old.as_ref().and_then(|o| o.mean_service_ms),
+            measured_at_ms: old.as_ref().map_or(0, |o| o.measured_at_ms),
             cooldown: old.as_ref().map(|o| o.cooldown).unwrap_or_default(),
             banned: old.as_ref().is_some_and(|o| o.banned),
             registered_at_ms: old.as_ref().map_or(now_ms, |o| o.registered_at_ms),
@@ -296,6 +299,7 @@ impl Registry {
                 RttSource::Modelled,
             ),
             service_ms: rec.mean_service_ms,
+            measured_at_ms: rec.measured_at_ms,
         };
         let slot = match self.ids.get(&rec.id) {
             Some(&s) => s,
@@ -552,6 +556,42 @@ impl Registry {
             let (p, d, src) = throughput(&offer, hw, gpus);
             self.models[m as usize].index.set_throughput(eid, p, d, src);
         }
+        Ok(())
+    }
+
+    /// Folds one job's measured throughput into the moving averages (weight
+    /// `latency.throughput_alpha` for the new sample; the first measurement
+    /// replaces a claimed or modelled figure outright) and stamps the time,
+    /// which resets the stale-estimate probe clock. Either rate may be
+    /// absent (a one-token answer measures no decode rate).
+    pub fn record_measurement(
+        &mut self,
+        id: &ProviderId,
+        model: &str,
+        prefill_tps: Option<f64>,
+        decode_tps: Option<f64>,
+        now_ms: u64,
+    ) -> Result<(), RegistryError> {
+        let slot = self.slot(id)?;
+        let alpha = self.cfg.latency.throughput_alpha;
+        let rec = self.record(slot);
+        let Some(o) = rec.offers.iter().find(|o| o.model == model) else {
+            return Err(RegistryError::UnknownOffer {
+                id: id.clone(),
+                model: model.to_string(),
+            });
+        };
+        let blend = |old: Option<Claimed<f64>>, new: Option<f64>| match (old, new) {
+            (Some(c), Some(v)) if c.provenance == Provenance::Measured => {
+                Some(c.value + alpha * (v - c.value))
+            }
+            (_, v) => v,
+        };
+        let p = blend(o.prefill_tps, prefill_tps);
+        let d = blend(o.decode_tps, decode_tps);
+        self.record_throughput(id, model, p, d)?;
+        self.record_mut(slot).measured_at_ms = now_ms;
+        self.live[slot as usize].measured_at_ms = now_ms;
         Ok(())
     }
 

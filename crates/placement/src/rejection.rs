@@ -184,6 +184,41 @@ impl RejectionKind {
     }
 }
 
+impl RejectionKind {
+    /// What the rejected providers lacked, in words (for error messages).
+    pub fn describe(self) -> &'static str {
+        match self {
+            RejectionKind::AlreadyTried => "already failed this job",
+            RejectionKind::Banned => "excluded after failed audits",
+            RejectionKind::Cooldown => "cooling down after failed jobs",
+            RejectionKind::ModelNotOffered => "do not serve the model",
+            RejectionKind::ColdLoadNotAllowed => "would have to load the model cold",
+            RejectionKind::InsufficientVram => "lack the memory for the model",
+            RejectionKind::NeedsFastInterconnect => "lack a fast interconnect for the model",
+            RejectionKind::AttestationTooLow => "lack the required attestation",
+            RejectionKind::ReputationTooLow => "lack the required reputation",
+            RejectionKind::UptimeTooLow => "lack the required uptime",
+            RejectionKind::PriceAboveCap => "charge more than the price cap",
+            RejectionKind::NoCapacity => "are at capacity",
+            RejectionKind::SloInfeasible => "cannot start it within the time-to-first-token objective",
+            RejectionKind::DeadlineInfeasible => "cannot finish it before the deadline",
+        }
+    }
+
+    /// Whether the rejection can lift by itself while a job waits: load
+    /// falls, cooldowns end, estimates improve. The others need a
+    /// different request or different providers.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            RejectionKind::Cooldown
+                | RejectionKind::NoCapacity
+                | RejectionKind::SloInfeasible
+                | RejectionKind::DeadlineInfeasible
+        )
+    }
+}
+
 impl Rejection {
     /// Its kind.
     pub fn kind(&self) -> RejectionKind {
@@ -234,7 +269,31 @@ impl RejectionCounts {
         self.0.iter().map(|&c| u64::from(c)).sum()
     }
 
-    fn nonzero(&self) -> impl Iterator<Item = (RejectionKind, u32)> + '_ {
+    /// Whether some provider was rejected only for a reason that can lift
+    /// while the job waits ([`RejectionKind::is_transient`]).
+    pub fn any_transient(&self) -> bool {
+        self.nonzero().any(|(k, _)| k.is_transient())
+    }
+
+    /// The counts in words, e.g. "2 providers are at capacity; 1 provider
+    /// cannot start it within the time-to-first-token objective".
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .nonzero()
+            .map(|(k, c)| {
+                let who = if c == 1 { "provider" } else { "providers" };
+                format!("{c} {who} {}", k.describe())
+            })
+            .collect();
+        if parts.is_empty() {
+            "no provider serves the model".to_string()
+        } else {
+            parts.join("; ")
+        }
+    }
+
+    /// Kinds with a non-zero count, in counter order.
+    pub fn nonzero(&self) -> impl Iterator<Item = (RejectionKind, u32)> + '_ {
         RejectionKind::ALL
             .iter()
             .map(|&k| (k, self.get(k)))

@@ -285,6 +285,18 @@ pub struct Request {
     /// Providers already tried for this job.
     #[serde(default)]
     pub exclude: Vec<ProviderId>,
+    /// Keep idle providers whose throughput estimate is stale (not
+    /// measured for `latency.probe_after_ms`) even when their estimated
+    /// TTFT misses the objective: the job probes them. A coordinator asks
+    /// this after a placement without it found nothing, so the fast path
+    /// keeps its SLO pruning.
+    #[serde(default)]
+    pub probe_stale: bool,
+    /// Serve best-effort: the interactive TTFT objective scores providers
+    /// but filters none (a coordinator asks this once a job has waited
+    /// its bounded time for a provider that meets the objective).
+    #[serde(default)]
+    pub best_effort: bool,
     /// Now, unix ms.
     pub now_ms: u64,
 }
@@ -308,6 +320,8 @@ impl Request {
             min_reputation_bp: 0,
             price_cap: PriceCap::default(),
             exclude: Vec::new(),
+            probe_stale: false,
+            best_effort: false,
             now_ms,
         }
     }

@@ -154,6 +154,32 @@ pub struct ProofmeshExt {
     /// logging failed; it is then logged at the coordinator's next start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_index: Option<u64>,
+    /// Where the time went, as the coordinator measured it (absent on an
+    /// Idempotency-Key replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<JobTimingExt>,
+}
+
+/// Where a job's time went, ms, measured at the coordinator. The client's
+/// end-to-end latency minus `queued_ms` and `provider_ms` is what the
+/// gateway, the checks, the ledger and the log added.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct JobTimingExt {
+    /// From the job's creation until it was sent to the provider that
+    /// served it (waiting for a provider, earlier failed attempts).
+    pub queued_ms: f64,
+    /// From sending the job to the provider to its first token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ttft_ms: Option<f64>,
+    /// From sending the job to the provider to its signed result.
+    pub provider_ms: f64,
+    /// From the result to the answer: checks, countersigning, storage,
+    /// settlement and the log.
+    pub finish_ms: f64,
+    /// The job was served best-effort: no provider could meet its
+    /// time-to-first-token objective in time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub objective_missed: bool,
 }
 
 /// A streaming chunk.
@@ -222,6 +248,16 @@ pub struct ErrorDetail {
     pub param: Option<String>,
     /// Stable machine-readable code.
     pub code: String,
+    /// The job the error belongs to, when one was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// The model as the client named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Seconds after which a retry may succeed (also the `Retry-After`
+    /// header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 /// `GET /v1/models` entry.

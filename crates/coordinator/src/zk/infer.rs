@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use super::check::{check, ZkRejection};
 use super::ZkModel;
 use crate::error::ApiError;
-use crate::job::PlaceFor;
+use crate::admission::{place_or_wait, PlaceFor};
 use crate::registry::{JobEvent, ProviderHandle};
 use crate::state::AppState;
 
@@ -75,6 +75,8 @@ struct ZkCtx {
     spec: ZkJobSpec,
     client_id: String,
     class: proofmesh_placement::WorkloadClass,
+    hard_objective: bool,
+    model_name: String,
     min_attestation: proofmesh_placement::AttestationLevel,
 }
 
@@ -83,7 +85,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
     let client = crate::auth::authenticate(&app, &parts.headers).await?;
     let bytes = crate::gateway::read_limited(&app, &parts.headers, body).await?;
     let req: ZkInferRequest = serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
-    let class = crate::gateway::workload_class(&parts.headers)?;
+    let (class, hard_objective) = crate::gateway::workload_class(&parts.headers)?;
     let zk = app.zk.clone();
     let model = zk
         .resolve(&req.model)
@@ -106,6 +108,8 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         spec,
         client_id: client.client_id,
         class,
+        hard_objective,
+        model_name: req.model.clone(),
         min_attestation: crate::attestation::required(level, client.min_attestation.as_deref()),
     };
     let receipt_id = ctx.spec.receipt_id.clone();
@@ -201,14 +205,18 @@ async fn drive(
         let what = PlaceFor {
             job_id: &ctx.spec.job_id,
             model: ctx.spec.model.as_str(),
+            model_name: &ctx.model_name,
             class: ctx.class,
+            hard: ctx.hard_objective,
             prompt_tokens: 1,
+            prompt_source: None,
             max_tokens: 0,
             min_attestation: ctx.min_attestation,
         };
-        let placed = crate::job::place(&app, &what, &tried).await;
-        let Some(p) = placed.filter(|p| advertises(p, &ctx.spec.model)) else {
-            break Err(what.unplaced(&tried));
+        let p = match place_or_wait(&app, &what, &tried, deadline).await {
+            Ok(placed) if advertises(&placed.provider, &ctx.spec.model) => placed.provider,
+            Ok(_) => break Err(ApiError::no_provider(&ctx.model_name)),
+            Err(e) => break Err(e),
         };
         tried.push(p.key.to_string());
         prepare_for(&mut ctx.spec, &p);
@@ -225,8 +233,19 @@ async fn drive(
         match attempt {
             Attempt::Finished(r, b) => {
                 let took = crate::now_ms().saturating_sub(started);
-                app.placer
-                    .succeeded(p.key.as_str(), ctx.spec.model.as_str(), 1, took);
+                // A proof's time says nothing about token rates: only the
+                // service time is recorded.
+                let timing = crate::placement::JobTiming {
+                    queued_at_provider: true,
+                    service_ms: took as f64,
+                    ..Default::default()
+                };
+                app.placer.succeeded(
+                    p.key.as_str(),
+                    ctx.spec.model.as_str(),
+                    &timing,
+                    crate::now_ms(),
+                );
                 break Ok((*r, *b));
             }
             Attempt::Fatal(e) => break Err(e),
