@@ -54,6 +54,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cfg = CoordinatorConfig::load(args.config.as_deref())?;
     cfg.listen = args.listen;
     cfg.data_dir = data_dir.join("coordinator");
+    // The coordinator counts prompt tokens with the served model's tokenizer.
+    if !cfg.model_files.contains(&model) {
+        cfg.model_files.push(model.clone());
+    }
     // The local network's verifier: its key is created here so the
     // coordinator can trust it.
     let verifier_key = data_dir.join("verifier.key");
@@ -138,7 +142,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Reuses the client key in client.json if it still authenticates, else creates one.
-async fn ensure_client(
+pub(crate) async fn ensure_client(
     data_dir: &Path,
     coord_dir: &Path,
     base: &str,
@@ -207,7 +211,13 @@ async fn credit_local_client(store: &SqliteStore, api_key: &str) -> anyhow::Resu
 }
 
 /// The command line of a `proofmesh provider` or `proofmesh verifier` child.
-fn spawn_agent(role: &str, key: &Path, base: &str, model: &Path, threads: usize) -> Command {
+pub(crate) fn spawn_agent(
+    role: &str,
+    key: &Path,
+    base: &str,
+    model: &Path,
+    threads: usize,
+) -> Command {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("proofmesh"));
     let mut cmd = Command::new(exe);
     cmd.arg(role)
@@ -228,12 +238,12 @@ fn spawn_agent(role: &str, key: &Path, base: &str, model: &Path, threads: usize)
 }
 
 /// Starts an agent child.
-fn start(mut cmd: Command, role: &str) -> anyhow::Result<Child> {
+pub(crate) fn start(mut cmd: Command, role: &str) -> anyhow::Result<Child> {
     cmd.spawn()
         .with_context(|| format!("starting a {role} agent"))
 }
 
-async fn wait_ready(base: &str, want: u32, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(base: &str, want: u32, limit: Duration) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + limit;
     loop {
@@ -285,7 +295,7 @@ async fn watch_children(children: &mut [Child]) -> anyhow::Result<()> {
     }
 }
 
-async fn stop_children(children: &mut [Child]) {
+pub(crate) async fn stop_children(children: &mut [Child]) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
     for c in children.iter() {

@@ -1,13 +1,15 @@
-//! `proofmesh bench engine | verify | log | schedule`: the engine's prefill
-//! and decode throughput and peak memory (default model:
+//! `proofmesh bench engine | verify | log | schedule | serve`: the engine's
+//! prefill and decode throughput and peak memory (default model:
 //! SmolLM2-135M-Instruct Q4_1), verification cost and detection, the
-//! transparency log's durable append rate, and placement throughput.
+//! transparency log's durable append rate, placement throughput, and the
+//! whole serving path of a local network under concurrent load.
 
 mod attest;
 mod engine;
 mod ledger;
 mod log;
 mod schedule;
+mod serve;
 mod zk;
 
 use std::path::PathBuf;
@@ -54,6 +56,12 @@ pub enum Command {
     /// Benchmark attestation verification: verifications per second for
     /// TDX, SGX, SEV-SNP and NVIDIA GPU evidence.
     Attest(attest::Args),
+    /// Benchmark serving end to end: a local network (coordinator + 2
+    /// providers + verifier, default config) under OpenAI-style requests at
+    /// concurrency 1, 10 and 100: success rate, latency and TTFT
+    /// percentiles, tokens/s, and the time the coordinator adds over the
+    /// provider's own.
+    Serve(serve::Args),
 }
 
 /// Runs the benchmark.
@@ -72,6 +80,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Schedule(args) => schedule::run(args).await,
         Command::Zk(args) => zk::run(args).await,
         Command::Attest(args) => attest::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
 
