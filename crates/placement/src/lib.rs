@@ -90,6 +90,8 @@
 //! - [`listing`]: provider queries for `GET /v1/providers`.
 //! - [`mod@bench`]: `proofmesh bench schedule`.
 //! - [`synthetic`]: seeded synthetic fleets and request mixes (bench, tests).
+//! - [`uptime`]: live per-epoch uptime from connection and heartbeat events
+//!   (first and current epochs pro-rated), the figure behind `uptime_bp`.
 
 pub mod bench;
 pub mod config;
@@ -110,6 +112,7 @@ pub mod registry;
 pub mod rejection;
 pub mod score;
 pub mod synthetic;
+pub mod uptime;
 pub mod workload;
 
 pub use config::{ClassPolicy, PlacementConfig, Ranking, Topology, Weights};
