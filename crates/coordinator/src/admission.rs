@@ -316,15 +316,11 @@ async fn place(
             "prompt_tokens": what.prompt_tokens, "prompt_counted_by": what.prompt_source,
             "objective_missed": mode == Mode::BestEffort, "placement": p,
         })),
-        Err(e) if record_failure => {
-            let mut req = req.clone();
-            req.exclude.extend(tried.iter().map(|t| pl::ProviderId(t.clone())));
-            Some(serde_json::json!({
-                "attempt": attempt, "class": class, "mode": mode_name(mode),
-                "prompt_tokens": what.prompt_tokens, "prompt_counted_by": what.prompt_source,
-                "error": e.to_string(), "explanation": app.placer.explain(&req),
-            }))
-        }
+        Err((e, explanation)) if record_failure => Some(serde_json::json!({
+            "attempt": attempt, "class": class, "mode": mode_name(mode),
+            "prompt_tokens": what.prompt_tokens, "prompt_counted_by": what.prompt_source,
+            "error": e.to_string(), "explanation": explanation,
+        })),
         Err(_) => None,
     };
     if let Some(record) = record {
@@ -361,18 +357,19 @@ async fn place(
                 ))
             }
         }
-        Err(PlacementError::NoFeasibleProvider {
-            rejections,
-            candidates,
-            ..
-        }) if candidates > 0 && rejections.any_transient() => {
+        // Some provider is held back only by what waiting can lift.
+        Err((PlacementError::NoFeasibleProvider { rejections, .. }, Some(exp)))
+            if exp.waitable() > 0 =>
+        {
             Err(Unplaced::Transient(rejections.describe()))
         }
-        Err(PlacementError::NoFeasibleProvider { rejections, .. }) => Err(Unplaced::Final(
+        Err((PlacementError::NoFeasibleProvider { rejections, .. }, _)) => Err(Unplaced::Final(
             what.unplaced(tried, Some(rejections.describe())),
         )),
-        Err(PlacementError::UnknownModel { .. }) => Err(Unplaced::Final(what.unplaced(tried, None))),
-        Err(e) => {
+        Err((PlacementError::UnknownModel { .. }, _)) => {
+            Err(Unplaced::Final(what.unplaced(tried, None)))
+        }
+        Err((e, _)) => {
             tracing::info!(job_id = %what.job_id, reason = %e, "no placement");
             Err(Unplaced::Final(what.unplaced(tried, Some(e.to_string()))))
         }

@@ -24,6 +24,7 @@ pub mod provider_ws;
 pub mod registry;
 pub mod routes;
 pub mod server;
+pub mod standing;
 pub mod state;
 pub mod statements;
 pub mod tokens;

@@ -279,12 +279,6 @@ impl Placer {
             .unwrap_or(0.0)
     }
 
-    /// The full evaluation of a request against every provider, for the
-    /// record of a placement that found none.
-    pub fn explain(&self, req: &pl::Request) -> Option<pl::Explanation> {
-        self.reg().explain(req).ok()
-    }
-
     /// Reputation from audits, in basis points.
     pub fn set_reputation(&self, key: &str, bp: u16) {
         let _ = self.reg().set_reputation(&id(key), bp);
@@ -292,24 +286,26 @@ impl Placer {
 
     /// Where the next attempt of a job goes, with the explanation of the
     /// decision (for `proofmesh explain`).
+    /// On failure the full evaluation comes back with the error.
     pub fn place(
         &self,
         req: &pl::Request,
         tried: &[String],
-    ) -> Result<pl::Placement, pl::PlacementError> {
+    ) -> Result<pl::Placement, (pl::PlacementError, Option<pl::Explanation>)> {
         let mut attempts = pl::Attempts::new(self.max_attempts);
         for t in tried {
             attempts.record(id(t));
         }
         if attempts.exhausted() {
-            return Err(pl::PlacementError::AttemptsExhausted {
+            let e = pl::PlacementError::AttemptsExhausted {
                 attempts: tried.len() as u32,
                 max: self.max_attempts,
-            });
+            };
+            return Err((e, None));
         }
         let mut req = req.clone();
         req.exclude.extend(attempts.tried);
-        self.reg().place_explained(&req)
+        self.reg().place_or_explain(&req)
     }
 
     /// `GET /v1/providers`.

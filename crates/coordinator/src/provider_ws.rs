@@ -4,6 +4,8 @@
 //! Handshake: challenge nonce → signed hello → welcome. Afterwards the session
 //! relays jobs out and events in until the provider goes silent for longer
 //! than `provider_timeout_ms`, disconnects, or the coordinator shuts down.
+//! A provider's standing (audit reputation, uptime) is restored on every
+//! connect and its heartbeats feed its uptime (`standing.rs`).
 
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
@@ -226,12 +228,17 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
     if !send_json(&mut socket, &welcome).await {
         return;
     }
+    let key = handle.key.to_string();
     match role {
-        Role::Provider => app.registry.register(handle.clone()),
+        Role::Provider => {
+            // Reputation and uptime back into the fresh registry record
+            // before the provider can take jobs.
+            crate::standing::on_connect(&app, &key).await;
+            app.registry.register(handle.clone());
+        }
         Role::Verifier => app.registry.register_verifier(handle.clone()),
     }
     tracing::info!(key = %handle.key, ?role, models = handle.models.len(), "agent connected");
-    let key = handle.key.to_string();
     let (mut sink, mut stream) = socket.split();
     let silence = Duration::from_millis(app.config.provider_timeout_ms);
     let mut shutdown = app.shutdown.clone();
@@ -290,6 +297,7 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
             app.registry.unregister(&key, handle.conn_id);
             if !app.registry.is_live(&key) {
                 app.placer.remove(&key);
+                crate::standing::on_disconnect(&app, &key);
             }
         }
         Role::Verifier => app.registry.unregister_verifier(&key, handle.conn_id),
@@ -311,6 +319,9 @@ async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) 
         ProviderMsg::Heartbeat { .. } => {
             if let Err(e) = app.store.touch_provider(key, crate::now_ms()).await {
                 tracing::error!(%e, "record heartbeat");
+            }
+            if role == Role::Provider {
+                crate::standing::on_heartbeat(app, key);
             }
             return true;
         }

@@ -41,6 +41,9 @@ pub enum ServerError {
     /// The ledger could not be opened.
     #[error("ledger: {0}")]
     Bank(#[from] proofmesh_settlement::BankError),
+    /// Uptime tracking cannot work with the configured epoch and timeout.
+    #[error("provider uptime: {0}")]
+    Uptime(#[from] proofmesh_placement::uptime::UptimeError),
     /// A configured model file's tokenizer could not be read.
     #[error(transparent)]
     Tokenizer(#[from] crate::tokens::TokenizerError),
@@ -123,6 +126,7 @@ pub async fn run(
     let zk = crate::zk::ZkModels::load(&config.zk_models)?;
     let prompts = crate::tokens::PromptCounters::load(&config.model_files)?;
     let admission = crate::admission::Admission::new(config.queue_max_jobs);
+    let standing = crate::standing::Standing::new(&config)?;
     let store = SqliteStore::open(&db_path(dir)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let registry = Registry::default();
@@ -158,6 +162,7 @@ pub async fn run(
         registry: Arc::new(registry),
         zk: Arc::new(zk),
         admission: Arc::new(admission),
+        standing: Arc::new(standing),
         prompts: Arc::new(prompts),
         shutdown: stop_rx,
     };

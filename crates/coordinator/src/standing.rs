@@ -23,15 +23,10 @@
 //! plus the key) for every key connected since start; after a coordinator
 //! restart every provider starts again from its first connection.
 //!
-//! Where it lives: `AppState` has no field for it yet, so the one
-//! [`Standing`] per coordinator is found through a process-wide table keyed
-//! by the coordinator's `Placer` (weakly held, so a stopped coordinator's
-//! entry goes away and tests running several coordinators in one process do
-//! not share trackers). Moving it into `AppState` would make [`Standing::of`]
-//! a field read.
+//! One [`Standing`] per coordinator lives in `AppState::standing`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Mutex;
 
 use proofmesh_placement::uptime::{Uptime, UptimeConfig, UptimeError};
 
@@ -47,21 +42,14 @@ struct Entry {
 
 /// Every provider's standing at one coordinator.
 #[derive(Debug)]
-pub(crate) struct Standing {
+pub struct Standing {
     cfg: UptimeConfig,
     book: Mutex<HashMap<String, Entry>>,
 }
 
-type Table = Mutex<Vec<(Weak<Placer>, Arc<Standing>)>>;
-
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| Mutex::new(Vec::new()))
-}
-
 impl Standing {
     /// Standing with the coordinator's epoch and heartbeat grace.
-    fn new(config: &crate::CoordinatorConfig) -> Result<Standing, UptimeError> {
+    pub fn new(config: &crate::CoordinatorConfig) -> Result<Standing, UptimeError> {
         let cfg = UptimeConfig::new(
             config.statement_epoch_s.saturating_mul(1000),
             config.provider_timeout_ms,
@@ -70,30 +58,6 @@ impl Standing {
             cfg,
             book: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// This coordinator's standing (`None`, logged, if its configuration
-    /// cannot make an uptime tracker; validated configs always can).
-    pub(crate) fn of(app: &AppState) -> Option<Arc<Standing>> {
-        let mut t = table().lock().unwrap_or_else(|e| e.into_inner());
-        t.retain(|(p, _)| p.strong_count() > 0);
-        if let Some((_, s)) = t
-            .iter()
-            .find(|(p, _)| std::ptr::eq(p.as_ptr(), Arc::as_ptr(&app.placer)))
-        {
-            return Some(s.clone());
-        }
-        match Standing::new(&app.config) {
-            Ok(s) => {
-                let s = Arc::new(s);
-                t.push((Arc::downgrade(&app.placer), s.clone()));
-                Some(s)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "provider uptime tracking disabled");
-                None
-            }
-        }
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -165,24 +129,18 @@ pub(crate) async fn on_connect(app: &AppState, key: &str) {
             tracing::warn!(provider = key, error = %e, "reading audit stats; reputation left at the registry's")
         }
     }
-    if let Some(s) = Standing::of(app) {
-        let bp = s.connect(&app.placer, key, crate::now_ms());
-        tracing::debug!(provider = key, uptime_bp = bp, "standing restored");
-    }
+    let bp = app.standing.connect(&app.placer, key, crate::now_ms());
+    tracing::debug!(provider = key, uptime_bp = bp, "standing restored");
 }
 
 /// On a provider heartbeat.
 pub(crate) fn on_heartbeat(app: &AppState, key: &str) {
-    if let Some(s) = Standing::of(app) {
-        s.heartbeat(&app.placer, key, crate::now_ms());
-    }
+    app.standing.heartbeat(&app.placer, key, crate::now_ms());
 }
 
 /// When a provider's last connection has ended.
 pub(crate) fn on_disconnect(app: &AppState, key: &str) {
-    if let Some(s) = Standing::of(app) {
-        s.disconnect(key, crate::now_ms());
-    }
+    app.standing.disconnect(key, crate::now_ms());
 }
 
 #[cfg(test)]

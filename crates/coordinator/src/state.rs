@@ -26,6 +26,8 @@ pub struct AppState {
     pub placer: Arc<crate::placement::Placer>,
     /// Live providers and job routes.
     pub registry: Arc<Registry>,
+    /// Providers' reputation and uptime, kept across reconnects.
+    pub standing: Arc<crate::standing::Standing>,
     /// Jobs waiting for a provider.
     pub admission: Arc<crate::admission::Admission>,
     /// Exact prompt token counts, per model digest.

@@ -270,3 +270,55 @@ fn fail_all(batch: Vec<Pending>, reason: &str) {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> Pending {
+        let (reply, _) = oneshot::channel();
+        Pending {
+            entry: vec![1],
+            leaf: proofmesh_tlog::EMPTY_HASH,
+            key: None,
+            reply,
+            enqueued: Instant::now(),
+        }
+    }
+
+    /// With no linger, a batch is whatever is queued, taken at once: the
+    /// sequencer never waits on a timer (the old 250 ms batch age).
+    #[tokio::test]
+    async fn group_commit_takes_what_is_queued_without_waiting() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for _ in 0..3 {
+            assert!(tx.try_send(Msg::Append(pending())).is_ok());
+        }
+        let started = tokio::time::Instant::now();
+        let mut batch = vec![pending()];
+        let closing = gather(&mut rx, &mut batch, 256, Duration::ZERO).await;
+        assert!(!closing);
+        assert_eq!(batch.len(), 4);
+        // Returned without waiting for more (the channel is still open).
+        assert!(started.elapsed() < Duration::from_millis(200));
+        // The bound still holds.
+        for _ in 0..5 {
+            assert!(tx.try_send(Msg::Append(pending())).is_ok());
+        }
+        let mut batch = vec![pending()];
+        gather(&mut rx, &mut batch, 3, Duration::ZERO).await;
+        assert_eq!(batch.len(), 3);
+        // A linger waits for more, up to its length.
+        let mut batch = vec![pending()];
+        rx.try_recv().ok();
+        rx.try_recv().ok();
+        rx.try_recv().ok();
+        let started = tokio::time::Instant::now();
+        gather(&mut rx, &mut batch, 256, Duration::from_millis(250)).await;
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        // Close is seen.
+        assert!(tx.try_send(Msg::Close).is_ok());
+        let mut batch = vec![pending()];
+        assert!(gather(&mut rx, &mut batch, 256, Duration::ZERO).await);
+    }
+}

@@ -75,6 +75,20 @@ pub struct Explanation {
     pub verdicts: Vec<Verdict>,
 }
 
+impl Explanation {
+    /// Providers rejected only for reasons that can lift while the request
+    /// waits ([`crate::RejectionKind::is_transient`]: capacity, cooldown,
+    /// the TTFT objective, the deadline).
+    pub fn waitable(&self) -> usize {
+        self.verdicts
+            .iter()
+            .filter(|v| {
+                !v.rejections.is_empty() && v.rejections.iter().all(|r| r.kind().is_transient())
+            })
+            .count()
+    }
+}
+
 impl Registry {
     /// Explains how a request would be placed: every provider's rejections
     /// and score. Errors only for an unknown model or bad token counts.
@@ -85,15 +99,26 @@ impl Registry {
     /// Places a request on the explain path: same answer as
     /// [`Registry::place`], with the explanation attached.
     pub fn place_explained(&self, req: &Request) -> Result<Placement, PlacementError> {
-        let (exp, ranked, examined) = self.explain_inner(req)?;
+        self.place_or_explain(req).map_err(|(e, _)| e)
+    }
+
+    /// [`Registry::place_explained`], returning the explanation with the
+    /// error when nothing is feasible (it says which providers could take
+    /// the request once a transient reason lifts: [`Explanation::waitable`]).
+    pub fn place_or_explain(
+        &self,
+        req: &Request,
+    ) -> Result<Placement, (PlacementError, Option<Explanation>)> {
+        let (exp, ranked, examined) = self.explain_inner(req).map_err(|e| (e, None))?;
         let mut it = ranked.into_iter();
         let Some(chosen) = it.next() else {
-            let ctx = Ctx::new(self, req)?;
-            return Err(PlacementError::NoFeasibleProvider {
+            let ctx = Ctx::new(self, req).map_err(|e| (e, None))?;
+            let err = PlacementError::NoFeasibleProvider {
                 model: ctx.label(),
                 candidates: ctx.index().live_entries,
                 rejections: exp.rejections,
-            });
+            };
+            return Err((err, Some(exp)));
         };
         Ok(Placement {
             chosen,

@@ -348,9 +348,10 @@ mod tests {
 
     #[test]
     fn leg_rtt_never_below_floor() {
+        // Below the claimed location's floor: the floor, labelled as such.
         assert_eq!(
             leg_rtt_ms(Some(3.0), 10.0, 1.5),
-            (10.0, RttSource::Measured)
+            (10.0, RttSource::ClaimedFloor)
         );
         assert_eq!(
             leg_rtt_ms(Some(30.0), 10.0, 1.5),

@@ -86,8 +86,10 @@ fn rates_are_measured_separately_and_decay_toward_fresh_measurements() {
     assert!((e.decode_ms - 200.0).abs() < 1e-9, "{e:?}");
 
     // A burst made it look slow; fresh measurements pull it back.
-    reg.record_measurement(&pid("p"), "m", Some(10.0), Some(5.0), 20)
-        .unwrap();
+    for t in 0..5 {
+        reg.record_measurement(&pid("p"), "m", Some(10.0), Some(5.0), 20 + t)
+            .unwrap();
+    }
     let slow = reg.place(&req).unwrap().chosen.estimate.prefill_ms;
     for t in 0..8 {
         reg.record_measurement(&pid("p"), "m", Some(1_000.0), None, 30 + t)
