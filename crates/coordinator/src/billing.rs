@@ -7,16 +7,27 @@
 //! never charges twice. Plus the read endpoints: balance, usage, earnings.
 //!
 //! After a job has been answered, a settlement error is logged and counted,
-//! never shown to the client: the money stays in the job's escrow account,
-//! so nothing is lost and an operator can settle it later.
+//! never shown to the client: the money stays in the job's escrow or hold
+//! account, so nothing is lost, and the next start's recovery sweep settles
+//! it ([`recover`]). Which steps a job still needs is decided in one pure
+//! place, `proofmesh_ledger::reconcile`, from its state and its accounts'
+//! balances, whoever calls: the job driver, the audit report handler (which
+//! applies the completion settlement itself if its report came first) or
+//! the sweep. [`check_settlement`] checks the resulting invariant: no money
+//! left in a job's escrow or hold once the job and its audit are final.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
+use proofmesh_ledger::reconcile::{self, build_step, Step, StepInputs};
 use proofmesh_ledger::settle::{self, AuditDecision, JobParties};
-use proofmesh_ledger::{AccountId, Amount, Currency, LedgerError, ModelPrice};
+use proofmesh_ledger::{
+    check_job_accounts, AccountId, Amount, AuditState, Currency, InvariantReport, JobAccount,
+    JobAccountKind, JobState, LedgerError, ModelPrice, ReconcileError,
+};
 use proofmesh_receipt::{AuditOutcome, AuditReport, Receipt};
 use proofmesh_settlement::BankError;
+use proofmesh_store::{BillingStore, FundedJobAccount};
 use proofmesh_wire::JobSpec;
 
 use crate::auth::authenticate;
@@ -54,7 +65,7 @@ pub fn prompt_token_bound(spec: &JobSpec) -> u32 {
 }
 
 fn settle_failed(context: &'static str, e: impl std::fmt::Display) {
-    tracing::error!(error = %e, context, "settlement not applied; the money stays in escrow");
+    tracing::error!(error = %e, context, "settlement not applied; the money stays in escrow or hold for the recovery sweep");
     metrics::counter!("proofmesh_settlement_failures_total", "step" => context).increment(1);
 }
 
@@ -174,8 +185,152 @@ pub async fn slash_failed_proof(app: &AppState, job_id: &str, provider: &str) {
     }
 }
 
+/// Why a settlement step was not applied (logged and counted; the money
+/// stays where it is for the recovery sweep).
+#[derive(Debug, thiserror::Error)]
+enum StepFailed {
+    /// Amount arithmetic or an unknown currency.
+    #[error(transparent)]
+    Money(#[from] proofmesh_ledger::MoneyError),
+    /// The step could not be built.
+    #[error(transparent)]
+    Plan(#[from] ReconcileError),
+    /// The ledger refused it or could not commit it.
+    #[error(transparent)]
+    Bank(#[from] BankError),
+    /// Reading the pool share, receipt or audit failed.
+    #[error(transparent)]
+    Store(#[from] proofmesh_store::StoreError),
+    /// A step that pays or refunds a charge for a job without its receipt.
+    #[error("job {job_id}: {step:?} needs the job's receipt")]
+    NoReceipt {
+        /// Job.
+        job_id: String,
+        /// The step.
+        step: Step,
+    },
+    /// A finished audit without its stored report.
+    #[error("audit of receipt {receipt_id} is {status} but its report is not stored")]
+    NoReport {
+        /// Receipt.
+        receipt_id: String,
+        /// Stored audit status.
+        status: String,
+    },
+}
+
+/// One job, as the settlement steps need it.
+struct JobView<'a> {
+    job_id: &'a str,
+    client_id: &'a str,
+    /// The countersigned receipt (completed jobs).
+    receipt: Option<&'a Receipt>,
+    /// Its audit, if one exists.
+    audit_id: Option<&'a str>,
+}
+
+impl JobView<'_> {
+    fn parties(&self) -> JobParties {
+        let provider = self.receipt.map(|r| r.body.provider_key.as_str());
+        parties(self.job_id, self.client_id, provider.unwrap_or(""))
+    }
+}
+
+/// Builds and applies one settlement step for `job` in `currency` (see
+/// [`proofmesh_ledger::reconcile`]). Each step's key derives from the job
+/// id, so a step that was applied before (by the job driver, the audit
+/// handler or an earlier sweep) with the same content is a no-op. A step
+/// that moves nothing (a free job) is skipped.
+async fn apply_step(
+    app: &AppState,
+    job: &JobView<'_>,
+    currency: Currency,
+    step: Step,
+) -> Result<(), StepFailed> {
+    let needs_receipt = !matches!(step, Step::RefundEscrow { .. });
+    let (receipt_id, charge) = match job.receipt {
+        Some(r) => (
+            r.body.receipt_id.as_str(),
+            Amount::from_micros(currency, r.body.price.charged_micros)?,
+        ),
+        None if needs_receipt => {
+            return Err(StepFailed::NoReceipt {
+                job_id: job.job_id.to_owned(),
+                step,
+            })
+        }
+        None => ("", Amount::zero(currency)),
+    };
+    let parties = job.parties();
+    // A pool's share of the provider's earnings; if the store cannot say,
+    // settle nothing now (the money stays put for the recovery sweep)
+    // rather than pay the provider what it pledged away.
+    let pool = if step.pays_out() {
+        pool_share(app, &parties.provider).await?
+    } else {
+        None
+    };
+    let stake = if step.slashes() {
+        let account = AccountId::ProviderStake(parties.provider.clone());
+        let micros = app.bank.balance(&account, currency).await?;
+        Amount::from_micros(currency, u64::try_from(micros).unwrap_or(0))?
+    } else {
+        Amount::zero(currency)
+    };
+    let cfg = app.config.settlement();
+    let inputs = StepInputs {
+        job: &parties,
+        receipt_id,
+        audit_id: job.audit_id,
+        charge,
+        cfg: &cfg,
+        pool: pool.as_ref(),
+        stake,
+    };
+    let built = match build_step(step, &inputs) {
+        Ok(s) => s,
+        Err(ReconcileError::Settle(settle::SettleError::NothingToSettle { .. })) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    app.bank.apply(built.tx, crate::now_ms()).await?;
+    Ok(())
+}
+
+/// Settles whatever `job` still needs in `currency`, given its state and
+/// its audit's, from the balances its escrow and hold accounts hold now
+/// ([`proofmesh_ledger::reconcile::plan`]). Returns the steps applied.
+///
+/// The escrow is read before the hold: the completion settlement empties
+/// the one into the other in a single transaction, so reading in this order
+/// can see money in both (the completion step is then an idempotent no-op)
+/// but never in neither.
+async fn reconcile_job(
+    app: &AppState,
+    job: &JobView<'_>,
+    state: JobState,
+    audit: AuditState,
+    currency: Currency,
+) -> Result<Vec<Step>, StepFailed> {
+    let read = |account: AccountId| async move {
+        let micros = app.bank.balance(&account, currency).await?;
+        Ok::<_, StepFailed>(Amount::from_micros(
+            currency,
+            u64::try_from(micros).unwrap_or(0),
+        )?)
+    };
+    let escrow = read(AccountId::JobEscrow(job.job_id.to_owned())).await?;
+    let hold = read(AccountId::AuditHold(job.job_id.to_owned())).await?;
+    let steps = reconcile::plan(state, audit, escrow, hold);
+    for step in &steps {
+        apply_step(app, job, currency, *step).await?;
+    }
+    Ok(steps)
+}
+
 /// Settles a completed job from its countersigned receipt: the exact charge
 /// goes to the provider (or to the audit hold), the rest back to the client.
+/// `held` is what was escrowed; if the audit's report was settled first, it
+/// already applied this same transaction and this call changes nothing.
 pub async fn settle_completed(
     app: &AppState,
     client_id: &str,
@@ -183,40 +338,23 @@ pub async fn settle_completed(
     held: Amount,
     audited: bool,
 ) {
-    let b = &receipt.body;
-    let job = parties(&b.job_id, client_id, b.provider_key.as_str());
-    let charge = match Amount::from_micros(held.currency(), b.price.charged_micros) {
-        Ok(c) => c,
-        Err(e) => return settle_failed("charge", e),
-    };
     let decision = if audited {
         AuditDecision::Hold
     } else {
         AuditDecision::NotAudited
     };
-    let cfg = app.config.settlement();
-    // A pool's share of the provider's earnings; if the store cannot say,
-    // settle nothing now (the money stays in escrow for the recovery sweep)
-    // rather than pay the provider what it pledged away.
-    let pool = match pool_share(app, b.provider_key.as_str()).await {
-        Ok(p) => p,
-        Err(e) => return settle_failed("pool", e),
+    let job = JobView {
+        job_id: &receipt.body.job_id,
+        client_id,
+        receipt: Some(receipt),
+        audit_id: None,
     };
-    match settle::settle_completed(
-        &job,
-        &b.receipt_id,
-        held,
-        charge,
-        &cfg,
-        pool.as_ref(),
+    let step = Step::Complete {
+        escrowed: held,
         decision,
-    ) {
-        Ok(s) => {
-            if let Err(e) = app.bank.apply(s.tx, crate::now_ms()).await {
-                settle_failed("release", e);
-            }
-        }
-        Err(e) => settle_failed("release", e),
+    };
+    if let Err(e) = apply_step(app, &job, held.currency(), step).await {
+        settle_failed("release", e);
     }
 }
 
@@ -237,19 +375,27 @@ async fn pool_share(
 
 /// Refunds the whole escrow of a job that produced no receipt.
 pub async fn refund_failed_job(app: &AppState, job_id: &str, client_id: &str, held: Amount) {
-    let job = parties(job_id, client_id, "");
-    match settle::settle_failed_job(&job, held) {
-        Ok(s) => {
-            if let Err(e) = app.bank.apply(s.tx, crate::now_ms()).await {
-                settle_failed("refund", e);
-            }
-        }
-        Err(e) => settle_failed("refund", e),
+    let job = JobView {
+        job_id,
+        client_id,
+        receipt: None,
+        audit_id: None,
+    };
+    let step = Step::RefundEscrow { escrowed: held };
+    if let Err(e) = apply_step(app, &job, held.currency(), step).await {
+        settle_failed("refund", e);
     }
 }
 
 /// Ends an audit hold: release on pass; on failure, refund the client in
 /// full and slash the provider's stake to the insurance account.
+///
+/// Self-sufficient whatever order the job driver runs in (issue 17): if the
+/// job's escrow still holds money, its completion settlement has not run
+/// yet (the driver settles only after the receipt is logged, and a fast
+/// verifier reports before that), so it is applied here first — as a hold
+/// of the escrow's balance, which is exactly what was escrowed and exactly
+/// the transaction the driver builds, so the driver's later call is a no-op.
 pub async fn settle_audit(
     app: &AppState,
     client_id: &str,
@@ -257,40 +403,32 @@ pub async fn settle_audit(
     report: &AuditReport,
 ) {
     let b = &receipt.body;
-    let job = parties(&b.job_id, client_id, b.provider_key.as_str());
     let Ok(currency) = Currency::parse(&b.price.currency) else {
         return settle_failed("audit", "unknown currency");
     };
-    let Ok(charge) = Amount::from_micros(currency, b.price.charged_micros) else {
-        return settle_failed("audit", "charge out of range");
+    let audit = match report.body.outcome {
+        AuditOutcome::Passed => AuditState::Passed,
+        AuditOutcome::Failed => AuditState::Failed,
     };
-    let cfg = app.config.settlement();
-    let audit_id = &report.body.audit_id;
-    let built = match report.body.outcome {
-        AuditOutcome::Passed => match pool_share(app, b.provider_key.as_str()).await {
-            Ok(pool) => settle::release_held(&job, audit_id, charge, &cfg, pool.as_ref()),
-            Err(e) => return settle_failed("pool", e),
-        },
-        AuditOutcome::Failed => {
-            let stake_account = AccountId::ProviderStake(b.provider_key.to_string());
-            let stake = match app.bank.balance(&stake_account, currency).await {
-                Ok(s) => Amount::from_micros(currency, u64::try_from(s).unwrap_or(0)),
-                Err(e) => return settle_failed("audit", e),
-            };
-            match stake {
-                Ok(stake) => settle::refund_failed_audit(&job, audit_id, charge, stake, &cfg),
-                Err(e) => return settle_failed("audit", e),
-            }
-        }
+    let job = JobView {
+        job_id: &b.job_id,
+        client_id,
+        receipt: Some(receipt),
+        audit_id: Some(&report.body.audit_id),
     };
-    match built {
-        Ok(s) => {
-            if let Err(e) = app.bank.apply(s.tx, crate::now_ms()).await {
-                settle_failed("audit", e);
-            }
+    match reconcile_job(app, &job, JobState::Completed, audit, currency).await {
+        // Nothing escrowed or held although the job charged: it was paid
+        // out as unaudited, which no flow does for a job with an audit.
+        // A failed audit then refunds nothing; say so rather than hide it.
+        Ok(steps)
+            if steps.is_empty() && audit == AuditState::Failed && b.price.charged_micros > 0 =>
+        {
+            settle_failed(
+                "audit",
+                "failed audit found no escrow or hold (the charge was paid out); not clawed back",
+            )
         }
-        // A free job has nothing held: nothing to settle.
-        Err(settle::SettleError::NothingToSettle { .. }) => {}
+        Ok(_) => {}
         Err(e) => settle_failed("audit", e),
     }
 }
@@ -413,15 +551,47 @@ pub struct Recovered {
     pub refunded: u64,
     /// Escrows of completed jobs settled from their receipts.
     pub settled: u64,
+    /// Audit holds paid out (audit passed, or no audit exists).
+    pub holds_released: u64,
+    /// Audit holds refunded to the client (audit failed; stake slashed).
+    pub holds_refunded: u64,
+    /// Job accounts that could not be settled (logged and counted as
+    /// settlement failures; the money stays for the next sweep).
+    pub unsettled: u64,
     /// Idempotency claims freed.
     pub claims_freed: u64,
 }
 
+impl Recovered {
+    fn count(&mut self, steps: &[Step]) {
+        for s in steps {
+            match s {
+                Step::RefundEscrow { .. } => self.refunded += 1,
+                Step::Complete { .. } => self.settled += 1,
+                Step::ReleaseHold | Step::ReleaseUnaudited => self.holds_released += 1,
+                Step::RefundHold => self.holds_refunded += 1,
+            }
+        }
+    }
+}
+
 /// Settles what a crash left unsettled, before the coordinator serves:
 /// jobs still `dispatched` are failed (their provider sessions died with
-/// the process); the escrow of every job without a receipt is refunded;
-/// the escrow of every completed job is settled from its countersigned
-/// receipt (held if its audit is pending, refunded if its audit failed).
+/// the process); then every job whose escrow or audit hold holds money gets
+/// the steps [`proofmesh_ledger::reconcile::plan`] names — the escrow of a
+/// failed job is refunded; a completed job's escrow is settled from its
+/// countersigned receipt (held if it has an audit, paid out if not); a hold
+/// is released if its audit passed, refunded (and the provider slashed) if
+/// it failed, and left alone while the audit is pending.
+///
+/// A hold on a completed job without an audit row (the process stopped
+/// between holding the charge and recording the audit) is paid out as for
+/// an unaudited job: the audit draw that chose it was never recorded, so no
+/// verifier will ever report on it, and the countersigned receipt is what an
+/// unaudited job is paid on. Money in the account of a job with no job row
+/// cannot be attributed and is left (and reported by the invariant check
+/// only once a job row exists).
+///
 /// Every transaction's key derives from the job id, so running this twice,
 /// or after the normal path already settled, changes nothing.
 pub async fn recover(app: &AppState) -> Result<Recovered, proofmesh_store::StoreError> {
@@ -438,36 +608,20 @@ pub async fn recover(app: &AppState) -> Result<Recovered, proofmesh_store::Store
                 .await?;
             out.failed_jobs += 1;
         }
-        for (code, micros) in &job.escrow {
-            let held = match Currency::parse(code)
-                .and_then(|c| Amount::from_micros(c, u64::try_from(*micros).unwrap_or(0)))
-            {
-                Ok(h) => h,
-                Err(e) => {
-                    settle_failed("recover", e);
-                    continue;
-                }
-            };
-            let receipt = match job.status.as_str() {
-                "completed" => app.store.get_receipt(&job.receipt_id).await?,
-                _ => None,
-            };
-            let Some(stored) = receipt else {
-                refund_failed_job(app, &job.job_id, &job.client_id, held).await;
-                out.refunded += 1;
-                continue;
-            };
-            match app.store.audit_status(&job.receipt_id).await?.as_deref() {
-                Some("failed") => {
-                    refund_failed_job(app, &job.job_id, &job.client_id, held).await;
-                    out.refunded += 1;
-                }
-                audit => {
-                    let audited = audit == Some("pending");
-                    settle_completed(app, &job.client_id, &stored.receipt, held, audited).await;
-                    out.settled += 1;
-                }
-            }
+    }
+    let funded = app.store.funded_job_accounts().await?;
+    let mut i = 0;
+    while i < funded.len() {
+        // Rows come ordered by job id: one group per job.
+        let n = funded[i..]
+            .iter()
+            .take_while(|a| a.job_id == funded[i].job_id)
+            .count();
+        let group = &funded[i..i + n];
+        i += n;
+        if let Err(e) = recover_job(app, group, &mut out).await {
+            settle_failed("recover", e);
+            out.unsettled += 1;
         }
     }
     out.claims_freed = app
@@ -475,4 +629,136 @@ pub async fn recover(app: &AppState) -> Result<Recovered, proofmesh_store::Store
         .idem_sweep(now.saturating_sub(crate::idempotency::RETENTION_MS))
         .await?;
     Ok(out)
+}
+
+/// Settles one job's funded accounts (one or more currencies).
+async fn recover_job(
+    app: &AppState,
+    group: &[FundedJobAccount],
+    out: &mut Recovered,
+) -> Result<(), StepFailed> {
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
+    let Some(row) = &first.job else {
+        tracing::warn!(job = %first.job_id, "money in the account of an unknown job; left as is");
+        out.unsettled += 1;
+        return Ok(());
+    };
+    let state = JobState::parse(&row.status)?;
+    let audit = AuditState::parse(first.audit_status.as_deref())?;
+    let stored = match state {
+        JobState::Completed => app.store.get_receipt(&row.receipt_id).await?,
+        _ => None,
+    };
+    let report = match audit {
+        AuditState::Passed | AuditState::Failed => {
+            let reports = app.store.audit_reports(&row.receipt_id).await?;
+            let Some(r) = reports.into_iter().next() else {
+                return Err(StepFailed::NoReport {
+                    receipt_id: row.receipt_id.clone(),
+                    status: first.audit_status.clone().unwrap_or_default(),
+                });
+            };
+            Some(r)
+        }
+        _ => None,
+    };
+    let job = JobView {
+        job_id: &first.job_id,
+        client_id: &row.client_id,
+        receipt: stored.as_ref().map(|s| &s.receipt),
+        audit_id: report.as_ref().map(|r| r.body.audit_id.as_str()),
+    };
+    let mut currencies: Vec<&str> = group.iter().map(|a| a.currency.as_str()).collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    for code in currencies {
+        let currency = Currency::parse(code)?;
+        let steps = reconcile_job(app, &job, state, audit, currency).await?;
+        out.count(&steps);
+    }
+    Ok(())
+}
+
+/// Why the settlement invariant could not be checked.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] proofmesh_store::StoreError),
+    /// A stored job or audit status is not one the ledger knows.
+    #[error("account {kind}:{job_id}: {source}")]
+    Status {
+        /// `escrow` or `hold`.
+        kind: String,
+        /// Job.
+        job_id: String,
+        /// Why.
+        source: ReconcileError,
+    },
+    /// A stored currency code is not one the ledger knows.
+    #[error("account {kind}:{job_id}: {source}")]
+    Currency {
+        /// `escrow` or `hold`.
+        kind: String,
+        /// Job.
+        job_id: String,
+        /// Why.
+        source: proofmesh_ledger::MoneyError,
+    },
+}
+
+/// Checks "every job escrow and every audit hold is zero once its job and
+/// its audit are final" ([`proofmesh_ledger::check_job_accounts`]) over the
+/// store. Jobs (and audits) that became final after `final_before_ms` are
+/// counted as recent, not as violations; `None` checks everything. Read-only;
+/// works on a live coordinator's database.
+pub async fn check_settlement<S: BillingStore + ?Sized>(
+    store: &S,
+    final_before_ms: Option<u64>,
+) -> Result<InvariantReport, CheckError> {
+    let rows = store.funded_job_accounts().await?;
+    let mut accounts = Vec::with_capacity(rows.len());
+    for r in rows {
+        accounts.push(job_account(r)?);
+    }
+    Ok(check_job_accounts(&accounts, final_before_ms))
+}
+
+fn job_account(r: FundedJobAccount) -> Result<JobAccount, CheckError> {
+    let status = |source| CheckError::Status {
+        kind: r.kind.clone(),
+        job_id: r.job_id.clone(),
+        source,
+    };
+    let kind = match r.kind.as_str() {
+        "escrow" => JobAccountKind::Escrow,
+        _ => JobAccountKind::Hold,
+    };
+    let currency = Currency::parse(&r.currency).map_err(|source| CheckError::Currency {
+        kind: r.kind.clone(),
+        job_id: r.job_id.clone(),
+        source,
+    })?;
+    let job = match &r.job {
+        Some(j) => Some(JobState::parse(&j.status).map_err(status)?),
+        None => None,
+    };
+    let audit = AuditState::parse(r.audit_status.as_deref()).map_err(status)?;
+    let job_final_at = r.job.as_ref().and_then(|j| j.finished_at_ms);
+    let final_since_ms = match audit {
+        AuditState::NotAudited => job_final_at,
+        AuditState::Pending => None,
+        AuditState::Passed | AuditState::Failed => job_final_at.max(r.audit_finished_at_ms),
+    };
+    Ok(JobAccount {
+        kind,
+        job_id: r.job_id,
+        currency,
+        balance: r.balance,
+        job,
+        audit,
+        final_since_ms,
+    })
 }

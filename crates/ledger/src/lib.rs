@@ -26,6 +26,7 @@
 //! | [`ledger`] | [`Ledger`]: `check` → [`Effects`], `commit`, `apply`, idempotency, [`JournalEntry`], replay |
 //! | [`pricing`] | [`ModelPrice`], [`PriceBook`], exact charge (= receipt's `charge_micros`) |
 //! | [`settle`] | escrow / release / hold / refund / slash flows with deterministic keys |
+//! | [`reconcile`] | which settlement steps a job still needs ([`reconcile::plan`]); the "job accounts empty once final" invariant |
 //! | [`pool`] | [`RevenuePool`], unit transfers, largest-remainder [`distribute`]; signed [`SignedCharter`] / [`SignedTransfer`] / [`SignedDistribution`] |
 //! | [`epoch`] | [`Epoch`]: half-open unix-second periods (default daily) |
 //! | [`statement`] | [`SignedStatement`] metrics oracle, [`compute_statement`], chain check, [`recheck`], [`SignedHeartbeats`] uptime evidence |
@@ -44,6 +45,7 @@ pub mod ledger;
 pub mod money;
 pub mod pool;
 pub mod pricing;
+pub mod reconcile;
 pub mod settle;
 pub mod statement;
 pub mod tx;
@@ -66,6 +68,10 @@ pub use pool::signed::{
 };
 pub use pool::{distribute, Distribution, PoolError, RevenuePool, UnitTransfer};
 pub use pricing::{receipt_charge, ModelPrice, PriceBook, PriceError};
+pub use reconcile::{
+    build_step, check_job_accounts, AuditState, InvariantReport, JobAccount, JobAccountKind,
+    JobState, ReconcileError, Step, StepInputs, Violation,
+};
 pub use settle::{
     AuditDecision, Breakdown, JobParties, PoolShare, SettleError, Settlement, SettlementConfig,
     SlashRule,

@@ -12,14 +12,16 @@
 //! | completed, audited | `settle/<job>` | escrow → audit hold (charge); unused → client |
 //! | failed, no receipt | `settle/<job>` | escrow → client (all) |
 //! | audit passed | `audit/<job>` | hold → earnings + fee + pool |
+//! | held, but no audit exists | `audit/<job>` | hold → earnings + fee + pool |
 //! | audit failed | `audit/<job>` | hold → client (all); stake → insurance (slash) |
 //! | audit failed after release | `audit/<job>` | stake → client (charge), stake → insurance |
 //!
 //! Because pass and fail share `audit/<job>`, one job can never be both paid
-//! and refunded. Splits round down in the payer's favour, in this order:
-//! `fee = floor(charge × fee_bps / 10⁴)`, `pool = floor((charge − fee) ×
-//! share_bps / 10⁴)`, `provider = charge − fee − pool` (the provider keeps the
-//! rounding remainders). A step that would move nothing is an error
+//! and refunded. Which of these steps a job still needs, whatever ran
+//! before, is [`crate::reconcile::plan`]. Splits round down in the payer's
+//! favour, in this order: `fee = floor(charge × fee_bps / 10⁴)`, `pool =
+//! floor((charge − fee) × share_bps / 10⁴)`, `provider = charge − fee − pool`
+//! (the provider keeps the rounding remainders). A step that would move nothing is an error
 //! ([`SettleError::NothingToSettle`]): free jobs are not escrowed.
 
 use serde::{Deserialize, Serialize};
@@ -383,11 +385,35 @@ pub fn release_held(
     cfg: &SettlementConfig,
     pool: Option<&PoolShare>,
 ) -> Result<Settlement, SettleError> {
+    release_hold(job, Link::Audit(audit_id.into()), charge, cfg, pool)
+}
+
+/// A charge is held but the job has no audit (the coordinator stopped
+/// between holding the charge and recording the audit): the held charge is
+/// paid out as for an unaudited job. Same key as the audit's outcome, so the
+/// hold is released or refunded once, whichever comes first.
+pub fn release_unaudited(
+    job: &JobParties,
+    receipt_id: &str,
+    charge: Amount,
+    cfg: &SettlementConfig,
+    pool: Option<&PoolShare>,
+) -> Result<Settlement, SettleError> {
+    release_hold(job, Link::Receipt(receipt_id.into()), charge, cfg, pool)
+}
+
+fn release_hold(
+    job: &JobParties,
+    link: Link,
+    charge: Amount,
+    cfg: &SettlementConfig,
+    pool: Option<&PoolShare>,
+) -> Result<Settlement, SettleError> {
     let (credits, breakdown) = payout(job, charge, cfg, pool)?;
     let tx = build(
         format!("audit/{}", job.job_id),
         Reason::Release,
-        Some(Link::Audit(audit_id.into())),
+        Some(link),
         &[(AccountId::AuditHold(job.job_id.clone()), charge)],
         &credits,
         &job.job_id,

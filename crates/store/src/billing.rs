@@ -1,7 +1,8 @@
 //! Storage for the parts of settlement that are not ledger postings: client
 //! retries (`Idempotency-Key`), revenue-share pools (charters, units,
 //! transfers, decided distributions), the journal read back for epoch
-//! settlement batches, and the jobs left unsettled by a crash.
+//! settlement batches, and the jobs (and audit holds) left unsettled by a
+//! crash.
 //!
 //! Why a trait of its own: like [`crate::LedgerStore`] it carries plain
 //! strings and integers; every money and pool rule lives in
@@ -48,6 +49,40 @@ pub struct UnsettledJob {
     pub receipt_id: String,
     /// Money left in `escrow:<job>`, per currency.
     pub escrow: Vec<(String, i64)>,
+}
+
+/// A job escrow (`escrow:<job>`) or audit hold (`hold:<job>`) account whose
+/// balance is not zero, with the state of its job and the job's audit: what
+/// the recovery sweep settles and the settlement invariant is checked over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FundedJobAccount {
+    /// `escrow` or `hold`.
+    pub kind: String,
+    /// The job id (the account name after its `kind:` prefix).
+    pub job_id: String,
+    /// Currency code.
+    pub currency: String,
+    /// Balance, micro-units.
+    pub balance: i64,
+    /// The job, if a row exists for it.
+    pub job: Option<FundedJob>,
+    /// Status of the job's audit (`pending`, `passed`, `failed`), if any.
+    pub audit_status: Option<String>,
+    /// When the audit finished, unix ms.
+    pub audit_finished_at_ms: Option<u64>,
+}
+
+/// The job row behind a [`FundedJobAccount`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FundedJob {
+    /// Client id.
+    pub client_id: String,
+    /// `dispatched`, `completed` or `failed`.
+    pub status: String,
+    /// Its receipt id.
+    pub receipt_id: String,
+    /// When it completed or failed, unix ms.
+    pub finished_at_ms: Option<u64>,
 }
 
 /// A pool as its provider signed it.
@@ -145,6 +180,9 @@ pub trait BillingStore: Send + Sync + 'static {
     async fn idem_sweep(&self, before_ms: u64) -> Result<u64, StoreError>;
     /// Jobs still `dispatched`, and jobs whose escrow holds money.
     async fn unsettled_jobs(&self) -> Result<Vec<UnsettledJob>, StoreError>;
+    /// Every job escrow and audit hold account whose balance is not zero,
+    /// with its job and audit, ordered by job id then account.
+    async fn funded_job_accounts(&self) -> Result<Vec<FundedJobAccount>, StoreError>;
     /// Journal lines from `from_seq` (ascending), at most `limit`.
     async fn journal_lines(
         &self,

@@ -20,8 +20,8 @@ pub use audit::{
     AuditPenalty, AuditStore, Evidence, NewAudit, PendingAudit, ProofFailure, ProviderStats,
 };
 pub use billing::{
-    BillingStore, IdemClaim, IdemRow, PoolRow, StoredJournalLine, TransferOutcome, TransferRow,
-    UnsettledJob,
+    BillingStore, FundedJob, FundedJobAccount, IdemClaim, IdemRow, PoolRow, StoredJournalLine,
+    TransferOutcome, TransferRow, UnsettledJob,
 };
 pub use keys::{parse_api_key, ApiKeyParts};
 pub use ledger::{AccountActivity, BalanceRow, JournalRow, LedgerSnapshot, LedgerStore};

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use crate::billing::{
-    BillingStore, IdemClaim, IdemRow, PoolRow, StoredJournalLine, TransferOutcome, TransferRow,
-    UnsettledJob,
+    BillingStore, FundedJob, FundedJobAccount, IdemClaim, IdemRow, PoolRow, StoredJournalLine,
+    TransferOutcome, TransferRow, UnsettledJob,
 };
 use crate::sqlite::{db, ms};
 use crate::{SqliteStore, StoreError};
@@ -147,6 +147,49 @@ impl BillingStore for SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    async fn funded_job_accounts(&self) -> Result<Vec<FundedJobAccount>, StoreError> {
+        // Escrow and hold accounts are two key ranges of the balances'
+        // primary key; each joins its job by id and the job's audit by
+        // receipt (both unique).
+        let rows = sqlx::query(
+            "SELECT b.account, b.currency, b.balance, j.job_id, j.client_id, j.status, \
+               j.receipt_id, j.finished_at_ms, a.status, a.finished_at_ms \
+             FROM ledger_balances b \
+             LEFT JOIN jobs j ON j.job_id = substr(b.account, instr(b.account, ':') + 1) \
+             LEFT JOIN audits a ON a.receipt_id = j.receipt_id \
+             WHERE b.balance <> 0 AND ( \
+               (b.account >= 'escrow:' AND b.account < 'escrow;') OR \
+               (b.account >= 'hold:' AND b.account < 'hold;')) \
+             ORDER BY substr(b.account, instr(b.account, ':') + 1), b.account, b.currency",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read funded job accounts"))?;
+        let opt_ms = |v: Option<i64>| v.map(u);
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let account: String = r.get(0);
+                let (kind, job_id) = account.split_once(':').unwrap_or((account.as_str(), ""));
+                let job = r.get::<Option<String>, _>(3).map(|_| FundedJob {
+                    client_id: r.get(4),
+                    status: r.get(5),
+                    receipt_id: r.get(6),
+                    finished_at_ms: opt_ms(r.get(7)),
+                });
+                FundedJobAccount {
+                    kind: kind.to_owned(),
+                    job_id: job_id.to_owned(),
+                    currency: r.get(1),
+                    balance: r.get(2),
+                    job,
+                    audit_status: r.get(8),
+                    audit_finished_at_ms: opt_ms(r.get(9)),
+                }
+            })
+            .collect())
     }
 
     async fn journal_lines(

@@ -246,3 +246,91 @@ async fn unsettled_jobs_are_dispatched_or_hold_escrow() {
         (1, 3, [1; 32])
     );
 }
+
+fn change(account: &str, before: i64, after: i64) -> BalanceRow {
+    BalanceRow {
+        account: account.into(),
+        currency: "USD".into(),
+        before,
+        after,
+    }
+}
+
+#[tokio::test]
+async fn funded_job_accounts_are_escrows_and_holds_with_money_and_their_jobs() {
+    let (_d, s) = open().await;
+    let c = s.create_api_key(None, "c", 1).await.unwrap().client_id;
+    for id in ["job_a", "job_b"] {
+        s.insert_job(&JobRecord {
+            job_id: id.into(),
+            receipt_id: format!("rcpt_{id}"),
+            client_id: c.clone(),
+            model: "sha256:00".into(),
+            created_at_ms: 1,
+            request_json: "[]".into(),
+            verification: "none".into(),
+        })
+        .await
+        .unwrap();
+    }
+    s.fail_job("job_b", "x", 9).await.unwrap();
+    // job_a: escrow 5 and hold 3; job_b: escrow emptied again; an escrow
+    // without a job row; a client account (not a job account).
+    s.ledger_write(&[JournalRow {
+        seq: 0,
+        key: "k0".into(),
+        hash: [1; 32],
+        reason: "escrow".into(),
+        link: None,
+        tx_json: "{}".into(),
+        at_ms: 3,
+        changes: vec![
+            change("external", 0, -24),
+            change("escrow:job_a", 0, 5),
+            change("hold:job_a", 0, 3),
+            change("escrow:job_b", 0, 4),
+            change("escrow:job_ghost", 0, 2),
+            change("client:x", 0, 10),
+        ],
+    }])
+    .await
+    .unwrap();
+    s.ledger_write(&[JournalRow {
+        seq: 1,
+        key: "k1".into(),
+        hash: [2; 32],
+        reason: "refund".into(),
+        link: None,
+        tx_json: "{}".into(),
+        at_ms: 4,
+        changes: vec![change("escrow:job_b", 4, 0), change("client:x", 10, 14)],
+    }])
+    .await
+    .unwrap();
+    let f = s.funded_job_accounts().await.unwrap();
+    let seen: Vec<_> = f
+        .iter()
+        .map(|a| (a.kind.as_str(), a.job_id.as_str(), a.balance))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("escrow", "job_a", 5),
+            ("hold", "job_a", 3),
+            ("escrow", "job_ghost", 2)
+        ]
+    );
+    let job = f[0].job.as_ref().unwrap();
+    assert_eq!(
+        (
+            job.status.as_str(),
+            job.receipt_id.as_str(),
+            job.client_id.as_str()
+        ),
+        ("dispatched", "rcpt_job_a", c.as_str())
+    );
+    assert_eq!(job.finished_at_ms, None);
+    assert_eq!(f[0].audit_status, None);
+    assert_eq!(f[0].currency, "USD");
+    assert!(f[2].job.is_none(), "no job row behind job_ghost");
+}

@@ -1,7 +1,10 @@
 //! `proofmesh billing`: a client's balance and usage (over the API, with its
-//! key), and the operator's `billing credit`, which deposits prepaid credit
-//! straight into the coordinator's ledger database. The running coordinator
-//! picks the deposit up (its writer reloads when the store moved).
+//! key), and two operator commands on the coordinator's database: `billing
+//! credit`, which deposits prepaid credit straight into the ledger (the
+//! running coordinator picks the deposit up: its writer reloads when the
+//! store moved), and `billing check`, which reads it to check that no job's
+//! escrow or audit hold still holds money once the job and its audit are
+//! final (exit status 1 if one does).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +40,20 @@ pub enum Command {
         /// The coordinator's data directory (as for `keys create`).
         #[arg(long, default_value = ".proofmesh/coordinator")]
         data_dir: PathBuf,
+    },
+    /// Operator: check that every job escrow and audit hold is empty once
+    /// its job and audit are final. Read-only; exits 1 on a violation.
+    Check {
+        /// The coordinator's data directory (as for `keys create`).
+        #[arg(long, default_value = ".proofmesh/coordinator")]
+        data_dir: PathBuf,
+        /// Ignore jobs that became final less than this many seconds ago (a
+        /// running coordinator settles them a moment after); 0 checks all.
+        #[arg(long, default_value_t = 60)]
+        grace_s: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -75,8 +92,52 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             reference,
             data_dir,
         } => credit(&client, &amount, &currency, &reference, &data_dir).await?,
+        Command::Check {
+            data_dir,
+            grace_s,
+            json,
+        } => return check(&data_dir, grace_s, json).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn check(dir: &std::path::Path, grace_s: u64, json: bool) -> anyhow::Result<ExitCode> {
+    let db = proofmesh_coordinator::server::db_path(dir);
+    anyhow::ensure!(db.exists(), "no coordinator database at {}", db.display());
+    let store = SqliteStore::open(&db).await?;
+    let cutoff = (grace_s > 0)
+        .then(|| proofmesh_coordinator::now_ms().saturating_sub(grace_s.saturating_mul(1000)));
+    let report = proofmesh_coordinator::billing::check_settlement(&store, cutoff).await;
+    store.close().await;
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for v in &report.violations {
+            println!(
+                "VIOLATION {} holds {} {} (job {}: {}, audit {})",
+                v.account,
+                format_micros(v.balance),
+                v.currency.code(),
+                v.job_id,
+                v.job.as_str(),
+                v.audit.as_str(),
+            );
+        }
+        println!(
+            "{} funded job accounts: {} not final yet (or without a job row), {} final within {grace_s}s, {} violations",
+            report.checked,
+            report.not_final,
+            report.recent,
+            report.violations.len()
+        );
+        println!("{}", if report.holds() { "OK" } else { "FAIL" });
+    }
+    Ok(if report.holds() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn credit(
