@@ -174,9 +174,7 @@ impl PlaceFor<'_> {
     fn class_now(&self, waited: Duration) -> WorkloadClass {
         match self.class {
             WorkloadClass::Batch { deadline_ms } => WorkloadClass::Batch {
-                deadline_ms: deadline_ms
-                    .saturating_sub(waited.as_millis() as u64)
-                    .max(1),
+                deadline_ms: deadline_ms.saturating_sub(waited.as_millis() as u64).max(1),
             },
             c => c,
         }
@@ -245,11 +243,14 @@ pub(crate) async fn place_or_wait(
         if let Some(ttft_slo_ms) = slo_ms.filter(|_| !best_effort && now >= objective_until) {
             if what.hard {
                 let waited = now.duration_since(start).as_millis() as u64;
-                return Err(
-                    ApiError::objective_unmet(what.model_name, ttft_slo_ms, waited, &missing)
-                        .for_job(what.job_id)
-                        .retry_after(retry_after_s(app)),
-                );
+                return Err(ApiError::objective_unmet(
+                    what.model_name,
+                    ttft_slo_ms,
+                    waited,
+                    &missing,
+                )
+                .for_job(what.job_id)
+                .retry_after(retry_after_s(app)));
             }
             tracing::info!(job_id = what.job_id, %missing, "serving best-effort: objective missed");
             best_effort = true;
@@ -349,7 +350,9 @@ async fn place(
             {
                 Err(Unplaced::Final(what.unplaced(
                     tried,
-                    Some("every provider that could take it is excluded after failed audits".into()),
+                    Some(
+                        "every provider that could take it is excluded after failed audits".into(),
+                    ),
                 )))
             } else {
                 Err(Unplaced::Transient(

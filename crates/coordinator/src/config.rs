@@ -292,17 +292,11 @@ impl CoordinatorConfig {
             return bad("queue_max_jobs", "must be positive");
         }
         if self.interactive_wait_ms > self.request_timeout_s.saturating_mul(1000) {
-            return bad(
-                "interactive_wait_ms",
-                "must not exceed request_timeout_s",
-            );
+            return bad("interactive_wait_ms", "must not exceed request_timeout_s");
         }
         for f in &self.model_files {
             if !f.is_file() {
-                return bad(
-                    "model_files",
-                    &format!("{} does not exist", f.display()),
-                );
+                return bad("model_files", &format!("{} does not exist", f.display()));
             }
         }
         if self.statement_epoch_s == 0 || self.statement_epoch_s > MAX_STATEMENT_EPOCH_S {

@@ -18,7 +18,15 @@ pub struct ApiError {
     pub message: String,
     /// Offending parameter.
     pub param: Option<&'static str>,
-    /// The job it belongs to, when one was created.
+    /// Which job and model, and when to retry (boxed: most errors have
+    /// none, and handlers return `Result<_, ApiError>` by value).
+    pub context: Option<Box<ErrorContext>>,
+}
+
+/// What an error says about the job it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorContext {
+    /// The job, when one was created.
     pub job_id: Option<String>,
     /// The model as the client named it.
     pub model: Option<String>,
@@ -33,28 +41,35 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
-            job_id: None,
-            model: None,
-            retry_after_s: None,
+            context: None,
         }
+    }
+
+    fn context_mut(&mut self) -> &mut ErrorContext {
+        self.context.get_or_insert_with(Default::default)
     }
 
     /// Names the job the error belongs to.
     pub fn for_job(mut self, job_id: &str) -> Self {
-        self.job_id = Some(job_id.to_string());
+        self.context_mut().job_id = Some(job_id.to_string());
         self
     }
 
     /// Names the model as the client asked for it.
     pub fn for_model(mut self, model: &str) -> Self {
-        self.model = Some(model.to_string());
+        self.context_mut().model = Some(model.to_string());
         self
     }
 
     /// Tells the client when to retry (`Retry-After`, seconds, at least 1).
     pub fn retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after_s = Some(seconds.max(1));
+        self.context_mut().retry_after_s = Some(seconds.max(1));
         self
+    }
+
+    /// Seconds after which a retry may succeed, if said.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        self.context.as_ref().and_then(|c| c.retry_after_s)
     }
 
     /// 429: too many jobs are already waiting for a provider.
@@ -346,9 +361,9 @@ impl ApiError {
                 kind: self.kind().to_string(),
                 param: self.param.map(str::to_string),
                 code: self.code.to_string(),
-                job_id: self.job_id.clone(),
-                model: self.model.clone(),
-                retry_after_s: self.retry_after_s,
+                job_id: self.context.as_ref().and_then(|c| c.job_id.clone()),
+                model: self.context.as_ref().and_then(|c| c.model.clone()),
+                retry_after_s: self.retry_after_s(),
             },
         }
     }
@@ -358,9 +373,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         metrics::counter!("proofmesh_http_errors_total", "code" => self.code).increment(1);
         let mut resp = (self.status, Json(self.body())).into_response();
-        if let Some(s) = self.retry_after_s {
-            resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        if let Some(s) = self.retry_after_s() {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s),
+            );
         }
         resp
     }

@@ -203,11 +203,12 @@ pub(crate) fn workload_class(
         .map_err(|_| ApiError::invalid_header(WORKLOAD_HEADER, "not ASCII".into()))?;
     let hard = text.split(';').skip(1).any(|p| p.trim() == "hard");
     let rest: Vec<&str> = text.split(';').filter(|p| p.trim() != "hard").collect();
-    let class: WorkloadClass = rest.join(";").parse().map_err(
-        |e: proofmesh_placement::WorkloadParseError| {
-            ApiError::invalid_header(WORKLOAD_HEADER, e.to_string())
-        },
-    )?;
+    let class: WorkloadClass =
+        rest.join(";")
+            .parse()
+            .map_err(|e: proofmesh_placement::WorkloadParseError| {
+                ApiError::invalid_header(WORKLOAD_HEADER, e.to_string())
+            })?;
     if hard && !matches!(class, WorkloadClass::Interactive { .. }) {
         return Err(ApiError::invalid_header(
             WORKLOAD_HEADER,
@@ -237,7 +238,7 @@ fn usage(r: &Receipt) -> Usage {
 }
 
 /// The non-streaming response for a finished job (also what an
-/// Idempotency-Key replay returns, without the timing).
+/// Idempotency-Key replay returns).
 pub fn completion_body(
     meta: Meta,
     r: &Receipt,

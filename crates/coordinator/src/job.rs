@@ -132,7 +132,10 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
         let placed = match place_or_wait(&app, &what, &tried, deadline).await {
             Ok(p) => p,
             Err(e) => {
-                last_failure = e.message.clone();
+                // After a failed attempt, its reason is the job's story.
+                if tried.is_empty() {
+                    last_failure = e.message.clone();
+                }
                 break Err(e);
             }
         };
@@ -169,8 +172,12 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
                     service_ms: clock.provider_ms,
                     rtt_ms: app.placer.rtt_ms(p.key.as_str()),
                 };
-                app.placer
-                    .succeeded(p.key.as_str(), ctx.spec.model.as_str(), &timing, crate::now_ms());
+                app.placer.succeeded(
+                    p.key.as_str(),
+                    ctx.spec.model.as_str(),
+                    &timing,
+                    crate::now_ms(),
+                );
                 let ext = JobTimingExt {
                     queued_ms,
                     provider_ttft_ms: clock.first_token_ms,
@@ -201,13 +208,21 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
             crate::billing::settle_completed(&app, &ctx.client_id, &receipt, held, audited).await;
             metrics::counter!("proofmesh_jobs_completed_total").increment(1);
             metrics::histogram!("proofmesh_job_seconds").record(started.elapsed().as_secs_f64());
-            if let Some((idem, meta)) = &ctx.idem {
-                let body = crate::gateway::completion_body(meta.clone(), &receipt, text.clone(), None);
-                crate::idempotency::complete(&app, idem, &body).await;
-            }
             timing.finish_ms = result_at.elapsed().as_secs_f64() * 1e3;
             metrics::histogram!("proofmesh_job_finish_seconds").record(timing.finish_ms / 1e3);
-            let _ = out.send(GatewayEvent::Finished(receipt, text, timing)).await;
+            if let Some((idem, meta)) = &ctx.idem {
+                // A replay returns exactly this answer, timing included.
+                let body = crate::gateway::completion_body(
+                    meta.clone(),
+                    &receipt,
+                    text.clone(),
+                    Some(timing.clone()),
+                );
+                crate::idempotency::complete(&app, idem, &body).await;
+            }
+            let _ = out
+                .send(GatewayEvent::Finished(receipt, text, timing))
+                .await;
         }
         Err(err) => {
             let err = err.for_job(&ctx.spec.job_id).for_model(&ctx.model_name);

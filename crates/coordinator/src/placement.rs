@@ -125,7 +125,13 @@ pub fn claims(
         ),
         None => {
             let here = pl::PlacementConfig::default().coordinator;
-            ("local".to_owned(), here.lat, here.lon, 0, pl::Interconnect::Pcie)
+            (
+                "local".to_owned(),
+                here.lat,
+                here.lon,
+                0,
+                pl::Interconnect::Pcie,
+            )
         }
     };
     let offers = models
@@ -291,7 +297,7 @@ impl Placer {
         &self,
         req: &pl::Request,
         tried: &[String],
-    ) -> Result<pl::Placement, (pl::PlacementError, Option<pl::Explanation>)> {
+    ) -> Result<pl::Placement, (pl::PlacementError, Option<Box<pl::Explanation>>)> {
         let mut attempts = pl::Attempts::new(self.max_attempts);
         for t in tried {
             attempts.record(id(t));

@@ -151,8 +151,6 @@ pub async fn not_found() -> ApiError {
         code: "not_found",
         message: "Unknown endpoint.".into(),
         param: None,
-        job_id: None,
-        model: None,
-        retry_after_s: None,
+        context: None,
     }
 }

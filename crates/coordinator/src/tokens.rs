@@ -22,9 +22,9 @@ use serde::Serialize;
 pub struct TokenizerError {
     /// The file.
     pub path: PathBuf,
-    /// What the engine said.
+    /// What the engine said (boxed: engine errors are large).
     #[source]
-    pub source: EngineError,
+    pub source: Box<EngineError>,
 }
 
 /// Where a prompt token count came from.
@@ -59,7 +59,7 @@ impl PromptCounters {
         for path in files {
             let c = PromptCounter::open(path).map_err(|source| TokenizerError {
                 path: path.clone(),
-                source,
+                source: Box::new(source),
             })?;
             tracing::info!(digest = c.digest(), file = %path.display(), "prompt tokenizer loaded");
             by_digest.insert(c.digest().to_string(), c);

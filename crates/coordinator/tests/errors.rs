@@ -267,15 +267,30 @@ async fn saturated_providers_queue_requests_instead_of_refusing() {
         let err = expect_error(resp, 503, "ttft_objective_unmet").await;
         assert_eq!(err["type"], "service_unavailable_error");
         assert_eq!(err["model"], MODEL);
-        assert!(err["job_id"].as_str().is_some_and(|j| j.starts_with("job_")));
-        assert!(err["message"].as_str().unwrap().contains("at capacity"), "{err}");
-        let retry: u64 = retry.expect("Retry-After").to_str().unwrap().parse().unwrap();
+        assert!(err["job_id"]
+            .as_str()
+            .is_some_and(|j| j.starts_with("job_")));
+        assert!(
+            err["message"].as_str().unwrap().contains("at capacity"),
+            "{err}"
+        );
+        let retry: u64 = retry
+            .expect("Retry-After")
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(retry >= 1 && err["retry_after_s"] == retry);
 
         // A soft request waits (it takes the one place in the queue) ...
         let waiting = c.spawn_chat(&key, chat_body("wait for me", 5, 2, false));
         poll_until("the request waits in the queue", || async {
-            let m = c.http.get(format!("{}/metrics", c.base)).send().await.ok()?;
+            let m = c
+                .http
+                .get(format!("{}/metrics", c.base))
+                .send()
+                .await
+                .ok()?;
             let text = m.text().await.ok()?;
             text.lines()
                 .any(|l| l.starts_with("proofmesh_jobs_waiting ") && l.ends_with(" 1"))
@@ -287,7 +302,9 @@ async fn saturated_providers_queue_requests_instead_of_refusing() {
         assert!(resp.headers().get("retry-after").is_some());
         let err = expect_error(resp, 429, "queue_full").await;
         assert_eq!(err["model"], MODEL);
-        assert!(err["job_id"].as_str().is_some_and(|j| j.starts_with("job_")));
+        assert!(err["job_id"]
+            .as_str()
+            .is_some_and(|j| j.starts_with("job_")));
 
         // A slot frees up (the provider fails one job): the waiting request
         // is dispatched to it rather than refused.

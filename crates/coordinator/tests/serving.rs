@@ -56,7 +56,11 @@ async fn prompts_are_counted_by_the_tokenizer_and_estimates_are_measured() {
             let ps = c.providers("").await;
             let ok = ps.len() == 2
                 && ps.iter().all(|p| {
-                    let r = if p.get("record").is_some() { &p["record"] } else { p };
+                    let r = if p.get("record").is_some() {
+                        &p["record"]
+                    } else {
+                        p
+                    };
                     r["rtt"]["samples_total"].as_u64() >= Some(3)
                 });
             ok.then_some(())
@@ -82,7 +86,9 @@ async fn prompts_are_counted_by_the_tokenizer_and_estimates_are_measured() {
         assert_eq!(first["prompt_counted_by"], "tokenizer", "{first}");
         assert_eq!(first["prompt_tokens"].as_u64(), Some(billed), "{first}");
         // The old estimate: one token per byte plus 8 per message and reply.
-        let bound = (long.len() + "user".len() + 8 + "You are terse.".len() + "system".len() + 8 + 8) as u64;
+        let bound =
+            (long.len() + "user".len() + 8 + "You are terse.".len() + "system".len() + 8 + 8)
+                as u64;
         assert!(billed < bound, "{billed} vs bound {bound}");
         let est = &first["placement"]["chosen"]["estimate"];
         assert_eq!(est["provider_rtt_source"], "measured", "{est}");

@@ -108,7 +108,7 @@ impl Registry {
     pub fn place_or_explain(
         &self,
         req: &Request,
-    ) -> Result<Placement, (PlacementError, Option<Explanation>)> {
+    ) -> Result<Placement, (PlacementError, Option<Box<Explanation>>)> {
         let (exp, ranked, examined) = self.explain_inner(req).map_err(|e| (e, None))?;
         let mut it = ranked.into_iter();
         let Some(chosen) = it.next() else {
@@ -118,7 +118,7 @@ impl Registry {
                 candidates: ctx.index().live_entries,
                 rejections: exp.rejections,
             };
-            return Err((err, Some(exp)));
+            return Err((err, Some(Box::new(exp))));
         };
         Ok(Placement {
             chosen,

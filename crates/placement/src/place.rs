@@ -358,7 +358,9 @@ impl<'a> Ctx<'a> {
         let mut est = self.estimate(e, live, cost_micros);
         match self.req.class {
             WorkloadClass::Interactive { ttft_slo_ms }
-                if est.ttft_ms > f64::from(ttft_slo_ms) && self.req.probe_stale && self.stale(live) =>
+                if est.ttft_ms > f64::from(ttft_slo_ms)
+                    && self.req.probe_stale
+                    && self.stale(live) =>
             {
                 est.probe = true;
             }

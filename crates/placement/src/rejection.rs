@@ -200,7 +200,9 @@ impl RejectionKind {
             RejectionKind::UptimeTooLow => "lack the required uptime",
             RejectionKind::PriceAboveCap => "charge more than the price cap",
             RejectionKind::NoCapacity => "are at capacity",
-            RejectionKind::SloInfeasible => "cannot start it within the time-to-first-token objective",
+            RejectionKind::SloInfeasible => {
+                "cannot start it within the time-to-first-token objective"
+            }
             RejectionKind::DeadlineInfeasible => "cannot finish it before the deadline",
         }
     }

@@ -154,8 +154,8 @@ pub struct ProofmeshExt {
     /// logging failed; it is then logged at the coordinator's next start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_index: Option<u64>,
-    /// Where the time went, as the coordinator measured it (absent on an
-    /// Idempotency-Key replay).
+    /// Where the time went, as the coordinator measured it (an
+    /// Idempotency-Key replay repeats the original job's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<JobTimingExt>,
 }

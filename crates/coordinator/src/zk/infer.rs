@@ -32,8 +32,8 @@ use tokio::time::Instant;
 
 use super::check::{check, ZkRejection};
 use super::ZkModel;
-use crate::error::ApiError;
 use crate::admission::{place_or_wait, PlaceFor};
+use crate::error::ApiError;
 use crate::registry::{JobEvent, ProviderHandle};
 use crate::state::AppState;
 
