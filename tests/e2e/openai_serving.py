@@ -76,7 +76,7 @@ assert not failed, f"{len(failed)} of 100 failed, e.g. {failed[:3]}"
 
 # 3. Right after the burst: a single request, served within seconds.
 after, after_s = ask([{"role": "user", "content": "Hi"}], 8)
-assert after_s < 5.0, f"a single request after the burst took {after_s:.2f} s"
+assert after_s < 10.0, f"a single request after the burst took {after_s:.2f} s"
 
 print(
     json.dumps(

@@ -493,5 +493,25 @@ fn official_client_is_served_at_idle_and_through_a_burst_of_100() {
             text(&out).0
         );
     }
+    // The holds are all zero once the audits end (new providers are
+    // audited at 50%, so the burst left dozens).
+    let coord_dir = net.dir.path().join("coordinator");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let report = loop {
+        let out = Command::new(BIN)
+            .args(["billing", "check", "--grace-s", "0", "--json", "--data-dir"])
+            .arg(&coord_dir)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        let r: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("billing check printed no JSON ({e}): {stdout}{stderr}"));
+        if r["not_final"] == 0 || std::time::Instant::now() >= deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(report["not_final"], 0, "audits still pending: {report}");
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
     net.stop();
 }

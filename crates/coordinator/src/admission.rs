@@ -26,9 +26,12 @@
 //!
 //! At most `queue_max_jobs` jobs wait at once; one more gets 429
 //! `queue_full`. Every refusal carries the model as the client named it, the
-//! job id, what was missing in words, and `Retry-After`. Waiting jobs wake
-//! when a provider connects or a job ends ([`crate::registry::Registry::capacity`])
-//! and at least every [`RECHECK`] (cooldowns end, estimates age).
+//! job id, what was missing in words, and `Retry-After`. A job that ends
+//! wakes the longest-waiting job (FIFO, so a burst is served in order
+//! without waking every waiter for each freed slot); a provider that
+//! connects wakes them all ([`crate::registry::Registry::capacity`]); every
+//! waiter also re-checks at least every [`RECHECK`] (cooldowns end,
+//! estimates age, a wake-up went to a job that could not use the slot).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -197,6 +200,7 @@ pub(crate) async fn place_or_wait(
     };
     let interactive = slo_ms.is_some();
     let objective_until = start + Duration::from_millis(app.config.interactive_wait_ms);
+    let request_deadline = deadline;
     let deadline = match what.class {
         WorkloadClass::Batch { deadline_ms } => {
             deadline.min(start + Duration::from_millis(deadline_ms))
@@ -257,8 +261,11 @@ pub(crate) async fn place_or_wait(
             continue;
         }
         if now >= deadline {
-            let e = if interactive {
-                ApiError::no_provider_because(what.model_name, &missing)
+            let e = if interactive || deadline >= request_deadline {
+                // The request's own time ran out first.
+                let waited = now.duration_since(start).as_millis();
+                let m = format!("{missing} (waited {waited} ms, the request's whole time)");
+                ApiError::no_provider_because(what.model_name, &m)
             } else {
                 ApiError::deadline_unmet(what.model_name, &missing)
             };

@@ -159,7 +159,8 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
         app.registry.unroute(&ctx.spec.job_id, &p);
         app.placer
             .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed));
-        app.registry.capacity.notify_waiters();
+        // A slot may be free: the longest-waiting job tries it first.
+        app.registry.capacity.notify_one();
         match attempt {
             Attempt::Finished(r, text, audited, clock) => {
                 let b = &r.body;

@@ -120,8 +120,9 @@ pub struct Registry {
     audits_in_flight: Mutex<HashMap<String, (String, std::time::Instant)>>,
     /// Wakes the audit dispatcher.
     pub audit_wakeup: tokio::sync::Notify,
-    /// Wakes every job waiting for a provider: a provider connected, or a
-    /// job ended and placement has seen the lower load.
+    /// Wakes jobs waiting for a provider: all of them when a provider
+    /// connects, the longest-waiting one when a job ends and placement has
+    /// seen the lower load.
     pub capacity: tokio::sync::Notify,
 }
 

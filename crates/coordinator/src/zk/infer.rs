@@ -230,6 +230,7 @@ async fn drive(
         app.registry.unroute(&ctx.spec.job_id, &p);
         app.placer
             .set_load(p.key.as_str(), p.in_flight.load(Ordering::Relaxed));
+        app.registry.capacity.notify_one();
         match attempt {
             Attempt::Finished(r, b) => {
                 let took = crate::now_ms().saturating_sub(started);
