@@ -205,8 +205,15 @@ async fn drive(app: AppState, ctx: JobCtx, held: Amount, out: mpsc::Sender<Gatew
     };
     let now = crate::now_ms();
     match outcome {
-        Ok((receipt, text, audited, mut timing, result_at)) => {
-            crate::billing::settle_completed(&app, &ctx.client_id, &receipt, held, audited).await;
+        Ok((mut receipt, text, audited, mut timing, result_at)) => {
+            // The log commit and the settlement are independent (either may
+            // come first; a crash between them is repaired at the next
+            // start), so they overlap; the client is answered after both.
+            let (log, ()) = tokio::join!(
+                log_receipt(&app, &receipt),
+                crate::billing::settle_completed(&app, &ctx.client_id, &receipt, held, audited),
+            );
+            receipt.log = log;
             metrics::counter!("proofmesh_jobs_completed_total").increment(1);
             metrics::histogram!("proofmesh_job_seconds").record(started.elapsed().as_secs_f64());
             timing.finish_ms = result_at.elapsed().as_secs_f64() * 1e3;
@@ -391,7 +398,6 @@ async fn finish(
     // Chosen only now, after the result is committed: the provider cannot
     // know in advance whether this job will be re-executed.
     let audited = crate::audit::maybe_audit(app, &receipt, &ctx.verification).await;
-    receipt.log = log_receipt(app, &receipt).await;
     metrics::counter!("proofmesh_tokens_generated_total")
         .increment(u64::from(receipt.body.completion_tokens));
     Attempt::Finished(Box::new(receipt), result.text, audited, clock)
