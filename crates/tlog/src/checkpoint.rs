@@ -199,7 +199,7 @@ mod tests {
 
     fn note_vectors() -> serde_json::Value {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/testdata/mod/sumdb_note_vectors.json");
+            .join("testdata/mod/sumdb_note_vectors.json");
         let bytes = std::fs::read(&p)
             .unwrap_or_else(|e| panic!("golden vector {} is missing: {e}", p.display()));
         serde_json::from_slice(&bytes).unwrap()

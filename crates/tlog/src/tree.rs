@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn changed_tiles_match_go_vectors_and_tlog_tiles() {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/testdata/mod/sumdb_tlog_vectors.json");
+            .join("testdata/mod/sumdb_tlog_vectors.json");
         let bytes = std::fs::read(&p)
             .unwrap_or_else(|e| panic!("golden vector {} is missing: {e}", p.display()));
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

@@ -1,6 +1,6 @@
 //! Tests for signed checkpoints (`src/checkpoint.rs`): C2SP tlog-checkpoint
 //! bodies in C2SP signed-notes. Golden vectors: Go sumdb/note keys, notes and
-//! negative cases (`shared/testdata/mod/sumdb_note_vectors.json`), Go
+//! negative cases (`testdata/mod/sumdb_note_vectors.json`), Go
 //! sumdb/tlog tree-note bodies (`mod/sumdb_tlog_vectors.json`), and the C2SP
 //! signed-note example (`C2SP/signed_note_example.json`).
 

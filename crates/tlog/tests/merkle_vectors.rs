@@ -1,7 +1,7 @@
 //! Golden-vector tests for the tree core (`src/tree.rs`) against RFC 6962
 //! §2.1 / §2.1.1 / §2.1.2: the transparency-dev/merkle reference tree and its
-//! 98 inclusion + 98 consistency proof vectors (`shared/testdata/merkle`),
-//! and the Go sumdb/tlog empty-tree hash (`shared/testdata/mod`).
+//! 98 inclusion + 98 consistency proof vectors (`testdata/merkle`),
+//! and the Go sumdb/tlog empty-tree hash (`testdata/mod`).
 
 mod common;
 

@@ -1,5 +1,6 @@
-//! Shared test helpers: locating the golden vectors in `shared/testdata`
-//! (beside the repository) and decoding their base64 hashes.
+//! Shared test helpers: locating the golden vectors in this crate's
+//! `testdata/` (copied from the project's shared test data, with their
+//! SOURCES.md) and decoding their base64 hashes.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -8,11 +9,10 @@ use base64::prelude::*;
 use proofmesh_tlog::Hash;
 use sha2::{Digest, Sha256};
 
-/// `shared/testdata/<rel>`, found from this crate's manifest directory
-/// (`crates/tlog` → `../../../shared/testdata`).
+/// `crates/tlog/testdata/<rel>`.
 pub fn testdata(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata")
+        .join("testdata")
         .join(rel)
 }
 
