@@ -204,10 +204,12 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn stats(passed: u64, failed: u64) -> ProviderStats {
+    /// Audit stats with `passed` and `failed` audits (shared with
+    /// `standing.rs`'s tests).
+    pub(crate) fn stats(passed: u64, failed: u64) -> ProviderStats {
         ProviderStats {
             provider_key: "p".into(),
             stake_micros: 0,

@@ -147,17 +147,7 @@ pub(crate) fn on_disconnect(app: &AppState, key: &str) {
 mod tests {
     use super::*;
 
-    fn stats(passed: u64, failed: u64) -> proofmesh_store::ProviderStats {
-        proofmesh_store::ProviderStats {
-            provider_key: "pk".into(),
-            stake_micros: 0,
-            jobs_completed: 0,
-            audits_passed: passed,
-            audits_failed: failed,
-            slashed_micros: 0,
-            excluded: false,
-        }
-    }
+    use crate::audit::tests::stats;
 
     #[test]
     fn reputation_comes_from_audits_and_only_from_audits() {

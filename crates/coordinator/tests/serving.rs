@@ -19,6 +19,22 @@ fn tiny_model_file(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// A coordinator that reads the tiny model's tokenizer (no sampled
+/// audits), with two real providers registered; the temp dir holds the
+/// model file.
+async fn network_of_two() -> (tempfile::TempDir, Coordinator, [TestProvider; 2]) {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model_file(dir.path());
+    let c = Coordinator::start_with(|cfg| {
+        cfg.model_files = vec![model];
+        no_audits(cfg);
+    })
+    .await;
+    let providers = [TestProvider::start(&c), TestProvider::start(&c)];
+    c.wait_providers(2).await;
+    (dir, c, providers)
+}
+
 /// The placement record that dispatched the job of response `v` (a job
 /// that waited also has records of the placements that found nothing).
 async fn placement_of(c: &Coordinator, key: &str, v: &Value) -> Value {
@@ -41,15 +57,7 @@ async fn placement_of(c: &Coordinator, key: &str, v: &Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_are_counted_by_the_tokenizer_and_estimates_are_measured() {
     bounded(async {
-        let dir = tempfile::tempdir().unwrap();
-        let model = tiny_model_file(dir.path());
-        let c = Coordinator::start_with(|cfg| {
-            cfg.model_files = vec![model];
-            no_audits(cfg);
-        })
-        .await;
-        let providers = [TestProvider::start(&c), TestProvider::start(&c)];
-        c.wait_providers(2).await;
+        let (_dir, c, providers) = network_of_two().await;
         let key = c.api_key().await;
         // Pings measured (heartbeat 200 ms in tests, 3 samples needed).
         poll_until("RTT measured", || async {
@@ -121,15 +129,7 @@ async fn prompts_are_counted_by_the_tokenizer_and_estimates_are_measured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_100_is_queued_not_refused_and_single_requests_recover() {
     let test = async {
-        let dir = tempfile::tempdir().unwrap();
-        let model = tiny_model_file(dir.path());
-        let c = Coordinator::start_with(|cfg| {
-            cfg.model_files = vec![model];
-            no_audits(cfg);
-        })
-        .await;
-        let providers = [TestProvider::start(&c), TestProvider::start(&c)];
-        c.wait_providers(2).await;
+        let (_dir, c, providers) = network_of_two().await;
         let key = c.api_key().await;
         let burst: Vec<_> = (0..100)
             .map(|i| {
