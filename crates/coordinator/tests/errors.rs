@@ -297,6 +297,17 @@ async fn saturated_providers_queue_requests_instead_of_refusing() {
                 .then_some(())
         })
         .await;
+        let metrics = c
+            .http
+            .get(format!("{}/metrics", c.base))
+            .send()
+            .await
+            .unwrap();
+        let text = metrics.text().await.unwrap();
+        assert!(
+            text.contains("# HELP proofmesh_jobs_waiting Jobs waiting for a provider"),
+            "{text}"
+        );
         // ... so the next one finds the queue full: 429, nothing charged.
         let resp = c.chat(&key, &chat_body("hi", 0, 2, true)).await;
         assert!(resp.headers().get("retry-after").is_some());
