@@ -216,6 +216,8 @@ fn cli_chat_answers_paris_and_receipt_verifies() {
         out.status.success() && stdout.contains(&format!("chosen   {served_by}")),
         "{stdout}"
     );
+    // The prompt was counted by the served model's tokenizer, not bounded.
+    assert!(stdout.contains("tokens (tokenizer)"), "{stdout}");
 
     // The whole log recomputes from its tiles; save its checkpoint.
     let cp_file = net.dir.path().join("checkpoint.txt");

@@ -94,6 +94,57 @@ fn attestation_line(p: &serde_json::Value) -> String {
     }
 }
 
+/// One placement record: how it was asked (mode, prompt count), then the
+/// choice with its estimate, or why nothing could take it, per provider.
+fn print_attempt(att: &serde_json::Value) -> anyhow::Result<()> {
+    let mode = att["mode"].as_str().unwrap_or("as_asked");
+    let counted = att["prompt_counted_by"].as_str().unwrap_or("unknown");
+    println!(
+        "attempt {} ({}), {mode}, prompt {} tokens ({counted})",
+        att["attempt"], att["class"], att["prompt_tokens"]
+    );
+    if let Some(e) = att["error"].as_str() {
+        println!("  no placement: {e}");
+        let verdicts = att["explanation"]["verdicts"].as_array();
+        for v in verdicts.into_iter().flatten() {
+            let reasons: Vec<String> = v["rejections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r.to_string())
+                .collect();
+            println!(
+                "    {}: {}",
+                v["provider"].as_str().unwrap_or("?"),
+                reasons.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let p = &att["placement"];
+    let c = &p["chosen"];
+    let e = &c["estimate"];
+    println!(
+        "  chosen   {} in {}: estimated TTFT {} ms = RTT {} ms ({}) + queue {} ms + prefill {} ms ({}){}",
+        c["provider"].as_str().unwrap_or("?"),
+        c["region"].as_str().unwrap_or("?"),
+        e["ttft_ms"],
+        e["provider_rtt_ms"],
+        e["provider_rtt_source"].as_str().unwrap_or("?"),
+        e["queue_ms"],
+        e["prefill_ms"],
+        e["throughput_source"].as_str().unwrap_or("?"),
+        if att["objective_missed"] == true { "; objective missed (best-effort)" } else { "" },
+    );
+    for alt in p["alternates"].as_array().into_iter().flatten() {
+        println!("  fallback {}", alt["provider"].as_str().unwrap_or("?"));
+    }
+    if let Some(ex) = p.get("explanation").filter(|e| !e.is_null()) {
+        println!("  explanation: {}", serde_json::to_string(ex)?);
+    }
+    Ok(())
+}
+
 /// Runs `proofmesh explain`.
 pub async fn explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
     let v = api_get(a.api, &format!("/jobs/{}/placement", a.job_id), &[]).await?;
@@ -102,25 +153,7 @@ pub async fn explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for att in v["attempts"].as_array().into_iter().flatten() {
-        println!("attempt {} ({})", att["attempt"], att["class"]);
-        if let Some(e) = att["error"].as_str() {
-            println!("  no placement: {e}");
-            continue;
-        }
-        let p = &att["placement"];
-        let c = &p["chosen"];
-        println!(
-            "  chosen   {} in {} (estimated TTFT {} ms)",
-            c["provider"].as_str().unwrap_or("?"),
-            c["region"].as_str().unwrap_or("?"),
-            c["estimate"]["ttft_ms"]
-        );
-        for alt in p["alternates"].as_array().into_iter().flatten() {
-            println!("  fallback {}", alt["provider"].as_str().unwrap_or("?"));
-        }
-        if let Some(ex) = p.get("explanation").filter(|e| !e.is_null()) {
-            println!("  explanation: {}", serde_json::to_string(ex)?);
-        }
+        print_attempt(att)?;
     }
     Ok(ExitCode::SUCCESS)
 }
