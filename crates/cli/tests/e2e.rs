@@ -435,13 +435,16 @@ fn zk_proved_inference(net: &Network) {
     );
 }
 
-#[test]
-fn official_openai_python_client_gets_paris() {
-    let net = Network::start(2);
+/// Runs `tests/e2e/<script>` with the official OpenAI Python client against
+/// `net`, asserts it succeeded, verifies every receipt id it printed, and
+/// returns its JSON report.
+fn run_openai_script(net: &Network, script: &str) -> serde_json::Value {
     let python = std::env::var("PROOFMESH_E2E_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/openai_client.py");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/e2e")
+        .join(script);
     let out = Command::new(&python)
-        .arg(&script)
+        .arg(&path)
         .env("OPENAI_BASE_URL", &net.base_url)
         .env("OPENAI_API_KEY", &net.api_key)
         .output()
@@ -449,17 +452,24 @@ fn official_openai_python_client_gets_paris() {
     let (stdout, stderr) = text(&out);
     assert!(
         out.status.success(),
-        "OpenAI client check failed (needs the `openai` package; `cargo xtask test` installs it):\n{stdout}\n{stderr}"
+        "{script} failed (needs the `openai` package; `cargo xtask test` installs it):\n{stdout}\n{stderr}"
     );
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("script prints JSON");
     for id in v["receipts"].as_array().unwrap() {
-        let out = verify(&net, id.as_str().unwrap(), None);
+        let out = verify(net, id.as_str().unwrap(), None);
         assert!(
             out.status.success(),
             "receipt {id} did not verify: {}",
             text(&out).0
         );
     }
+    v
+}
+
+#[test]
+fn official_openai_python_client_gets_paris() {
+    let net = Network::start(2);
+    run_openai_script(&net, "openai_client.py");
     net.stop();
 }
 
@@ -471,30 +481,9 @@ fn official_openai_python_client_gets_paris() {
 #[test]
 fn official_client_is_served_at_idle_and_through_a_burst_of_100() {
     let net = Network::start(2);
-    let python = std::env::var("PROOFMESH_E2E_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/openai_serving.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .env("OPENAI_BASE_URL", &net.base_url)
-        .env("OPENAI_API_KEY", &net.api_key)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert!(
-        out.status.success(),
-        "serving check failed (needs the `openai` package; `cargo xtask test` installs it):\n{stdout}\n{stderr}"
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("script prints JSON");
+    let v = run_openai_script(&net, "openai_serving.py");
     assert_eq!(v["burst_ok"], 100, "{v}");
     assert!(v["long_prompt_tokens"].as_u64() >= Some(300), "{v}");
-    for id in v["receipts"].as_array().unwrap() {
-        let out = verify(&net, id.as_str().unwrap(), None);
-        assert!(
-            out.status.success(),
-            "receipt {id} did not verify: {}",
-            text(&out).0
-        );
-    }
     // The holds are all zero once the audits end (new providers are
     // audited at 50%, so the burst left dozens).
     let coord_dir = net.dir.path().join("coordinator");

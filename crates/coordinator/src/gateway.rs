@@ -233,7 +233,10 @@ fn usage(r: &Receipt) -> Usage {
     Usage {
         prompt_tokens: r.body.prompt_tokens,
         completion_tokens: r.body.completion_tokens,
-        total_tokens: r.body.prompt_tokens.saturating_add(r.body.completion_tokens),
+        total_tokens: r
+            .body
+            .prompt_tokens
+            .saturating_add(r.body.completion_tokens),
     }
 }
 
