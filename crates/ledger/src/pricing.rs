@@ -84,10 +84,15 @@ impl ModelPrice {
         }
     }
 
+    /// The receipt's charge formula ([`proofmesh_receipt::token_cost`]):
+    /// one formula for what a receipt says and what the ledger moves.
     fn token_cost(&self, prompt: u32, completion: u32) -> u128 {
-        // ≤ 2·(2³²·2⁶⁴) < 2⁹⁸: no overflow in u128.
-        u128::from(prompt) * u128::from(self.input_per_mtok_micros)
-            + u128::from(completion) * u128::from(self.output_per_mtok_micros)
+        proofmesh_receipt::token_cost(
+            prompt,
+            completion,
+            self.input_per_mtok_micros,
+            self.output_per_mtok_micros,
+        )
     }
 
     /// The exact charge for a job (module docs give the rule).

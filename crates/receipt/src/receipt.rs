@@ -154,10 +154,16 @@ pub struct Price {
 /// to the next micro-unit (the provider never works for a fraction for free,
 /// and the rounding is the same everywhere).
 pub fn charge_micros(prompt: u32, completion: u32, input_rate: u64, output_rate: u64) -> u64 {
-    let total = u128::from(prompt) * u128::from(input_rate)
-        + u128::from(completion) * u128::from(output_rate);
-    let micros = total.div_ceil(1_000_000);
+    let micros = token_cost(prompt, completion, input_rate, output_rate).div_ceil(1_000_000);
     u64::try_from(micros).unwrap_or(u64::MAX)
+}
+
+/// The exact cost of a job's tokens in micro-units × 10⁶ (rates are per
+/// million tokens): the one charge formula. [`charge_micros`] and the
+/// ledger's `ModelPrice::charge` both round it up from here.
+pub fn token_cost(prompt: u32, completion: u32, input_rate: u64, output_rate: u64) -> u128 {
+    // ≤ 2·(2³²·2⁶⁴) < 2⁹⁸: no overflow in u128.
+    u128::from(prompt) * u128::from(input_rate) + u128::from(completion) * u128::from(output_rate)
 }
 
 /// The hardware attestation the coordinator had verified for the provider
