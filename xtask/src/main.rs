@@ -38,7 +38,7 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 fn cargo() -> Command {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut c = Command::new(proofmesh_ambient::env::var("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root());
     c
 }
@@ -78,7 +78,7 @@ fn ensure_go() -> anyhow::Result<()> {
     if have {
         return Ok(());
     }
-    let root_user = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+    let root_user = proofmesh_ambient::env::var("USER").is_some_and(|u| u == "root")
         || Command::new("id")
             .arg("-u")
             .output()

@@ -20,10 +20,10 @@ const MODEL: Pinned = Pinned {
 
 /// The model cache: `$PROOFMESH_MODEL_DIR`, else `$HOME/.cache/proofmesh/models`.
 pub fn cache_dir() -> PathBuf {
-    if let Ok(d) = std::env::var("PROOFMESH_MODEL_DIR") {
+    if let Some(d) = proofmesh_ambient::env::var("PROOFMESH_MODEL_DIR") {
         return PathBuf::from(d);
     }
-    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    let home = proofmesh_ambient::env::var("HOME").unwrap_or_else(|| ".".into());
     Path::new(&home)
         .join(".cache")
         .join("proofmesh")

@@ -411,7 +411,7 @@ async fn a_restart_after_a_crash_mid_job_refunds_the_escrow() {
         };
         let price = ModelPrice::per_token(Currency::Usd, 1_000_000, 1_000_000);
         let esc = settle::escrow_at_dispatch(&job, &price, 100, 100, None).unwrap();
-        bank.apply(esc.settlement.tx, proofmesh_coordinator::now_ms())
+        bank.apply(esc.settlement.tx, proofmesh_ambient::clock::now_ms())
             .await
             .unwrap();
         bank.close().await;

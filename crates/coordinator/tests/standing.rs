@@ -88,7 +88,7 @@ async fn reputation_and_uptime_survive_a_reconnect() {
             reason: "test: failed proof".into(),
             receipt_json: "{}".into(),
             bundle_json: "{}".into(),
-            at_ms: proofmesh_coordinator::now_ms(),
+            at_ms: proofmesh_ambient::clock::now_ms(),
         };
         let penalty = AuditPenalty {
             slash_micros: 0,

@@ -10,6 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use proofmesh_ambient::clock::now_ms;
 use proofmesh_coordinator::server::{db_path, key_path, log_key_path};
 use proofmesh_coordinator::statements::evidence::Evidence;
 use proofmesh_coordinator::statements::{self, Publisher};
@@ -21,10 +22,6 @@ use proofmesh_receipt::{Identity, PublicKey};
 use proofmesh_store::{LogStore, SqliteStore};
 use proofmesh_tlog::{decode_proof, verify_inclusion, CheckpointVerifier, LogEntry};
 use serde_json::Value;
-
-fn now_ms() -> u64 {
-    proofmesh_coordinator::now_ms()
-}
 
 /// Waits until the receipt's audit has passed.
 async fn wait_audit_passed(c: &Coordinator, key: &str, id: &str) {

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     let rss = |w: &str| {
-        if std::env::var_os("PM_RSS").is_some() {
+        if proofmesh_ambient::env::var_os("PM_RSS").is_some() {
             let st = std::fs::read_to_string("/proc/self/status").unwrap();
             let f = |k: &str| {
                 st.lines()
@@ -34,17 +34,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     rss("loaded");
     let unit = engine.encode("The quick brown fox jumps over the lazy dog. ")?;
-    let plen = std::env::var("PROBE_PROMPT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(16);
+    let plen = proofmesh_ambient::env::parse("PROBE_PROMPT").unwrap_or(16);
     let prompt: Vec<u32> = unit.iter().copied().cycle().take(plen).collect();
-    if std::env::var_os("PROBE_BENCH").is_some() {
+    if proofmesh_ambient::env::var_os("PROBE_BENCH").is_some() {
         let r = proofmesh_engine::bench::run(&engine, 128, 64, runs)?;
         println!("{r:?}");
         return Ok(());
     }
-    if std::env::var_os("PROBE_VERIFY_ONLY").is_some() {
+    if proofmesh_ambient::env::var_os("PROBE_VERIFY_ONLY").is_some() {
         let tokens: Vec<u32> = unit.iter().copied().cycle().take(80).collect();
         for _ in 0..runs {
             let t = Instant::now();

@@ -54,14 +54,14 @@ pub const DEFAULT_MODEL_SHA256: &str =
 /// `$PROOFMESH_MODEL_DIR` (or `$HOME/.cache/proofmesh/models`) joined with
 /// [`DEFAULT_MODEL_FILE`].
 pub fn default_model_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROOFMESH_MODEL").filter(|p| !p.is_empty()) {
+    if let Some(p) = proofmesh_ambient::env::var_os("PROOFMESH_MODEL").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let dir = std::env::var_os("PROOFMESH_MODEL_DIR")
+    let dir = proofmesh_ambient::env::var_os("PROOFMESH_MODEL_DIR")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
+            let home = proofmesh_ambient::env::var_os("HOME")
                 .map(PathBuf::from)
                 .unwrap_or_default();
             home.join(".cache").join("proofmesh").join("models")

@@ -368,9 +368,7 @@ fn show(data: &[u8]) -> String {
 }
 
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    proofmesh_ambient::env::parse("PROPTEST_CASES")
         .unwrap_or(default)
 }
 

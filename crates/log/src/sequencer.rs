@@ -20,13 +20,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use proofmesh_ambient::clock::now_ms;
 use proofmesh_store::{LogRow, StoreError, StoredCheckpoint};
 use proofmesh_tlog::Hash;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::service::{now_ms, Sequenced, Shared, SignedCheckpoint};
+use crate::service::{Sequenced, Shared, SignedCheckpoint};
 
 /// How often one batch may reload a store that another writer advanced.
 const MAX_RESYNCS: u32 = 32;

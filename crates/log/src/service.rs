@@ -6,6 +6,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use proofmesh_ambient::clock::now_ms;
 use proofmesh_receipt::LogInclusion;
 use proofmesh_store::{LogStore, StoredCheckpoint};
 use proofmesh_tlog::{
@@ -79,13 +80,6 @@ impl std::fmt::Debug for Log {
             .field("origin", &self.shared.signer.origin())
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn to_hash(b: [u8; 32]) -> Hash {

@@ -57,7 +57,7 @@ fn hash(hexed: &str) -> Hash {
 
 #[test]
 fn kill_9_loses_no_acknowledged_entry() {
-    if let Ok(dir) = std::env::var(CHILD_ENV) {
+    if let Some(dir) = proofmesh_ambient::env::var(CHILD_ENV) {
         child(&dir);
     }
     let dir = tempfile::tempdir().unwrap();

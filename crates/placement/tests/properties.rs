@@ -17,9 +17,7 @@ const NOW: u64 = 1_000_000;
 
 /// 48 cases by default; `PROPTEST_CASES` raises it for a soak run.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    proofmesh_ambient::env::parse("PROPTEST_CASES")
         .unwrap_or(48)
 }
 

@@ -15,9 +15,7 @@ const DAY: u64 = 86_400 * SEC;
 
 /// 64 cases by default; `PROPTEST_CASES` raises it for a soak run.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    proofmesh_ambient::env::parse("PROPTEST_CASES")
         .unwrap_or(64)
 }
 

@@ -120,10 +120,7 @@ pub fn audit(engine: &Engine, verifier: &Identity, task: &AuditTask) -> AuditRep
         outcome,
         reason,
         positions_checked,
-        checked_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        checked_at_ms: proofmesh_ambient::clock::now_ms(),
     };
     AuditReport::sign(body, verifier)
 }

@@ -95,7 +95,7 @@ pub fn execute_job(
         text: &gen.text,
         finish_reason: finish,
         fingerprint: &fingerprint,
-        finished_at_ms: now_ms().max(spec.dispatched_at_ms),
+        finished_at_ms: proofmesh_ambient::clock::now_ms().max(spec.dispatched_at_ms),
     };
     let body = receipt_body(spec, identity.public(), coordinator, &served);
     let receipt = Receipt::sign_as_provider(body, identity);
@@ -178,13 +178,6 @@ pub(crate) fn engine_messages(msgs: &[proofmesh_wire::ChatMessage]) -> Vec<ChatM
             content: m.content.clone(),
         })
         .collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// The model advert digest for an engine.

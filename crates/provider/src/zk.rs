@@ -207,17 +207,10 @@ pub fn execute_zk_job(
     let mut rng = proofmesh_zkml::OsRng;
     let bundle = proofmesh_zkml::prove(&p.pk, &p.model, &spec.input, &spec.nonce(), &mut rng)
         .map_err(|e| ("prover_error", e.to_string()))?;
-    let body = zk_receipt_body(spec, identity.public(), coordinator, &bundle, now_ms())
+    let body = zk_receipt_body(spec, identity.public(), coordinator, &bundle, proofmesh_ambient::clock::now_ms())
         .map_err(|e| ("prover_error", e.to_string()))?;
     Ok(ZkJobResult {
         receipt: Receipt::sign_as_provider(body, identity),
         bundle,
     })
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

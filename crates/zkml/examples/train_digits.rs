@@ -12,8 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let csv = match args.next() {
         Some(p) => p,
-        None => std::env::var(digits::ENV)
-            .map_err(|_| format!("pass the CSV or set {}", digits::ENV))?,
+        None => proofmesh_ambient::env::var(digits::ENV)
+            .ok_or_else(|| format!("pass the CSV or set {}", digits::ENV))?,
     };
     let which = args.next().unwrap_or_else(|| "all".into());
     let data = digits::load(std::path::Path::new(&csv))?;

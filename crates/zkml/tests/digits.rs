@@ -7,7 +7,7 @@ use proofmesh_zkml::train::TrainConfig;
 use proofmesh_zkml::{digits, digits_cnn, digits_model, QuantModel};
 
 fn dataset() -> Vec<digits::Sample> {
-    let path = std::env::var(digits::ENV).unwrap_or_else(|_| {
+    let path = proofmesh_ambient::env::var(digits::ENV).unwrap_or_else(|| {
         panic!(
             "{} is not set: run `cargo xtask fetch-digits` and export it",
             digits::ENV

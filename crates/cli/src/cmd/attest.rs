@@ -123,7 +123,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         kind,
         file: read(&file)?,
         collateral: read_opt(&collateral)?,
-        now: now.unwrap_or_else(unix_now),
+        now: now.unwrap_or_else(proofmesh_ambient::clock::now_s),
         cert_chain: read_opt(&cert_chain)?,
         nonce: nonce.as_deref().map(hex32).transpose().context("--nonce")?,
         pubkey: pubkey
@@ -151,13 +151,6 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 
 fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(p).with_context(|| format!("reading {}", p.display()))
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn hex32(s: &str) -> anyhow::Result<[u8; 32]> {

@@ -1,18 +1,18 @@
 //! `proofmesh billing`: a client's balance and usage (over the API, with its
-//! key), and two operator commands on the coordinator's database: `billing
-//! credit`, which deposits prepaid credit straight into the ledger (the
-//! running coordinator picks the deposit up: its writer reloads when the
-//! store moved), and `billing check`, which reads it to check that no job's
-//! escrow or audit hold still holds money once the job and its audit are
-//! final (exit status 1 if one does).
+//! key), and two operator commands on the coordinator's data directory,
+//! through the coordinator's offline administration service
+//! ([`proofmesh_coordinator::admin`]): `billing credit`, which deposits
+//! prepaid credit straight into the ledger (the running coordinator picks
+//! the deposit up: its writer reloads when the store moved), and `billing
+//! check`, which checks that no job's escrow or audit hold still holds money
+//! once the job and its audit are final (exit status 1 if one does).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use proofmesh_ledger::money::format_micros;
-use proofmesh_ledger::{settle, Amount, Currency};
-use proofmesh_settlement::{Bank, BankConfig};
-use proofmesh_store::SqliteStore;
+use proofmesh_coordinator::admin::{self, Deposit};
+use proofmesh_ledger::{Amount, Currency};
 
 use crate::clientcfg::{api_get, ApiArgs};
 
@@ -102,14 +102,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn check(dir: &std::path::Path, grace_s: u64, json: bool) -> anyhow::Result<ExitCode> {
-    let db = proofmesh_coordinator::server::db_path(dir);
-    anyhow::ensure!(db.exists(), "no coordinator database at {}", db.display());
-    let store = SqliteStore::open(&db).await?;
-    let cutoff = (grace_s > 0)
-        .then(|| proofmesh_coordinator::now_ms().saturating_sub(grace_s.saturating_mul(1000)));
-    let report = proofmesh_coordinator::billing::check_settlement(&store, cutoff).await;
-    store.close().await;
-    let report = report?;
+    let report = admin::check_settlement(dir, std::time::Duration::from_secs(grace_s)).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -149,17 +142,15 @@ async fn credit(
 ) -> anyhow::Result<()> {
     let currency = Currency::parse(currency)?;
     let amount = Amount::parse_decimal(currency, amount)?;
-    let db = proofmesh_coordinator::server::db_path(dir);
-    anyhow::ensure!(db.exists(), "no coordinator database at {}", db.display());
-    let store = SqliteStore::open(&db).await?;
-    let (bank, task) =
-        Bank::open(std::sync::Arc::new(store.clone()), BankConfig::default()).await?;
-    let tx = settle::deposit(client, amount, reference)?;
-    let result = bank.apply(tx, proofmesh_coordinator::now_ms()).await;
-    bank.close().await;
-    let _ = task.await;
-    store.close().await;
-    let applied = result?;
+    let applied = admin::credit(
+        dir,
+        Deposit {
+            client_id: client,
+            amount,
+            reference,
+        },
+    )
+    .await?;
     if applied.replayed {
         println!("reference {reference} was already credited; nothing changed");
     } else {

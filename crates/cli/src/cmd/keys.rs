@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use proofmesh_store::{SqliteStore, Store};
+use proofmesh_coordinator::admin::NewKey;
 
 /// Subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -36,25 +36,20 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             label,
             min_attestation,
         } => {
-            if let Some(l) = &min_attestation {
-                anyhow::ensure!(
-                    proofmesh_coordinator::attestation::parse_level(l).is_some(),
-                    "--min-attestation must be none, tee or tee+gpu, not {l:?}"
-                );
-            }
-            std::fs::create_dir_all(&data_dir)?;
-            let store =
-                SqliteStore::open(&proofmesh_coordinator::server::db_path(&data_dir)).await?;
-            let k = store
-                .create_api_key(client.as_deref(), &label, proofmesh_coordinator::now_ms())
-                .await?;
-            if let Some(l) = min_attestation.as_deref().filter(|l| *l != "none") {
-                store.set_key_min_attestation(&k.key_id, Some(l)).await?;
+            let k = proofmesh_coordinator::admin::create_api_key(
+                &data_dir,
+                NewKey {
+                    client_id: client.as_deref(),
+                    label: &label,
+                    min_attestation: min_attestation.as_deref(),
+                },
+            )
+            .await?;
+            if let Some(l) = &k.min_attestation {
                 eprintln!("key {} requires providers attested at {l}", k.key_id);
             }
-            store.close().await;
             eprintln!("client {} key id {}", k.client_id, k.key_id);
-            println!("{}", k.key);
+            println!("{}", k.api_key);
             Ok(ExitCode::SUCCESS)
         }
     }

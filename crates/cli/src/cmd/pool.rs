@@ -145,7 +145,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 share_bps,
                 currency: Currency::parse(&currency)?,
                 holders: parse_holders(&holders)?,
-                created_ms: proofmesh_coordinator::now_ms(),
+                created_ms: proofmesh_ambient::clock::now_ms(),
             };
             let signed = SignedCharter::sign(charter, &id)?;
             let v = post(format!("{}/v1/pools", base(base_url, &data_dir)?), &signed).await?;

@@ -81,7 +81,7 @@ fn attestation_line(p: &serde_json::Value) -> String {
             let expiry = a["not_after_s"]
                 .as_u64()
                 .map(|t| {
-                    let left = t as i64 - (proofmesh_coordinator::now_ms() / 1000) as i64;
+                    let left = t as i64 - (proofmesh_ambient::clock::now_ms() / 1000) as i64;
                     format!(
                         "expires at unix {t} ({:.1} days left)",
                         left as f64 / 86_400.0

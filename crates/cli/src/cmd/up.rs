@@ -167,7 +167,7 @@ pub(crate) async fn ensure_client(
         Some(c) if store.authenticate(&c.api_key).await?.is_some() => c.api_key,
         _ => {
             store
-                .create_api_key(None, "proofmesh up", proofmesh_coordinator::now_ms())
+                .create_api_key(None, "proofmesh up", proofmesh_ambient::clock::now_ms())
                 .await?
                 .key
         }
@@ -203,7 +203,7 @@ async fn credit_local_client(store: &SqliteStore, api_key: &str) -> anyhow::Resu
     let amount = proofmesh_ledger::Amount::from_micros(usd, LOCAL_CREDIT_MICROS)?;
     let reference = format!("proofmesh-up-{}", client.client_id);
     let tx = proofmesh_ledger::settle::deposit(&client.client_id, amount, &reference)?;
-    let result = bank.apply(tx, proofmesh_coordinator::now_ms()).await;
+    let result = bank.apply(tx, proofmesh_ambient::clock::now_ms()).await;
     bank.close().await;
     let _ = task.await;
     result?;

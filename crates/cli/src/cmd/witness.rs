@@ -76,10 +76,7 @@ async fn round(
             new.size, old.size
         );
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = proofmesh_ambient::clock::now_s();
     let cosigned = signer.cosign(&note, now)?;
     std::fs::write(&last, &note)?;
     std::fs::write(state.join("cosigned"), &cosigned)?;

@@ -223,7 +223,7 @@ impl Kernel {
     pub(crate) fn best() -> Kernel {
         static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
-            let cap = std::env::var("PROOFMESH_KERNEL").unwrap_or_default();
+            let cap = proofmesh_ambient::env::var("PROOFMESH_KERNEL").unwrap_or_default();
             Self::available()
                 .into_iter()
                 .rev()

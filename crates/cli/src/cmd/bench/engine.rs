@@ -177,7 +177,7 @@ fn llama_command(a: &Args, path: &Path, common: &[String]) -> Process {
         None => {
             let manifest =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/llama-ref/Cargo.toml");
-            let mut c = Process::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            let mut c = Process::new(proofmesh_ambient::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
             c.args(["run", "--quiet", "--release", "--manifest-path"])
                 .arg(manifest)
                 .arg("--");

@@ -210,7 +210,7 @@ impl Network {
             // Stdout stays clean for --json; agents log warnings only unless
             // PROOFMESH_LOG says otherwise.
             cmd.stdout(std::process::Stdio::null());
-            if std::env::var_os("PROOFMESH_LOG").is_none() {
+            if proofmesh_ambient::env::var_os("PROOFMESH_LOG").is_none() {
                 cmd.env("PROOFMESH_LOG", "warn");
             }
             cmd
