@@ -249,7 +249,10 @@ impl Engine {
     }
 }
 
-#[allow(dead_code)]
+#[allow(
+    dead_code,
+    reason = "a compile-time check: never called, it only has to type-check"
+)]
 fn assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Engine>();

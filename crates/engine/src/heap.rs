@@ -8,7 +8,7 @@
 //! a trim the peak RSS crept up by megabytes over successive requests. One
 //! of the few modules allowed `unsafe`: calling glibc's `malloc_trim` is an
 //! FFI call.
-#![allow(unsafe_code)]
+#![allow(unsafe_code, reason = "calling glibc's malloc_trim is an FFI call")]
 
 /// Give free heap pages back to the OS (glibc only; a no-op elsewhere).
 pub(crate) fn trim() {

@@ -9,7 +9,7 @@
 //! Nothing here sleeps to synchronise: waits poll with a deadline and every
 //! network operation has a timeout, so a hang fails the test quickly.
 
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

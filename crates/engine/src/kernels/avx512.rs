@@ -11,7 +11,10 @@
 //! applies `d_w · d_x`, as the scalar reference does, so the results are
 //! bit-identical to it. Rows are handled in tiles of up to [`TILE`], so each
 //! weight block is loaded and unpacked once per tile.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "AVX-512 intrinsics and #[target_feature] functions need unsafe; see the module doc"
+)]
 
 use std::arch::x86_64::*;
 

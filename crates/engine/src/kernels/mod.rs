@@ -234,7 +234,7 @@ impl Kernel {
 
     /// Every kernel this CPU can run, slowest first.
     pub(crate) fn available() -> Vec<Kernel> {
-        #[allow(unused_mut)]
+        #[allow(unused_mut, reason = "pushed to only on x86_64")]
         let mut v = vec![Kernel::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
@@ -316,7 +316,6 @@ pub(crate) fn dot_with(
 /// for the columns `cols` of a weight packed by [`packed::pack_in_place`]
 /// (`n` rows of `a.k` values). `cols.start` must be a multiple of
 /// [`packed::GROUP`], and `cols.end` one too or `n`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul_cols(
     kernel: Kernel,
     t: QType,

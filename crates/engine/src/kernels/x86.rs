@@ -7,7 +7,10 @@
 //! computes the exact operation sequence of the scalar reference (an exact
 //! integer sum per block, then one `fma` per block and column), so its
 //! results are bit-identical to it.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "SIMD intrinsics and #[target_feature] functions need unsafe; see the module doc"
+)]
 
 use std::arch::x86_64::*;
 

@@ -1,15 +1,18 @@
 //! Shared helpers for the log service's integration tests: a log over a real
 //! SQLite store in a temporary directory, with a fixed signing seed.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
 
 use std::path::Path;
 use std::sync::Arc;
 
-use proofmesh_log::{Log, LogConfig};
+use proofmesh_log::{Log, LogConfig, LogEntry};
 use proofmesh_receipt::testing::sample_receipt;
 use proofmesh_store::{receipt_log_key, SqliteStore};
-use proofmesh_tlog::{CheckpointSigner, CheckpointVerifier, LogEntry};
+use proofmesh_tlog::{CheckpointSigner, CheckpointVerifier};
 use tokio::task::JoinHandle;
 
 pub const ORIGIN: &str = "test.proofmesh/log";

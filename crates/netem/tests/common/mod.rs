@@ -1,7 +1,10 @@
 //! Shared helpers of the proxy tests: an echo server, a payload generator
 //! and a guard against hangs.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
 
 use std::future::Future;
 use std::net::SocketAddr;

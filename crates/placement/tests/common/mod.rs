@@ -1,6 +1,9 @@
 //! Builders shared by the integration tests: provider claims and offers with
 //! sensible defaults, and a registry holding them.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
 
 use proofmesh_placement::{
     Interconnect, OfferClaim, PlacementConfig, ProviderClaims, ProviderId, Registry,

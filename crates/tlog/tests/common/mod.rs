@@ -1,7 +1,10 @@
 //! Shared test helpers: locating the golden vectors in this crate's
 //! `testdata/` (copied from the project's shared test data, with their
 //! SOURCES.md) and decoding their base64 hashes.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of these helpers"
+)]
 
 use std::path::{Path, PathBuf};
 
