@@ -61,7 +61,7 @@ pub fn hex_hash(s: &str) -> Hash {
     )
 }
 
-/// All `*.json` files under `shared/testdata/<rel>`, recursively, sorted.
+/// All `*.json` files under `crates/tlog/testdata/<rel>`, recursively, sorted.
 pub fn json_files(rel: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let entries = std::fs::read_dir(dir)
