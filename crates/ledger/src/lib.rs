@@ -29,7 +29,7 @@
 //! | [`reconcile`] | which settlement steps a job still needs ([`reconcile::plan`]); the "job accounts empty once final" invariant |
 //! | [`pool`] | [`RevenuePool`], unit transfers, largest-remainder [`distribute`]; signed [`SignedCharter`] / [`SignedTransfer`] / [`SignedDistribution`] |
 //! | [`epoch`] | [`Epoch`]: half-open unix-second periods (default daily) |
-//! | [`statement`] | [`SignedStatement`] metrics oracle, [`compute_statement`], chain check, [`recheck`], [`SignedHeartbeats`] uptime evidence |
+//! | [`statement`] | [`SignedStatement`] metrics oracle, [`compute_statement`], chain check, [`recheck`], [`SignedHeartbeats`] uptime evidence, the [`Evidence`] rule (which log entries count) |
 //! | [`covenant`] | [`CovenantPolicy`] (TOML/JSON), [`evaluate`] → [`CovenantReport`] |
 //! | [`batch`] | epoch [`SignedBatch`]: RFC 6962 Merkle root of journal entries, inclusion proofs |
 //! | [`hash`] | [`Hash32`], the raw SHA-256 type |
@@ -77,8 +77,8 @@ pub use settle::{
     SlashRule,
 };
 pub use statement::{
-    compute_statement, genesis_hash, recheck, verify_chain, Heartbeat, HeartbeatsBody,
-    HeartbeatsError, SignedHeartbeats, SignedStatement, StatementBody, StatementError,
-    StatementFigures, StatementParams,
+    compute_statement, genesis_hash, recheck, verify_chain, Evidence, EvidenceItem, Heartbeat,
+    HeartbeatsBody, HeartbeatsError, SignedHeartbeats, SignedStatement, StatementBody,
+    StatementError, StatementFigures, StatementParams,
 };
 pub use tx::{Link, Posting, Reason, Side, Transaction, TxError};

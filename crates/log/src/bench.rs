@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use proofmesh_receipt::testing::sample_receipt;
 use proofmesh_store::{receipt_log_key, SqliteStore};
-use proofmesh_tlog::{CheckpointSigner, LogEntry};
+use proofmesh_tlog::CheckpointSigner;
 use serde::Serialize;
 
 use crate::config::LogConfig;
+use crate::entry::LogEntry;
 use crate::error::LogError;
 use crate::service::Log;
 

@@ -3,6 +3,8 @@
 use proofmesh_store::StoreError;
 use proofmesh_tlog::TlogError;
 
+use crate::entry::EntryError;
+
 /// What can go wrong appending to or reading from the log.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -26,10 +28,13 @@ pub enum LogError {
     /// A store read failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Encoding, proof or signing failure, or a bad request (index, size,
-    /// tile) against the tree.
+    /// Proof or signing failure, or a bad request (index, size, tile)
+    /// against the tree.
     #[error(transparent)]
     Tlog(#[from] TlogError),
+    /// An entry cannot be encoded (or a stored one decoded).
+    #[error(transparent)]
+    Entry(#[from] EntryError),
     /// The stored log does not match its own checkpoint (at startup).
     #[error("stored log is inconsistent: {reason}")]
     Inconsistent {

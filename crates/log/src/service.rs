@@ -10,13 +10,14 @@ use proofmesh_ambient::clock::now_ms;
 use proofmesh_receipt::LogInclusion;
 use proofmesh_store::{LogStore, StoredCheckpoint};
 use proofmesh_tlog::{
-    encode_bundle, encode_proof, tile_exists, CheckpointSigner, CheckpointVerifier, Hash, LogEntry,
+    encode_bundle, encode_proof, tile_exists, CheckpointSigner, CheckpointVerifier, Hash,
     TileKind, TilePath, Tree,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::config::LogConfig;
+use crate::entry::LogEntry;
 use crate::error::LogError;
 use crate::sequencer::{self, Msg, Pending};
 

@@ -8,10 +8,9 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
-use proofmesh_log::LogError;
+use proofmesh_log::{LogEntry, LogError};
 use proofmesh_tlog::{
-    decode_bundle, leaf_hash, verify_consistency, verify_inclusion, Hash, LogEntry, TileKind,
-    TilePath, Tree,
+    decode_bundle, leaf_hash, verify_consistency, verify_inclusion, Hash, TileKind, TilePath, Tree,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The one error type of `proofmesh-tlog`.
 //!
-//! Every fallible operation in this crate (entry codec per RFC 6962 §2.1 leaf
-//! hashing, C2SP tlog-tiles paths and bundles, RFC 6962 §2.1.1/§2.1.2 proofs,
+//! Every fallible operation in this crate (C2SP tlog-tiles paths and entry
+//! bundles, RFC 6962 §2.1.1/§2.1.2 proofs,
 //! C2SP tlog-checkpoint + signed-note checkpoints) reports one of these
 //! variants. Fields are structured so callers (the coordinator, the CLI
 //! verifier) can match on them instead of parsing messages; bad input never
@@ -12,70 +12,20 @@ use thiserror::Error;
 /// Errors from encoding, parsing, proving and verifying log data.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TlogError {
-    /// An encoded entry is shorter than its fixed header.
-    #[error("entry truncated: {len} bytes, the header alone is {min}")]
-    EntryTruncated {
-        /// Bytes given.
-        len: usize,
-        /// Minimum length.
-        min: usize,
-    },
-    /// A receipt entry carries what is never logged inside it: its own log
-    /// position (circular) or audit reports (logged as their own entries).
-    #[error("receipt is not in its loggable form: {reason}")]
-    NotLoggable {
-        /// What it carries.
-        reason: &'static str,
-    },
-    /// A receipt's log inclusion record is missing or unusable.
+    /// An inclusion proof in its text form (or a receipt's log inclusion
+    /// record, see `proofmesh_log::verify_receipt_inclusion`) is unusable.
     #[error("receipt log inclusion: {reason}")]
     BadInclusion {
         /// Why.
         reason: String,
     },
-    /// An entry (or its JSON) exceeds the size bound.
+    /// An entry exceeds the entry-bundle size bound.
     #[error("entry is {len} bytes, the limit is {max}")]
     EntryTooLarge {
         /// Size of the offending entry.
         len: usize,
         /// The bound.
         max: usize,
-    },
-    /// The type tag is reserved or unknown.
-    #[error("unknown or reserved entry type tag {tag:#04x}")]
-    UnknownEntryType {
-        /// The tag byte.
-        tag: u8,
-    },
-    /// The version byte is not one this build understands.
-    #[error("unsupported version {version} for entry type {tag:#04x}")]
-    UnsupportedEntryVersion {
-        /// The tag byte.
-        tag: u8,
-        /// The version byte.
-        version: u8,
-    },
-    /// The length prefix disagrees with the bytes that follow it.
-    #[error("entry length prefix says {declared} bytes but {actual} follow")]
-    EntryLengthMismatch {
-        /// Length named by the prefix.
-        declared: u64,
-        /// Bytes actually present after the header.
-        actual: usize,
-    },
-    /// The JSON payload does not parse as the tagged type (or cannot be produced).
-    #[error("entry JSON for type {tag:#04x} is invalid: {reason}")]
-    EntryJson {
-        /// The tag byte.
-        tag: u8,
-        /// The serde_json message.
-        reason: String,
-    },
-    /// The JSON parses but is not the exact bytes `serde_json::to_vec` yields.
-    #[error("entry JSON for type {tag:#04x} is not in canonical form")]
-    NonCanonicalJson {
-        /// The tag byte.
-        tag: u8,
     },
     /// An entry bundle ends in the middle of an entry.
     #[error("entry bundle truncated at byte {offset}")]

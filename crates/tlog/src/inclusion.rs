@@ -1,21 +1,16 @@
-//! Offline check that a receipt is in the log: the receipt's attached
-//! [`LogInclusion`] names a leaf index, a signed checkpoint and an RFC 6962
-//! §2.1.1 audit path; this verifies the checkpoint's signature (C2SP
-//! tlog-checkpoint / signed-note) and the path from the receipt's leaf hash
-//! to the checkpoint root.
+//! The text form of inclusion proofs: audit-path hashes (RFC 6962 §2.1.1)
+//! as standard base64 strings, the form a receipt's attached log inclusion
+//! and the log's HTTP API carry them in.
 //!
-//! Why here: `proofmesh receipt verify`, monitors and tests all need the same
-//! check, and it must not depend on trusting the coordinator that served the
-//! receipt: the only inputs are the receipt and the log's verifier key.
+//! Why here: every reader of such a proof (`proofmesh receipt verify`,
+//! monitors, the log service answering requests) decodes it with the same
+//! bound on its length, before [`crate::verify_inclusion`] checks it.
 
 use base64::prelude::*;
-use proofmesh_receipt::{LogInclusion, Receipt};
 use tlog_tiles::Hash;
 
-use crate::checkpoint::{CheckpointVerifier, VerifiedCheckpoint};
-use crate::entry::LogEntry;
 use crate::error::TlogError;
-use crate::tree::{verify_inclusion, MAX_INCLUSION_PROOF_LEN};
+use crate::tree::MAX_INCLUSION_PROOF_LEN;
 
 fn bad(reason: impl Into<String>) -> TlogError {
     TlogError::BadInclusion {
@@ -45,31 +40,7 @@ pub fn decode_proof(proof: &[String]) -> Result<Vec<Hash>, TlogError> {
         .collect()
 }
 
-/// Encodes proof hashes as base64 strings (the [`LogInclusion`] form).
+/// Encodes proof hashes as base64 strings (the form [`decode_proof`] reads).
 pub fn encode_proof(proof: &[Hash]) -> Vec<String> {
     proof.iter().map(|h| BASE64_STANDARD.encode(h.0)).collect()
-}
-
-/// Verifies `receipt.log` against the log key in `verifier`: the checkpoint
-/// signature, that it names the claimed tree size, and the inclusion of the
-/// receipt's loggable form (see [`LogEntry::receipt`]). Returns the checkpoint.
-pub fn verify_receipt_inclusion(
-    receipt: &Receipt,
-    verifier: &CheckpointVerifier,
-) -> Result<VerifiedCheckpoint, TlogError> {
-    let inc: &LogInclusion = receipt
-        .log
-        .as_ref()
-        .ok_or_else(|| bad("the receipt carries no log inclusion"))?;
-    let cp = verifier.verify(inc.checkpoint.as_bytes())?;
-    if cp.size != inc.tree_size {
-        return Err(bad(format!(
-            "checkpoint is for size {}, the proof for size {}",
-            cp.size, inc.tree_size
-        )));
-    }
-    let proof = decode_proof(&inc.inclusion_proof)?;
-    let leaf = LogEntry::receipt(receipt).leaf_hash()?;
-    verify_inclusion(inc.index, cp.size, &leaf, &proof, &cp.root)?;
-    Ok(cp)
 }

@@ -72,7 +72,7 @@ impl Tree {
         self.size
     }
 
-    /// Appends a leaf hash (see [`crate::entry::leaf_hash`]); returns its index.
+    /// Appends a leaf hash (see [`crate::bundle::leaf_hash`]); returns its index.
     pub fn append(&mut self, leaf_hash: Hash) -> Result<u64, TlogError> {
         let n = self.size;
         if n == u64::MAX {

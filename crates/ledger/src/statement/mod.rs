@@ -22,9 +22,11 @@
 //! the statement can be appended to the transparency log as it is.
 //!
 //! The heartbeat observations behind uptime are logged separately, as
-//! coordinator-signed [`heartbeats::SignedHeartbeats`].
+//! coordinator-signed [`heartbeats::SignedHeartbeats`]. Which logged entries
+//! count for a statement is [`evidence`].
 
 pub mod compute;
+pub mod evidence;
 pub mod heartbeats;
 
 use proofmesh_receipt::canon::Encoder;
@@ -35,6 +37,7 @@ use crate::epoch::Epoch;
 use crate::money::Currency;
 
 pub use compute::{compute_statement, Computed, Heartbeat, Ignored};
+pub use evidence::{audit_cutoff_ms, settle_ms, Evidence, EvidenceItem};
 pub use heartbeats::{HeartbeatsBody, HeartbeatsError, SignedHeartbeats};
 
 /// The statement format version.

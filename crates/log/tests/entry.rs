@@ -1,7 +1,7 @@
 //! Tests for the log entry encoding (`src/entry.rs`): round trips of every
 //! entry types, the RFC 6962 §2.1 leaf hash (recomputed independently with
-//! `sha2`), rejection of every malformed form, and C2SP tlog-tiles entry
-//! bundles.
+//! `sha2`), golden leaf hashes of every entry type, rejection of every
+//! malformed form, and entries in C2SP tlog-tiles entry bundles.
 
 use proofmesh_ledger::{
     distribute, genesis_hash, Allocation, Amount, BatchBody, Currency, Epoch, Hash32,
@@ -13,12 +13,13 @@ use proofmesh_receipt::{
     receipt_body_digest, testing::sample_receipt, AuditBody, AuditOutcome, AuditReport, Identity,
     AUDIT_VERSION,
 };
-use proofmesh_tlog::entry::{
+use proofmesh_log::entry::{
     ENTRY_HEADER_LEN, ENTRY_VERSION, MAX_ENTRY_SIZE, TAG_AUDIT_REPORT, TAG_HEARTBEATS,
     TAG_POOL_CHARTER, TAG_POOL_DISTRIBUTION, TAG_POOL_TRANSFER, TAG_RECEIPT, TAG_SETTLEMENT_BATCH,
     TAG_STATEMENT,
 };
-use proofmesh_tlog::{decode_bundle, encode_bundle, leaf_hash, LogEntry, TlogError};
+use proofmesh_log::{EntryError, LogEntry};
+use proofmesh_tlog::{decode_bundle, encode_bundle, leaf_hash};
 use sha2::{Digest, Sha256};
 
 fn receipt_entry() -> LogEntry {
@@ -185,23 +186,23 @@ fn statement_and_heartbeat_entries_are_strict() {
         let pretty = serde_json::to_vec_pretty(&v).unwrap();
         assert_eq!(
             LogEntry::decode(&raw(tag, 1, &pretty)),
-            Err(TlogError::NonCanonicalJson { tag })
+            Err(EntryError::NonCanonicalJson { tag })
         );
         v["body"]["extra"] = serde_json::Value::Bool(true);
         let extra = serde_json::to_vec(&v).unwrap();
         assert!(matches!(
             LogEntry::decode(&raw(tag, 1, &extra)),
-            Err(TlogError::EntryJson { tag: t, .. }) if t == tag
+            Err(EntryError::EntryJson { tag: t, .. }) if t == tag
         ));
         // A receipt under this tag, and this object under the receipt tag.
         let receipt_json = object_json(&receipt_entry());
         assert!(matches!(
             LogEntry::decode(&raw(tag, 1, &receipt_json)),
-            Err(TlogError::EntryJson { tag: t, .. }) if t == tag
+            Err(EntryError::EntryJson { tag: t, .. }) if t == tag
         ));
         assert!(matches!(
             LogEntry::decode(&raw(TAG_RECEIPT, 1, &json)),
-            Err(TlogError::EntryJson {
+            Err(EntryError::EntryJson {
                 tag: TAG_RECEIPT,
                 ..
             })
@@ -211,7 +212,7 @@ fn statement_and_heartbeat_entries_are_strict() {
     let hb = object_json(&heartbeats_entry());
     assert!(matches!(
         LogEntry::decode(&raw(TAG_STATEMENT, 1, &hb)),
-        Err(TlogError::EntryJson {
+        Err(EntryError::EntryJson {
             tag: TAG_STATEMENT,
             ..
         })
@@ -227,6 +228,38 @@ fn statement_and_heartbeat_entries_are_strict() {
         panic!("a statement entry decodes as a statement")
     };
     assert!(back.verify(0).is_err());
+}
+
+/// The encoded length and leaf hash of each test entry, recorded from
+/// `proofmesh_tlog::entry` before the format moved to this crate: the byte
+/// format (and so every leaf hash in a running log) must not change.
+#[test]
+fn golden_leaf_hashes_of_every_entry_type() {
+    let golden: [(u8, usize, &str); 8] = [
+        (1, 1346, "2324adb951a1ba4c84b2b91708e6d04c7f367deb99a2c813bfd85b6a07598776"),
+        (2, 476, "6c8da2b6316c65bb159f9907d2f6e5305f4718ea1f7368dd4c4754a451be7be3"),
+        (3, 864, "e5335f3b4f53c09f340dcd8fb7ab56e95aba53a7cc6cae8925518ddd4e38737b"),
+        (4, 433, "f35ba8605e3ed5fb146c105a109d1fc00f79912248faad2531a0b6bf44738f87"),
+        (5, 434, "11a0b06b3826951d65a92b4f8c44be2e1bf353da6faa4f755eba27ab2f6459a5"),
+        (6, 374, "1933f61d2c99beb4c00b93275666f948a15d2fb115f86607a4811b1faca05abe"),
+        (7, 540, "55f31cc6b1995586f0f81cd1794fb2c433102729bbcb532301b63b8100fdd968"),
+        (8, 493, "f6bc589df09007f8e4f1a9a1110736ed9ce43df880a4b7c1aa8ab65dba6f9203"),
+    ];
+    let mut all = vec![
+        receipt_entry(),
+        audit_entry(),
+        statement_entry(),
+        heartbeats_entry(),
+    ];
+    all.extend(pool_entries().into_iter().map(|(e, _)| e));
+    assert_eq!(all.len(), golden.len());
+    for (entry, (tag, len, hash)) in all.iter().zip(golden) {
+        let bytes = entry.encode().unwrap();
+        assert_eq!(entry.tag(), tag);
+        assert_eq!(bytes.len(), len, "entry type {tag:#04x}");
+        assert_eq!(hex::encode(entry.leaf_hash().unwrap().0), hash, "entry type {tag:#04x}");
+        assert_eq!(LogEntry::decode(&bytes).unwrap(), *entry);
+    }
 }
 
 #[test]
@@ -247,7 +280,7 @@ fn rejects_truncated_and_bad_headers() {
     for n in 0..ENTRY_HEADER_LEN {
         assert_eq!(
             LogEntry::decode(&good[..n]),
-            Err(TlogError::EntryTruncated {
+            Err(EntryError::EntryTruncated {
                 len: n,
                 min: ENTRY_HEADER_LEN
             })
@@ -258,7 +291,7 @@ fn rejects_truncated_and_bad_headers() {
         b[0] = tag;
         assert_eq!(
             LogEntry::decode(&b),
-            Err(TlogError::UnknownEntryType { tag })
+            Err(EntryError::UnknownEntryType { tag })
         );
     }
     for version in [0u8, 2, 0xff] {
@@ -266,7 +299,7 @@ fn rejects_truncated_and_bad_headers() {
         b[1] = version;
         assert_eq!(
             LogEntry::decode(&b),
-            Err(TlogError::UnsupportedEntryVersion {
+            Err(EntryError::UnsupportedEntryVersion {
                 tag: TAG_RECEIPT,
                 version
             })
@@ -282,7 +315,7 @@ fn rejects_length_mismatch() {
     short.pop();
     assert_eq!(
         LogEntry::decode(&short),
-        Err(TlogError::EntryLengthMismatch {
+        Err(EntryError::EntryLengthMismatch {
             declared: actual as u64,
             actual: actual - 1
         })
@@ -291,13 +324,13 @@ fn rejects_length_mismatch() {
     long.push(b' ');
     assert!(matches!(
         LogEntry::decode(&long),
-        Err(TlogError::EntryLengthMismatch { .. })
+        Err(EntryError::EntryLengthMismatch { .. })
     ));
     let mut huge_prefix = good;
     huge_prefix[2..6].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(matches!(
         LogEntry::decode(&huge_prefix),
-        Err(TlogError::EntryLengthMismatch { .. })
+        Err(EntryError::EntryLengthMismatch { .. })
     ));
 }
 
@@ -307,19 +340,19 @@ fn rejects_non_canonical_wrong_type_and_unknown_fields() {
     let pretty = serde_json::to_vec_pretty(&r).unwrap();
     assert_eq!(
         LogEntry::decode(&raw(TAG_RECEIPT, 1, &pretty)),
-        Err(TlogError::NonCanonicalJson { tag: TAG_RECEIPT })
+        Err(EntryError::NonCanonicalJson { tag: TAG_RECEIPT })
     );
     let mut spaced = serde_json::to_vec(&r).unwrap();
     spaced.push(b' ');
     assert_eq!(
         LogEntry::decode(&raw(TAG_RECEIPT, 1, &spaced)),
-        Err(TlogError::NonCanonicalJson { tag: TAG_RECEIPT })
+        Err(EntryError::NonCanonicalJson { tag: TAG_RECEIPT })
     );
     // An audit report under the receipt tag, and vice versa.
     let audit_json = object_json(&audit_entry());
     assert!(matches!(
         LogEntry::decode(&raw(TAG_RECEIPT, 1, &audit_json)),
-        Err(TlogError::EntryJson {
+        Err(EntryError::EntryJson {
             tag: TAG_RECEIPT,
             ..
         })
@@ -327,7 +360,7 @@ fn rejects_non_canonical_wrong_type_and_unknown_fields() {
     let receipt_json = serde_json::to_vec(&r).unwrap();
     assert!(matches!(
         LogEntry::decode(&raw(TAG_AUDIT_REPORT, 1, &receipt_json)),
-        Err(TlogError::EntryJson {
+        Err(EntryError::EntryJson {
             tag: TAG_AUDIT_REPORT,
             ..
         })
@@ -337,11 +370,11 @@ fn rejects_non_canonical_wrong_type_and_unknown_fields() {
     let extra = serde_json::to_vec(&v).unwrap();
     assert!(matches!(
         LogEntry::decode(&raw(TAG_RECEIPT, 1, &extra)),
-        Err(TlogError::EntryJson { .. })
+        Err(EntryError::EntryJson { .. })
     ));
     assert!(matches!(
         LogEntry::decode(&raw(TAG_RECEIPT, 1, b"\xff\xfe")),
-        Err(TlogError::EntryJson { .. })
+        Err(EntryError::EntryJson { .. })
     ));
 }
 
@@ -351,63 +384,16 @@ fn enforces_size_bound() {
     r.body.finish_reason = "x".repeat(MAX_ENTRY_SIZE);
     let err = LogEntry::Receipt(r).encode().unwrap_err();
     assert!(
-        matches!(err, TlogError::EntryTooLarge { max: MAX_ENTRY_SIZE, len } if len > MAX_ENTRY_SIZE)
+        matches!(err, EntryError::EntryTooLarge { max: MAX_ENTRY_SIZE, len } if len > MAX_ENTRY_SIZE)
     );
     let big = vec![TAG_RECEIPT; MAX_ENTRY_SIZE + 1];
     assert_eq!(
         LogEntry::decode(&big),
-        Err(TlogError::EntryTooLarge {
+        Err(EntryError::EntryTooLarge {
             len: MAX_ENTRY_SIZE + 1,
             max: MAX_ENTRY_SIZE
         })
     );
-}
-
-#[test]
-fn bundles_round_trip_and_reject_malformed() {
-    let entries: Vec<Vec<u8>> = (0..256u32)
-        .map(|i| vec![i as u8; (i % 7) as usize])
-        .collect();
-    let bundle = encode_bundle(&entries).unwrap();
-    let back = decode_bundle(&bundle).unwrap();
-    assert_eq!(back.len(), 256);
-    for (a, b) in entries.iter().zip(&back) {
-        assert_eq!(a.as_slice(), *b);
-    }
-    assert_eq!(&bundle[..2], &0u16.to_be_bytes());
-    assert!(decode_bundle(&[]).unwrap().is_empty());
-
-    let mut too_many = entries.clone();
-    too_many.push(vec![]);
-    assert!(matches!(
-        encode_bundle(&too_many),
-        Err(TlogError::BundleTooLarge { count: 257, .. })
-    ));
-    let mut extra = bundle.clone();
-    extra.extend_from_slice(&[0, 0]);
-    assert!(matches!(
-        decode_bundle(&extra),
-        Err(TlogError::BundleTooLarge { .. })
-    ));
-
-    assert_eq!(
-        decode_bundle(&[0]),
-        Err(TlogError::BundleTruncated { offset: 0 })
-    );
-    assert_eq!(
-        decode_bundle(&[0, 2, 9]),
-        Err(TlogError::BundleTruncated { offset: 0 })
-    );
-    assert_eq!(
-        decode_bundle(&[0, 1, 9, 0]),
-        Err(TlogError::BundleTruncated { offset: 3 })
-    );
-    assert!(matches!(
-        encode_bundle(&[vec![0u8; MAX_ENTRY_SIZE + 1]]),
-        Err(TlogError::EntryTooLarge { .. })
-    ));
-    let max = encode_bundle(&[vec![7u8; MAX_ENTRY_SIZE]]).unwrap();
-    assert_eq!(decode_bundle(&max).unwrap()[0].len(), MAX_ENTRY_SIZE);
 }
 
 #[test]
