@@ -41,8 +41,8 @@ use proofmesh_placement::{self as pl, PlacementError, WorkloadClass};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
+use crate::pipeline::Pipeline;
 use crate::registry::ProviderHandle;
-use crate::state::AppState;
 
 /// A waiting job re-tries placement at least this often.
 pub const RECHECK: Duration = Duration::from_millis(250);
@@ -188,7 +188,7 @@ impl PlaceFor<'_> {
 /// `deadline` and the class's own limits) while only transient reasons stand
 /// in the way. See the module doc for the policy.
 pub(crate) async fn place_or_wait(
-    app: &AppState,
+    app: &Pipeline,
     what: &PlaceFor<'_>,
     tried: &[String],
     deadline: Instant,
@@ -212,7 +212,7 @@ pub(crate) async fn place_or_wait(
     let mut recorded = false;
     loop {
         // Registered before placing, so a wake-up in between is not lost.
-        let woken = app.registry.capacity.notified();
+        let woken = app.fleet.registry().capacity.notified();
         let modes: &[Mode] = match (interactive, best_effort) {
             (true, false) => &[Mode::AsAsked, Mode::Probe],
             (true, true) => &[Mode::BestEffort],
@@ -234,7 +234,7 @@ pub(crate) async fn place_or_wait(
         }
         recorded = true;
         if ticket.is_none() {
-            match app.admission.enter() {
+            match app.fleet.admission().enter() {
                 Ok(t) => ticket = Some(t),
                 Err(waiting) => {
                     return Err(ApiError::queue_full(what.model_name, waiting)
@@ -284,14 +284,15 @@ pub(crate) async fn place_or_wait(
 
 /// A retry hint, seconds: one per job waiting per live provider slot,
 /// at least 1.
-fn retry_after_s(app: &AppState) -> u64 {
+fn retry_after_s(app: &Pipeline) -> u64 {
     let slots: u64 = app
-        .registry
+        .fleet
+        .registry()
         .live()
         .iter()
         .map(|p| u64::from(p.max_concurrent))
         .sum();
-    1 + app.admission.waiting() as u64 / slots.max(1)
+    1 + app.fleet.admission().waiting() as u64 / slots.max(1)
 }
 
 /// Asks the placement policy where this attempt goes (excluding providers
@@ -299,7 +300,7 @@ fn retry_after_s(app: &AppState) -> u64 {
 /// one with the full evaluation, once per wait), and returns the first live
 /// provider in its failover order.
 async fn place(
-    app: &AppState,
+    app: &Pipeline,
     what: &PlaceFor<'_>,
     class: WorkloadClass,
     mode: Mode,
@@ -311,12 +312,12 @@ async fn place(
         class,
         what.prompt_tokens,
         what.max_tokens,
-        crate::now_ms(),
+        app.clock.now_ms(),
     );
     req.min_attestation = what.min_attestation;
     req.probe_stale = mode == Mode::Probe;
     req.best_effort = mode == Mode::BestEffort;
-    let decision = app.placer.place(&req, tried);
+    let decision = app.fleet.placer().place(&req, tried);
     let attempt = tried.len() + 1;
     let record = match &decision {
         Ok(p) => Some(serde_json::json!({
@@ -344,7 +345,7 @@ async fn place(
         Ok(placement) => {
             if let Some(p) = placement
                 .failover_order()
-                .find_map(|id| app.registry.live_provider(&id.0))
+                .find_map(|id| app.fleet.registry().live_provider(&id.0))
             {
                 return Ok(p);
             }
@@ -353,7 +354,7 @@ async fn place(
             // moment ago (placement forgets them next).
             if placement
                 .failover_order()
-                .all(|id| app.registry.is_excluded(&id.0))
+                .all(|id| app.fleet.registry().is_excluded(&id.0))
             {
                 Err(Unplaced::Final(what.unplaced(
                     tried,

@@ -81,7 +81,7 @@ pub async fn admit(
         .map(|k| k.to_bytes())
         .collect();
     let seam = app.config.attestation_test_seam.as_ref();
-    let now_s = seam.map_or(crate::now_ms() / 1000, |s| s.now_s);
+    let now_s = seam.map_or(app.clock.now_ms() / 1000, |s| s.now_s);
     let revocation = Revocation::default();
     let opts = VerifyOptions::production(now_s, &revocation);
     let policy = app.config.attestation_policy.as_ref();
@@ -108,14 +108,14 @@ pub async fn admit(
     let not_after_s = match seam {
         Some(s) => a
             .not_after
-            .map(|t| (crate::now_ms() / 1000).saturating_add(t.saturating_sub(s.now_s))),
+            .map(|t| (app.clock.now_ms() / 1000).saturating_add(t.saturating_sub(s.now_s))),
         None => a.not_after,
     };
     Ok(Some(Attested {
         level: a.trust_level.as_str().to_owned(),
         evidence_digest: hex::encode(a.evidence_digest),
         not_after_s,
-        verified_at_ms: crate::now_ms(),
+        verified_at_ms: app.clock.now_ms(),
     }))
 }
 
@@ -127,7 +127,7 @@ pub async fn apply(app: &AppState, handle: &ProviderHandle, attested: Option<Att
         .as_ref()
         .and_then(|a| TrustLevel::parse(&a.level))
         .map_or(AttestationLevel::None, placement_level);
-    app.placer.set_attestation(key, level);
+    app.fleet.placer().set_attestation(key, level);
     let json = attested
         .as_ref()
         .and_then(|a| serde_json::to_string(a).ok());
@@ -147,7 +147,7 @@ pub async fn apply(app: &AppState, handle: &ProviderHandle, attested: Option<Att
 /// The scheduled re-check: an attestation past its expiry is dropped at
 /// once; then a fresh nonce goes out for new evidence.
 pub async fn recheck(app: &AppState, handle: &ProviderHandle) -> proofmesh_wire::CoordinatorMsg {
-    let now_ms = crate::now_ms();
+    let now_ms = app.clock.now_ms();
     let expired = handle
         .attestation
         .read()

@@ -17,6 +17,7 @@ use proofmesh_wire::{AuditTask, ChatMessage, CoordinatorMsg};
 use rand::Rng;
 
 use crate::config::CoordinatorConfig;
+use crate::pipeline::Pipeline;
 use crate::state::AppState;
 
 /// An audit not reported within this long is sent again.
@@ -53,7 +54,7 @@ pub fn audit_rate(
 
 /// Decides, after commit, whether to audit this job, and records it.
 /// Returns whether an audit was scheduled (its charge is then held).
-pub async fn maybe_audit(app: &AppState, receipt: &Receipt, verification: &str) -> bool {
+pub async fn maybe_audit(app: &Pipeline, receipt: &Receipt, verification: &str) -> bool {
     let provider = receipt.body.provider_key.as_str();
     let stats = match app.store.provider_stats(provider).await {
         Ok(s) => s,
@@ -80,12 +81,12 @@ pub async fn maybe_audit(app: &AppState, receipt: &Receipt, verification: &str) 
         provider_key: provider.to_string(),
         why: why.to_string(),
         fee_micros: fee,
-        created_at_ms: crate::now_ms(),
+        created_at_ms: app.clock.now_ms(),
     };
     match app.store.create_audit(&audit).await {
         Ok(()) => {
             metrics::counter!("proofmesh_audits_scheduled_total").increment(1);
-            app.registry.audit_wakeup.notify_one();
+            app.fleet.registry().audit_wakeup.notify_one();
             true
         }
         Err(e) => {
@@ -103,7 +104,7 @@ pub async fn dispatch_loop(app: AppState) {
             tracing::error!(%e, "audit dispatch");
         }
         tokio::select! {
-            _ = app.registry.audit_wakeup.notified() => {}
+            _ = app.fleet.registry().audit_wakeup.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = shutdown.changed() => return,
         }
@@ -111,15 +112,20 @@ pub async fn dispatch_loop(app: AppState) {
 }
 
 async fn dispatch_once(app: &AppState) -> Result<(), proofmesh_store::StoreError> {
-    if app.registry.verifier_count() == 0 {
+    if app.fleet.registry().verifier_count() == 0 {
         return Ok(());
     }
     for p in app.store.pending_audits(32).await? {
-        let Some(v) = app.registry.pick_verifier(p.receipt.body.model.as_str()) else {
+        let Some(v) = app
+            .fleet
+            .registry()
+            .pick_verifier(p.receipt.body.model.as_str())
+        else {
             continue;
         };
         if !app
-            .registry
+            .fleet
+            .registry()
             .claim_audit(&p.audit_id, v.key.as_str(), AUDIT_STALE)
         {
             continue;
@@ -138,7 +144,7 @@ async fn dispatch_once(app: &AppState) -> Result<(), proofmesh_store::StoreError
             .await
             .is_err()
         {
-            app.registry.release_audit(&p.audit_id);
+            app.fleet.registry().release_audit(&p.audit_id);
         }
     }
     Ok(())
@@ -156,7 +162,7 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
     }
     // The claim is released only once a valid report is applied, so a forged
     // report cannot free the audit for someone else.
-    if app.registry.audit_claimant(&b.audit_id).as_deref() != Some(verifier) {
+    if app.fleet.registry().audit_claimant(&b.audit_id).as_deref() != Some(verifier) {
         return Err(format!(
             "audit {} was not assigned to this verifier",
             b.audit_id
@@ -179,12 +185,12 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
     };
     let stats = app
         .store
-        .finish_audit(report, penalty, crate::now_ms())
+        .finish_audit(report, penalty, app.clock.now_ms())
         .await
         .map_err(|e| e.to_string())?;
-    app.registry.release_audit(&b.audit_id);
-    crate::billing::settle_audit(app, &client_id, &receipt, report).await;
-    let entry = proofmesh_tlog::LogEntry::AuditReport(report.clone());
+    app.fleet.registry().release_audit(&b.audit_id);
+    app.money.settle_audit(&client_id, &receipt, report).await;
+    let entry = proofmesh_log::LogEntry::AuditReport(report.clone());
     let key = proofmesh_store::audit_log_key(&b.audit_id);
     if let Err(e) = app.log.append(&entry, Some(key)).await {
         // Stored already: the next start's backlog logs it.
@@ -194,12 +200,7 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
     if b.outcome == proofmesh_receipt::AuditOutcome::Failed {
         tracing::warn!(provider = %stats.provider_key, reason = %b.reason, "audit FAILED");
     }
-    let bp = u16::try_from(reputation_milli(&stats) * 10).unwrap_or(10_000);
-    app.placer.set_reputation(&stats.provider_key, bp);
-    if stats.excluded {
-        tracing::warn!(provider = %stats.provider_key, failed = stats.audits_failed, "provider excluded from scheduling");
-        app.registry.exclude(&stats.provider_key);
-    }
+    app.fleet.apply_audit_record(&stats);
     Ok(())
 }
 

@@ -38,7 +38,8 @@ pub async fn providers(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let model = match &q.model {
         Some(m) => Some(
-            app.registry
+            app.fleet
+                .registry()
                 .resolve_model(m)
                 .map(|lm| lm.digest)
                 .ok_or_else(|| ApiError::model_not_found(m))?,
@@ -58,15 +59,16 @@ pub async fn providers(
         available_only: q.available,
         min_vram_mib: q.min_vram_mib,
         max_price_per_hour_micros: q.max_price_per_hour_micros,
-        now_ms: crate::now_ms(),
+        now_ms: app.clock.now_ms(),
         ..Default::default()
     };
-    let list = app.placer.list(&query);
+    let list = app.fleet.placer().list(&query);
     // Each row also carries the verified attestation behind its level:
     // evidence digest, when it was verified, and when its earliest
     // certificate or collateral expires (null: trust level none).
     let attested: std::collections::HashMap<String, serde_json::Value> = app
-        .registry
+        .fleet
+        .registry()
         .live()
         .iter()
         .map(|h| {

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::sse::{Event, Sse};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::stream::{self, Stream, StreamExt};
@@ -15,14 +15,16 @@ use proofmesh_wire::openai::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, ChunkChoice, Delta,
     JobTimingExt, ProofmeshExt, ResponseMessage, Usage,
 };
-use proofmesh_wire::{JobSpec, PriceRate};
+use proofmesh_wire::JobSpec;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::auth::authenticate;
+use crate::chat::Chat;
 use crate::error::ApiError;
 use crate::idempotency::{self, Claimed};
-use crate::job::{self, GatewayEvent, JobCtx};
+use crate::money::Quote;
+use crate::pipeline::{Done, Event, Job, JobHead};
 use crate::state::AppState;
 use crate::validate;
 
@@ -54,10 +56,6 @@ pub async fn read_limited(
     read_body(body, limit).await
 }
 
-pub(crate) fn unix_s() -> u64 {
-    crate::now_ms() / 1000
-}
-
 /// Header naming the receipt of this response.
 pub const RECEIPT_HEADER: &str = "x-proofmesh-receipt-id";
 
@@ -86,37 +84,19 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         serde_json::from_slice(&bytes).map_err(ApiError::invalid_json)?;
     let plan = validate::plan(&app.config, req)?;
     let (class, hard_objective) = workload_class(&parts.headers)?;
-    let model = match app.registry.resolve_model(&plan.model) {
+    let model = match app.fleet.registry().resolve_model(&plan.model) {
         Some(m) => m,
-        None if app.registry.is_known_model(&plan.model) => {
+        None if app.fleet.registry().is_known_model(&plan.model) => {
             return Err(ApiError::no_provider(&plan.model))
         }
         None => return Err(ApiError::model_not_found(&plan.model)),
     };
     let digest = Digest::try_from(model.digest.clone())
         .map_err(|e| ApiError::internal("model digest", e))?;
-    // Escrow price: each rate at its highest among the live providers of
-    // this model, so whichever provider is chosen, its exact charge fits in
-    // the escrow (the job is dispatched at the chosen provider's own rates).
-    let price = app
-        .registry
-        .live()
-        .iter()
-        .flat_map(|p| p.models.iter())
-        .filter(|m| m.digest == digest)
-        .map(|m| m.price.clone())
-        .reduce(|a, b| PriceRate {
-            input_per_mtok_micros: a.input_per_mtok_micros.max(b.input_per_mtok_micros),
-            output_per_mtok_micros: a.output_per_mtok_micros.max(b.output_per_mtok_micros),
-            ..a
-        })
-        .unwrap_or(PriceRate {
-            currency: "USD".into(),
-            input_per_mtok_micros: 0,
-            output_per_mtok_micros: 0,
-        });
     let uuid = uuid::Uuid::new_v4().simple().to_string();
-    let verification = plan.verification;
+    let now = app.clock.now_ms();
+    // Escrowed at the quote; dispatched at the chosen provider's own rate.
+    let quote = Quote::ceiling(app.fleet.chat_offers(digest.as_str()));
     let spec = JobSpec {
         job_id: format!("job_{uuid}"),
         receipt_id: format!("rcpt_{uuid}"),
@@ -124,8 +104,8 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         model: digest,
         messages: plan.messages,
         sampling: plan.sampling,
-        dispatched_at_ms: crate::now_ms(),
-        price,
+        dispatched_at_ms: now,
+        price: quote.rate.clone(),
         stream: plan.stream,
         attestation: None,
     };
@@ -133,7 +113,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         id: format!("chatcmpl-{uuid}"),
         model_name: model.name.clone(),
         digest: model.digest.clone(),
-        created: unix_s(),
+        created: now / 1000,
     };
     let receipt_id = spec.receipt_id.clone();
     let stream = spec.stream;
@@ -142,25 +122,34 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         Some(key) => {
             match idempotency::claim(&app, &client.client_id, key, &bytes, &spec.job_id).await? {
                 Claimed::Replay(body) => return Ok(idempotency::replay(*body, stream)),
-                Claimed::Run(idem) => Some((idem, meta.clone())),
+                Claimed::Run(idem) => Some(idem),
             }
         }
     };
-    let ctx = JobCtx {
-        spec,
-        client_id: client.client_id,
-        verification,
+    let head = JobHead {
+        job_id: spec.job_id.clone(),
+        receipt_id: spec.receipt_id.clone(),
+        client_id: client.client_id.clone(),
+        model: spec.model.to_string(),
+        model_name: plan.model.clone(),
         class,
         hard_objective,
-        model_name: plan.model.clone(),
-        max_price_micros: plan.max_price_micros,
-        idem,
         min_attestation: crate::attestation::required(
             plan.min_attestation,
             client.min_attestation.as_deref(),
         ),
+        created_at_ms: now,
+        quote,
+        idem,
     };
-    let mut rx = job::start(app, ctx).await?;
+    let kind = Chat {
+        prompt: app.prompts.count(&spec),
+        spec,
+        verification: plan.verification,
+        max_price_micros: plan.max_price_micros,
+        meta: meta.clone(),
+    };
+    let mut rx = app.pipeline.submit(Job { head, kind }).await?;
     let mut resp = if stream {
         // Wait for the first event so that a job that fails before producing
         // anything (no provider, bad prompt) gets a proper HTTP status.
@@ -171,7 +160,7 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
                     "job driver ended without a result",
                 ))
             }
-            Some(GatewayEvent::Error(e)) => return Err(e),
+            Some(Event::Error(e)) => return Err(e),
             Some(first) => sse(meta, first, rx).into_response(),
         }
     } else {
@@ -268,14 +257,20 @@ pub fn completion_body(
     }
 }
 
-async fn collect(meta: Meta, mut rx: mpsc::Receiver<GatewayEvent>) -> Result<Response, ApiError> {
+async fn collect(meta: Meta, mut rx: mpsc::Receiver<Event<Chat>>) -> Result<Response, ApiError> {
     while let Some(ev) = rx.recv().await {
         match ev {
             // Non-streaming jobs get no deltas; the text comes with the result.
-            GatewayEvent::Delta(_) => {}
-            GatewayEvent::Error(e) => return Err(e),
-            GatewayEvent::Finished(r, text, timing) => {
-                return Ok(Json(completion_body(meta, &r, text, Some(timing))).into_response());
+            Event::Delta(_) => {}
+            Event::Error(e) => return Err(e),
+            Event::Done(d) => {
+                let Done {
+                    receipt,
+                    output,
+                    timing,
+                } = *d;
+                let body = completion_body(meta, &receipt, output, Some(timing));
+                return Ok(Json(body).into_response());
             }
         }
     }
@@ -303,20 +298,20 @@ fn chunk(meta: &Meta, delta: Delta, finish: Option<String>) -> ChatCompletionChu
     }
 }
 
-fn data<T: serde::Serialize>(v: &T) -> Event {
-    Event::default().data(serde_json::to_string(v).unwrap_or_default())
+fn data<T: serde::Serialize>(v: &T) -> SseEvent {
+    SseEvent::default().data(serde_json::to_string(v).unwrap_or_default())
 }
 
 fn sse(
     meta: Meta,
-    first_event: GatewayEvent,
-    rx: mpsc::Receiver<GatewayEvent>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    first_event: Event<Chat>,
+    rx: mpsc::Receiver<Event<Chat>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let mut first = true;
     let all = stream::once(async move { first_event }).chain(ReceiverStream::new(rx));
     let events = all.flat_map(move |ev| {
-        let out: Vec<Event> = match ev {
-            GatewayEvent::Delta(text) => {
+        let out: Vec<SseEvent> = match ev {
+            Event::Delta(text) => {
                 let role = first.then(|| "assistant".to_string());
                 first = false;
                 vec![data(&chunk(
@@ -328,7 +323,8 @@ fn sse(
                     None,
                 ))]
             }
-            GatewayEvent::Finished(r, _, timing) => {
+            Event::Done(d) => {
+                let (r, timing) = (&d.receipt, d.timing.clone());
                 let mut c = chunk(&meta, Delta::default(), Some(r.body.finish_reason.clone()));
                 if first {
                     c.choices[0].delta = Delta {
@@ -338,9 +334,9 @@ fn sse(
                 }
                 c.usage = Some(usage(&r));
                 c.proofmesh = Some(ext(&r, Some(timing)));
-                vec![data(&c), Event::default().data("[DONE]")]
+                vec![data(&c), SseEvent::default().data("[DONE]")]
             }
-            GatewayEvent::Error(e) => vec![data(&e.body())],
+            Event::Error(e) => vec![data(&e.body())],
         };
         stream::iter(out.into_iter().map(Ok))
     });

@@ -16,7 +16,7 @@
 //! Claims are scoped per client (keys are the client's own strings) and
 //! expire after [`RETENTION_MS`]; at startup, claims whose job never answered
 //! are freed (their jobs died with the previous process and were refunded by
-//! the recovery sweep in [`crate::billing::recover`]). The stored response
+//! the recovery sweep in [`crate::money::Money::recover`]). The stored response
 //! is the one the job produced even if the client had gone away, because
 //! the job driver, not the HTTP handler, records it.
 
@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use proofmesh_store::IdemClaim;
+use proofmesh_store::{IdemClaim, Store};
 use proofmesh_wire::openai::{ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta};
 use sha2::{Digest as _, Sha256};
 
@@ -86,7 +86,7 @@ pub async fn claim(
     let hash = hex::encode(Sha256::digest(body));
     let c = app
         .store
-        .idem_claim(client_id, &key, &hash, job_id, crate::now_ms())
+        .idem_claim(client_id, &key, &hash, job_id, app.clock.now_ms())
         .await
         .map_err(|e| ApiError::internal("idempotency claim", e))?;
     match c {
@@ -108,24 +108,13 @@ pub async fn claim(
 
 /// Records the job's answer for replays. A failure is logged: the job has
 /// run and been charged once; a retry then gets 409 until the claim expires.
-pub async fn complete(app: &AppState, idem: &Idem, body: &ChatCompletion) {
+pub async fn complete(store: &dyn Store, idem: &Idem, body: &ChatCompletion) {
     let json = match serde_json::to_string(body) {
         Ok(j) => j,
         Err(e) => return tracing::error!(error = %e, "serializing idempotent response"),
     };
-    if let Err(e) = app
-        .store
-        .idem_complete(&idem.client_id, &idem.key, &json)
-        .await
-    {
+    if let Err(e) = store.idem_complete(&idem.client_id, &idem.key, &json).await {
         tracing::error!(error = %e, "recording idempotent response");
-    }
-}
-
-/// Frees the claim of a request that failed (and was refunded).
-pub async fn release(app: &AppState, idem: &Idem) {
-    if let Err(e) = app.store.idem_release(&idem.client_id, &idem.key).await {
-        tracing::error!(error = %e, "releasing idempotency key");
     }
 }
 

@@ -12,8 +12,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use proofmesh_log::LogEntry;
 use proofmesh_store::{audit_log_key, receipt_log_key};
-use proofmesh_tlog::{encode_proof, LogEntry, TilePath};
+use proofmesh_tlog::{encode_proof, TilePath};
 use serde::Deserialize;
 
 use crate::error::ApiError;

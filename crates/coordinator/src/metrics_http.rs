@@ -53,7 +53,7 @@ fn describe() {
     );
     c!(
         "proofmesh_jobs_completed_total",
-        "Jobs completed with a countersigned receipt."
+        "Jobs completed with a countersigned receipt, by kind (chat, zk)."
     );
     c!(
         "proofmesh_jobs_failed_total",
@@ -88,10 +88,6 @@ fn describe() {
     c!(
         "proofmesh_tokens_generated_total",
         "Completion tokens in countersigned receipts."
-    );
-    c!(
-        "proofmesh_zk_jobs_completed_total",
-        "Proved inferences completed."
     );
     c!(
         "proofmesh_zk_proofs_failed_total",

@@ -18,7 +18,7 @@
 //!   (`distribution:<pool>:<epoch start>`).
 //!
 //! Money reaches a pool at release time: `share_bps` of the provider's
-//! post-fee earnings on each job ([`crate::billing::settle_completed`]).
+//! post-fee earnings on each job ([`crate::money::Money::settle_completed`]).
 //! A distribution pays out everything the pool account holds when it runs
 //! (after the epoch has ended and settled), to the units held then.
 //!
@@ -32,8 +32,8 @@ use proofmesh_ledger::{
     distribute, AccountId, Amount, Currency, Distribution, Epoch, PoolError, RevenuePool,
     SignedCharter, SignedDistribution, SignedTransfer,
 };
+use proofmesh_log::LogEntry;
 use proofmesh_store::{PoolRow, StoreError, TransferOutcome, TransferRow};
-use proofmesh_tlog::LogEntry;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -76,7 +76,7 @@ pub async fn create(
         currency: c.currency.code().to_owned(),
         charter_json: serde_json::to_string(&signed)
             .map_err(|e| ApiError::internal("charter", e))?,
-        created_at_ms: crate::now_ms(),
+        created_at_ms: app.clock.now_ms(),
     };
     let units: Vec<(String, u64)> = pool.holders().map(|(h, u)| (h.to_owned(), u)).collect();
     let created = match app.store.create_pool(&row, &units).await {
@@ -124,7 +124,8 @@ pub async fn show(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (row, pool) = load(&app, &id).await?;
     let balance = app
-        .bank
+        .money
+        .bank()
         .balances(&AccountId::Pool(id.clone()))
         .await
         .map_err(|e| ApiError::internal("pool balance", e))?;
@@ -177,7 +178,7 @@ pub async fn transfer(
         to: t.to.clone(),
         units: t.units,
         doc_json: serde_json::to_string(&signed).map_err(|e| ApiError::internal("transfer", e))?,
-        at_ms: crate::now_ms(),
+        at_ms: app.clock.now_ms(),
     };
     let outcome = app
         .store
@@ -288,7 +289,7 @@ async fn distribute_pool(
     };
     let (_, pool) = load(app, &row.pool_id).await.map_err(|e| bad(e.message))?;
     let account = AccountId::Pool(row.pool_id.clone());
-    let held = app.bank.balance(&account, pool.currency()).await?;
+    let held = app.money.bank().balance(&account, pool.currency()).await?;
     let amount = Amount::from_micros(pool.currency(), u64::try_from(held).unwrap_or(0))
         .map_err(|e| bad(e.to_string()))?;
     let proposed = match distribute(&pool, amount, epoch) {
@@ -305,8 +306,9 @@ async fn distribute_pool(
         return Ok(None);
     };
     let decided: Distribution = serde_json::from_str(&recorded).map_err(|e| bad(e.to_string()))?;
-    app.bank
-        .apply(decided.transaction(), crate::now_ms())
+    app.money
+        .bank()
+        .apply(decided.transaction(), app.clock.now_ms())
         .await?;
     let signed = SignedDistribution::sign(decided, &app.identity);
     let key = distribution_key(&row.pool_id, epoch.start_s());
@@ -326,7 +328,8 @@ pub async fn holder(
         .map_err(|_| ApiError::invalid_param("holder", "not an ed25519:<hex> key"))?;
     let account = AccountId::Holder(key.clone());
     let balances = app
-        .bank
+        .money
+        .bank()
         .balances(&account)
         .await
         .map_err(|e| ApiError::internal("holder balance", e))?;

@@ -162,15 +162,16 @@ async fn handshake(
             site.as_ref(),
         )
         .map_err(|e| format!("invalid provider claims: {e}"))?;
-        app.placer
-            .upsert(provider_key.as_str(), &claims, crate::now_ms())
+        app.fleet
+            .placer()
+            .upsert(provider_key.as_str(), &claims, app.clock.now_ms())
             .map_err(|e| format!("invalid provider claims: {e}"))?;
         register_provider(app, &provider_key, &hardware, &models, agent_version).await?;
     }
     let (tx, rx) = mpsc::channel(OUTBOUND);
     let handle = Arc::new(ProviderHandle {
         key: provider_key,
-        conn_id: app.registry.next_conn_id(),
+        conn_id: app.fleet.registry().next_conn_id(),
         tx,
         models,
         zk_models,
@@ -194,7 +195,7 @@ async fn register_provider(
     models: &[proofmesh_wire::ModelAdvert],
     agent_version: String,
 ) -> Result<(), String> {
-    let now = crate::now_ms();
+    let now = app.clock.now_ms();
     let rec = ProviderRecord {
         provider_key: provider_key.to_string(),
         hardware_json: serde_json::to_string(&hardware).unwrap_or_default(),
@@ -212,7 +213,7 @@ async fn register_provider(
         .ensure_provider_stats(provider_key.as_str(), app.config.initial_stake_micros)
         .await
         .map_err(internal)?;
-    crate::billing::ensure_stake(app, provider_key.as_str()).await;
+    app.money.ensure_stake(provider_key.as_str()).await;
     Ok(())
 }
 
@@ -234,9 +235,9 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
             // Reputation and uptime back into the fresh registry record
             // before the provider can take jobs.
             crate::standing::on_connect(&app, &key).await;
-            app.registry.register(handle.clone());
+            app.fleet.registry().register(handle.clone());
         }
-        Role::Verifier => app.registry.register_verifier(handle.clone()),
+        Role::Verifier => app.fleet.registry().register_verifier(handle.clone()),
     }
     tracing::info!(key = %handle.key, ?role, models = handle.models.len(), "agent connected");
     let (mut sink, mut stream) = socket.split();
@@ -277,7 +278,7 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
                         if let Ok(b) = <[u8; 8]>::try_from(&p[..]) {
                             let now = epoch.elapsed().as_micros() as u64;
                             let rtt = now.saturating_sub(u64::from_be_bytes(b));
-                            app.placer.record_rtt(&key, rtt);
+                            app.fleet.placer().record_rtt(&key, rtt);
                             metrics::histogram!("proofmesh_provider_rtt_seconds").record(rtt as f64 / 1e6);
                         }
                         continue;
@@ -294,13 +295,16 @@ async fn session(app: AppState, mut socket: WebSocket, role: Role) {
     }
     match role {
         Role::Provider => {
-            app.registry.unregister(&key, handle.conn_id);
-            if !app.registry.is_live(&key) {
-                app.placer.remove(&key);
+            app.fleet.registry().unregister(&key, handle.conn_id);
+            if !app.fleet.registry().is_live(&key) {
+                app.fleet.placer().remove(&key);
                 crate::standing::on_disconnect(&app, &key);
             }
         }
-        Role::Verifier => app.registry.unregister_verifier(&key, handle.conn_id),
+        Role::Verifier => app
+            .fleet
+            .registry()
+            .unregister_verifier(&key, handle.conn_id),
     }
     tracing::info!(key = %key, ?role, "agent disconnected");
 }
@@ -317,7 +321,7 @@ async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) 
     let key = h.key.as_str();
     let (job_id, ev) = match msg {
         ProviderMsg::Heartbeat { .. } => {
-            if let Err(e) = app.store.touch_provider(key, crate::now_ms()).await {
+            if let Err(e) = app.store.touch_provider(key, app.clock.now_ms()).await {
                 tracing::error!(%e, "record heartbeat");
             }
             if role == Role::Provider {
@@ -363,7 +367,12 @@ async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) 
             message,
         } => (job_id, JobEvent::Failed { code, message }),
     };
-    if !app.registry.deliver(key, h.conn_id, &job_id, ev).await {
+    if !app
+        .fleet
+        .registry()
+        .deliver(key, h.conn_id, &job_id, ev)
+        .await
+    {
         tracing::debug!(provider = %key, %job_id, "event for a job not routed to this provider; ignored");
     }
     true

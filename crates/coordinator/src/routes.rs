@@ -17,7 +17,8 @@ pub async fn models(
 ) -> Result<Json<ModelList>, ApiError> {
     authenticate(&app, &headers).await?;
     let data = app
-        .registry
+        .fleet
+        .registry()
         .models()
         .into_iter()
         .map(|m| ModelEntry {
@@ -120,8 +121,8 @@ pub async fn evidence(
 pub async fn coordinator(State(app): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({
         "coordinator_key": app.identity.public().as_str(),
-        "providers_connected": app.registry.live_count(),
-        "verifiers_connected": app.registry.verifier_count(),
+        "providers_connected": app.fleet.registry().live_count(),
+        "verifiers_connected": app.fleet.registry().verifier_count(),
         "trusted_verifiers": app.config.trusted_verifiers,
         "log_origin": app.log.origin(),
         "log_key": app.log.verifier_key(),

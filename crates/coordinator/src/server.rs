@@ -13,7 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
+use proofmesh_ambient::clock::Clock;
+
 use crate::config::CoordinatorConfig;
+use crate::fleet::Fleet;
+use crate::money::{Money, StakeRules};
+use crate::pipeline::{Pipeline, PipelineParts};
 use crate::registry::Registry;
 use crate::state::AppState;
 use crate::{billing, gateway, log_routes, provider_ws, routes};
@@ -109,6 +114,137 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
+/// The coordinator's services, opened and recovered but not serving: what
+/// [`run`] serves, and what tests drive without a socket.
+pub struct Opened {
+    /// The services.
+    pub app: AppState,
+    stop: watch::Sender<bool>,
+    log_task: tokio::task::JoinHandle<()>,
+    bank_task: tokio::task::JoinHandle<()>,
+    store: SqliteStore,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened").field("app", &self.app).finish()
+    }
+}
+
+impl Opened {
+    /// Stops background work and closes the log, ledger and store, each
+    /// after what was queued for it is committed.
+    pub async fn close(self) {
+        let _ = self.stop.send(true);
+        self.app.log.close().await;
+        let _ = self.log_task.await;
+        self.app.money.bank().close().await;
+        let _ = self.bank_task.await;
+        self.store.close().await;
+    }
+}
+
+/// Opens everything under `config.data_dir` (keys, store, log, ledger),
+/// builds the services with `clock`, then logs the receipts a previous run
+/// left unlogged and settles what it left unsettled.
+pub async fn open(config: CoordinatorConfig, clock: Arc<dyn Clock>) -> Result<Opened, ServerError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let identity = Arc::new(Identity::load_or_create(&key_path(dir))?);
+    let zk = crate::zk::ZkModels::load(&config.zk_models)?;
+    let prompts = crate::tokens::PromptCounters::load(&config.model_files)?;
+    let store = SqliteStore::open(&db_path(dir)).await?;
+    let fleet = Arc::new(open_fleet(&config, &store).await?);
+    let log_key = Identity::load_or_create(&log_key_path(dir))?;
+    let signer = proofmesh_tlog::CheckpointSigner::from_seed(&config.log_origin, &log_key.seed())
+        .map_err(proofmesh_log::LogError::from)?;
+    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let (log, log_task) =
+        proofmesh_log::Log::open(Arc::new(store.clone()), signer, config.log()).await?;
+    let (bank, bank_task) = proofmesh_settlement::Bank::open(
+        Arc::new(store.clone()),
+        proofmesh_settlement::BankConfig::default(),
+    )
+    .await?;
+    let stake = StakeRules {
+        initial_stake_micros: u64::try_from(config.initial_stake_micros).unwrap_or(0),
+        slash_micros: u64::try_from(config.slash_micros).unwrap_or(0),
+    };
+    let money = Money::new(
+        bank,
+        shared.clone(),
+        config.settlement(),
+        stake,
+        clock.clone(),
+    );
+    let config = Arc::new(config);
+    let pipeline = Pipeline::new(PipelineParts {
+        fleet: fleet.clone(),
+        money: money.clone(),
+        log: log.clone(),
+        store: shared.clone(),
+        identity: identity.clone(),
+        clock: clock.clone(),
+        config: config.clone(),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let app = AppState {
+        config,
+        store: shared,
+        identity,
+        money,
+        log,
+        fleet,
+        pipeline,
+        zk: Arc::new(zk),
+        prompts: Arc::new(prompts),
+        clock,
+        shutdown: stop_rx,
+    };
+    log_routes::log_backlog(&app).await?;
+    let recovered = app.money.recover().await?;
+    if recovered != crate::money::Recovered::default() {
+        tracing::warn!(?recovered, "settled what a previous run left unsettled");
+    }
+    match crate::pools::backfill(&app).await {
+        Ok(n) => tracing::debug!(documents = n, "pool documents logged"),
+        Err(e) => tracing::error!(error = %e, "logging pool documents"),
+    }
+    Ok(Opened {
+        app,
+        stop,
+        log_task,
+        bank_task,
+        store,
+    })
+}
+
+/// The fleet, with what the store remembers: models seen before a restart
+/// stay known (503 while offline, not 404), and exclusions stand.
+async fn open_fleet(config: &CoordinatorConfig, store: &SqliteStore) -> Result<Fleet, ServerError> {
+    let registry = Registry::default();
+    for p in store.list_providers().await? {
+        let models: Vec<ModelAdvert> = serde_json::from_str(&p.models_json).unwrap_or_default();
+        registry.remember_models(models.into_iter().map(|m| (m.digest.to_string(), m.name)));
+    }
+    for key in store.excluded_providers().await? {
+        registry.exclude(&key);
+    }
+    let placer = crate::placement::Placer::new(config).map_err(|reason| ServerError::DataDir {
+        path: "placement config".into(),
+        source: std::io::Error::other(reason),
+    })?;
+    Ok(Fleet::new(
+        registry,
+        placer,
+        crate::standing::Standing::new(config)?,
+        crate::admission::Admission::new(config.queue_max_jobs),
+    ))
+}
+
 /// Serves the coordinator on `listener` until `shutdown` resolves, then
 /// closes provider sessions, finishes in-flight requests and closes the store.
 pub async fn run(
@@ -117,89 +253,28 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     crate::metrics_http::init();
-    let dir = &config.data_dir;
-    std::fs::create_dir_all(dir).map_err(|source| ServerError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    let identity = Identity::load_or_create(&key_path(dir))?;
-    let zk = crate::zk::ZkModels::load(&config.zk_models)?;
-    let prompts = crate::tokens::PromptCounters::load(&config.model_files)?;
-    let admission = crate::admission::Admission::new(config.queue_max_jobs);
-    let standing = crate::standing::Standing::new(&config)?;
-    let store = SqliteStore::open(&db_path(dir)).await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let registry = Registry::default();
-    // Models seen before the restart stay known (503 while offline, not 404).
-    for p in store.list_providers().await? {
-        let models: Vec<ModelAdvert> = serde_json::from_str(&p.models_json).unwrap_or_default();
-        registry.remember_models(models.into_iter().map(|m| (m.digest.to_string(), m.name)));
-    }
-    for key in store.excluded_providers().await? {
-        registry.exclude(&key);
-    }
-    let log_key = Identity::load_or_create(&log_key_path(dir))?;
-    let signer = proofmesh_tlog::CheckpointSigner::from_seed(&config.log_origin, &log_key.seed())
-        .map_err(proofmesh_log::LogError::from)?;
-    let (log, log_task) =
-        proofmesh_log::Log::open(Arc::new(store.clone()), signer, config.log()).await?;
-    let (bank, bank_task) = proofmesh_settlement::Bank::open(
-        Arc::new(store.clone()),
-        proofmesh_settlement::BankConfig::default(),
-    )
-    .await?;
-    let placer = crate::placement::Placer::new(&config).map_err(|reason| ServerError::DataDir {
-        path: "placement config".into(),
-        source: std::io::Error::other(reason),
-    })?;
-    let app = AppState {
-        placer: Arc::new(placer),
-        config: Arc::new(config),
-        store: Arc::new(store.clone()),
-        identity: Arc::new(identity),
-        bank,
-        log,
-        registry: Arc::new(registry),
-        zk: Arc::new(zk),
-        admission: Arc::new(admission),
-        standing: Arc::new(standing),
-        prompts: Arc::new(prompts),
-        shutdown: stop_rx,
-    };
-    log_routes::log_backlog(&app).await?;
-    let recovered = crate::billing::recover(&app).await?;
-    if recovered != crate::billing::Recovered::default() {
-        tracing::warn!(?recovered, "settled what a previous run left unsettled");
-    }
-    match crate::pools::backfill(&app).await {
-        Ok(n) => tracing::debug!(documents = n, "pool documents logged"),
-        Err(e) => tracing::error!(error = %e, "logging pool documents"),
-    }
+    let opened = open(config, proofmesh_ambient::clock::system()).await?;
+    let app = opened.app.clone();
     tracing::info!(
         addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         coordinator_key = %app.identity.public(),
         log_key = %app.log.verifier_key(),
         "coordinator listening"
     );
+    let stop = opened.stop.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("coordinator shutting down");
-        let _ = stop_tx.send(true);
+        let _ = stop.send(true);
     };
     let auditor = tokio::spawn(crate::audit::dispatch_loop(app.clone()));
     let statements = tokio::spawn(crate::statements::run(app.clone()));
-    let log = app.log.clone();
-    let bank = app.bank.clone();
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(graceful)
         .await;
     let _ = auditor.await;
     let _ = statements.await;
     // Everything queued is committed before the store closes.
-    log.close().await;
-    let _ = log_task.await;
-    bank.close().await;
-    let _ = bank_task.await;
-    store.close().await;
+    opened.close().await;
     result.map_err(ServerError::Serve)
 }

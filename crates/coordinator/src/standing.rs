@@ -121,7 +121,7 @@ pub(crate) async fn on_connect(app: &AppState, key: &str) {
     match app.store.provider_stats(key).await {
         Ok(Some(stats)) => {
             if let Some(bp) = reputation_bp(&stats) {
-                app.placer.set_reputation(key, bp);
+                app.fleet.placer().set_reputation(key, bp);
             }
         }
         Ok(None) => {}
@@ -129,18 +129,23 @@ pub(crate) async fn on_connect(app: &AppState, key: &str) {
             tracing::warn!(provider = key, error = %e, "reading audit stats; reputation left at the registry's")
         }
     }
-    let bp = app.standing.connect(&app.placer, key, crate::now_ms());
+    let bp = app
+        .fleet
+        .standing()
+        .connect(app.fleet.placer(), key, app.clock.now_ms());
     tracing::debug!(provider = key, uptime_bp = bp, "standing restored");
 }
 
 /// On a provider heartbeat.
 pub(crate) fn on_heartbeat(app: &AppState, key: &str) {
-    app.standing.heartbeat(&app.placer, key, crate::now_ms());
+    app.fleet
+        .standing()
+        .heartbeat(app.fleet.placer(), key, app.clock.now_ms());
 }
 
 /// When a provider's last connection has ended.
 pub(crate) fn on_disconnect(app: &AppState, key: &str) {
-    app.standing.disconnect(key, crate::now_ms());
+    app.fleet.standing().disconnect(key, app.clock.now_ms());
 }
 
 #[cfg(test)]

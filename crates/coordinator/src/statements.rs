@@ -4,7 +4,8 @@
 //!
 //! Why: lenders need revenue, audit and uptime figures the operator cannot
 //! inflate. Every figure follows from log entries by one rule
-//! ([`evidence`]), so anyone holding the log recomputes the statement and
+//! (`proofmesh_ledger::statement::evidence`; this module only reads the log
+//! and feeds it), so anyone holding the log recomputes the statement and
 //! catches a false one (`proofmesh covenant check`). The log is the only
 //! store: previous statements (for the hash chain) are found by reading it.
 //!
@@ -33,7 +34,7 @@
 //!
 //! Schedule ([`run`]): epochs are `[k·len, (k+1)·len)` with len
 //! `statement_epoch_s` (default a UTC day). After an epoch ends and its
-//! settle time ([`evidence::settle_ms`], 1 h for a day) has passed, the task
+//! settle time ([`settle_ms`], 1 h for a day) has passed, the task
 //! flushes the heartbeats up to the epoch's end, then publishes the epoch for
 //! every provider registered before its end or with evidence in it, unless
 //! that provider already has a statement reaching past the epoch's start.
@@ -47,7 +48,6 @@
 //! the epoch's receipts in memory.
 
 pub mod batches;
-pub mod evidence;
 pub mod http;
 pub(crate) mod sampler;
 
@@ -55,15 +55,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use proofmesh_ledger::statement::evidence::{settle_ms, Evidence};
 use proofmesh_ledger::{
     genesis_hash, Currency, Epoch, SignedStatement, StatementError, StatementParams,
 };
+use proofmesh_log::{EntryError, LogEntry};
 use proofmesh_receipt::{Digest, Identity, PublicKey};
 use proofmesh_store::{Store, StoreError};
-use proofmesh_tlog::{LogEntry, TlogError};
 
 use crate::state::AppState;
-use evidence::{settle_ms, Evidence};
 use sampler::Sampler;
 
 /// Most epochs published in one run after downtime.
@@ -95,7 +95,7 @@ pub enum StatementsError {
         /// Its index.
         index: u64,
         /// Why.
-        source: TlogError,
+        source: EntryError,
     },
     /// Appending to the log failed.
     #[error("appending to the log: {0}")]
@@ -323,7 +323,7 @@ pub async fn publish_statements(
     epoch: Epoch,
 ) -> Result<Vec<Published>, StatementsError> {
     Publisher::from_app(app)?
-        .publish(&[epoch], crate::now_ms())
+        .publish(&[epoch], app.clock.now_ms())
         .await
 }
 
@@ -383,12 +383,12 @@ pub async fn run(app: AppState) {
     let len_s = app.config.statement_epoch_s;
     let period = Duration::from_millis((app.config.provider_timeout_ms / 2).max(1));
     let mut shutdown = app.shutdown.clone();
-    let mut sampler = Sampler::new(crate::now_ms());
+    let mut sampler = Sampler::new(app.clock.now_ms());
     let (mut done_s, mut retry_at) = (0u64, 0u64);
-    let mut next_flush = crate::now_ms() + FLUSH_EVERY_MS;
+    let mut next_flush = app.clock.now_ms() + FLUSH_EVERY_MS;
     loop {
         sampler.poll(app.store.as_ref()).await;
-        let now = crate::now_ms();
+        let now = app.clock.now_ms();
         let due = due_epochs(len_s, now, done_s);
         if let (Some(last), true) = (due.last(), now >= retry_at) {
             sampler.flush(&publisher, last.end_ms()).await;
@@ -413,7 +413,7 @@ pub async fn run(app: AppState) {
         }
     }
     sampler.poll(app.store.as_ref()).await;
-    sampler.flush(&publisher, crate::now_ms()).await;
+    sampler.flush(&publisher, app.clock.now_ms()).await;
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl PromptCounters {
     }
 
     /// The prompt's tokens: exact when the model's tokenizer is loaded and
-    /// the prompt renders, else [`crate::billing::prompt_token_bound`].
+    /// the prompt renders, else [`prompt_token_bound`].
     pub fn count(&self, spec: &JobSpec) -> PromptCount {
         let exact = self.by_digest.get(spec.model.as_str()).and_then(|c| {
             let messages: Vec<ChatMessage> = spec
@@ -84,9 +84,21 @@ impl PromptCounters {
                 source: CountSource::Tokenizer,
             },
             None => PromptCount {
-                tokens: crate::billing::prompt_token_bound(spec),
+                tokens: prompt_token_bound(spec),
                 source: CountSource::ByteBound,
             },
         }
     }
+}
+
+/// An upper bound on the prompt's tokens without tokenizing: the byte-level
+/// BPE never makes a token of less than one byte, and the ChatML template
+/// adds at most 8 tokens per message plus 8 for the reply prefix.
+pub fn prompt_token_bound(spec: &JobSpec) -> u32 {
+    let bytes: usize = spec
+        .messages
+        .iter()
+        .map(|m| m.content.len() + m.role.len() + 8)
+        .sum();
+    u32::try_from(bytes + 8).unwrap_or(u32::MAX)
 }

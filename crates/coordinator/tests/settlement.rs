@@ -24,7 +24,7 @@ use proofmesh_store::{
     AuditPenalty, AuditStore, BillingStore, IdemClaim, JobRecord, LedgerStore, LogStore,
     SqliteStore, Store,
 };
-use proofmesh_tlog::LogEntry;
+use proofmesh_log::LogEntry;
 use proofmesh_wire::PriceRate;
 use serde_json::Value;
 

@@ -171,7 +171,7 @@ async fn proved_inference_end_to_end() {
             info["log_key"].as_str().unwrap(),
         )
         .unwrap();
-        proofmesh_tlog::verify_receipt_inclusion(&receipt, &verifier).unwrap();
+        proofmesh_log::verify_receipt_inclusion(&receipt, &verifier).unwrap();
 
         // The owner reads it back; the money moved exactly once.
         let stored = c.get_receipt(&key, &rid).await;

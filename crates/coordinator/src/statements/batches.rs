@@ -25,8 +25,8 @@
 use proofmesh_ledger::{
     BatchBody, BatchError, Epoch, EpochError, Hash32, JournalEntry, SignedBatch, Transaction,
 };
+use proofmesh_log::{EntryError, LogEntry};
 use proofmesh_store::{Store, StoreError};
-use proofmesh_tlog::{LogEntry, TlogError};
 
 use super::{Publisher, SCAN_CHUNK};
 
@@ -45,7 +45,7 @@ pub enum BatchPublishError {
         /// Index.
         index: u64,
         /// Why.
-        source: TlogError,
+        source: EntryError,
     },
     /// A stored journal line does not decode.
     #[error("journal line {seq}: {reason}")]

@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use axum::extract::{Path, State};
 use axum::Json;
 use proofmesh_ledger::SignedStatement;
+use proofmesh_log::entry::TAG_STATEMENT;
+use proofmesh_log::LogEntry;
 use proofmesh_receipt::PublicKey;
-use proofmesh_tlog::entry::TAG_STATEMENT;
-use proofmesh_tlog::{encode_proof, LogEntry};
+use proofmesh_tlog::encode_proof;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use proofmesh_ledger::statement::heartbeats::{HEARTBEATS_VERSION, MAX_BEATS};
 use proofmesh_ledger::{HeartbeatsBody, SignedHeartbeats};
+use proofmesh_log::LogEntry;
 use proofmesh_receipt::{Identity, PublicKey};
 use proofmesh_store::Store;
-use proofmesh_tlog::LogEntry;
 
 use super::{heartbeats_log_key, Publisher};
 
@@ -199,7 +199,7 @@ mod tests {
             expect_from = l.body.to_ms;
             all.extend_from_slice(&l.body.beats_ms);
             let bytes = LogEntry::Heartbeats(l.clone()).encode().unwrap();
-            assert!(bytes.len() <= proofmesh_tlog::entry::MAX_ENTRY_SIZE);
+            assert!(bytes.len() <= proofmesh_log::entry::MAX_ENTRY_SIZE);
         }
         assert_eq!(expect_from, 1_000_000);
         assert_eq!(all, (0..n).map(|t| 10 + t * 3).collect::<Vec<_>>());
