@@ -16,9 +16,9 @@ use proofmesh_coordinator::server::{db_path, key_path, log_key_path};
 use proofmesh_coordinator::statements::{self, statement_log_key, Publisher};
 use proofmesh_coordinator::{now_ms, CoordinatorConfig};
 use proofmesh_ledger::{Epoch, SignedStatement, StatementBody};
+use proofmesh_log::LogEntry;
 use proofmesh_receipt::Identity;
 use proofmesh_store::{SqliteStore, Store};
-use proofmesh_tlog::LogEntry;
 use tokio::sync::oneshot;
 
 const BIN: &str = env!("CARGO_BIN_EXE_proofmesh");

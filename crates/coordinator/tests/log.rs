@@ -10,9 +10,9 @@ mod common;
 use std::process::Command;
 
 use common::*;
+use proofmesh_log::verify_receipt_inclusion;
 use proofmesh_receipt::testing::sample_receipt;
 use proofmesh_store::{Evidence, JobRecord, LogStore, SqliteStore, Store};
-use proofmesh_log::verify_receipt_inclusion;
 use proofmesh_tlog::CheckpointVerifier;
 
 /// Commits `n` receipts straight into the store, as if the coordinator had

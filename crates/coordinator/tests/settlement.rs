@@ -19,12 +19,12 @@ use proofmesh_ledger::{
     entry_leaf_hash, merkle_root, Allocation, Currency, Hash32, JournalEntry, ModelPrice,
     PoolCharter, PoolReplay, SignedCharter, SignedTransfer, Transaction, UnitTransfer,
 };
+use proofmesh_log::LogEntry;
 use proofmesh_receipt::{AuditBody, AuditOutcome, AuditReport, Identity, AUDIT_VERSION};
 use proofmesh_store::{
     AuditPenalty, AuditStore, BillingStore, IdemClaim, JobRecord, LedgerStore, LogStore,
     SqliteStore, Store,
 };
-use proofmesh_log::LogEntry;
 use proofmesh_wire::PriceRate;
 use serde_json::Value;
 

@@ -12,15 +12,15 @@ use std::sync::Arc;
 use common::*;
 use proofmesh_ambient::clock::now_ms;
 use proofmesh_coordinator::server::{db_path, key_path, log_key_path};
-use proofmesh_ledger::statement::evidence::Evidence;
 use proofmesh_coordinator::statements::{self, Publisher};
 use proofmesh_coordinator::CoordinatorConfig;
+use proofmesh_ledger::statement::evidence::Evidence;
 use proofmesh_ledger::{
     genesis_hash, recheck, verify_chain, Epoch, SignedStatement, StatementError, StatementFigures,
 };
+use proofmesh_log::LogEntry;
 use proofmesh_receipt::{Identity, PublicKey};
 use proofmesh_store::{LogStore, SqliteStore};
-use proofmesh_log::LogEntry;
 use proofmesh_tlog::{decode_proof, verify_inclusion, CheckpointVerifier};
 use serde_json::Value;
 

@@ -7,7 +7,7 @@
 //! of the provider's statements' signature under the pinned coordinator key
 //! and the hash chain from genesis; recompute each statement's figures from
 //! the entries logged before it, by the coordinator's own rule
-//! (`proofmesh_coordinator::statements::evidence`), and report every
+//! (`proofmesh_ledger::statement::evidence`), and report every
 //! mismatch; report evidence logged too late to be in any statement; then
 //! evaluate the lender's policy on the recomputed figures. Prints PASS or
 //! FAIL with the numbers; exit status 1 on FAIL.
@@ -16,15 +16,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use proofmesh_coordinator::statements::evidence::Evidence;
 use proofmesh_ledger::money::format_micros;
+use proofmesh_ledger::statement::evidence::Evidence;
 use proofmesh_ledger::statement::FigureMismatch;
 use proofmesh_ledger::{
     evaluate, genesis_hash, recheck, verify_chain, CovenantPolicy, SignedStatement, StatementBody,
     StatementFigures,
 };
+use proofmesh_log::LogEntry;
 use proofmesh_receipt::PublicKey;
-use proofmesh_tlog::LogEntry;
 
 use crate::clientcfg;
 use crate::cmd::log::{download_verified, LogArgs, Remote};

@@ -17,10 +17,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, ensure, Context};
 use proofmesh_ledger::{genesis_hash, verify_chain, PoolReplay, ReplayDocError, SignedStatement};
+use proofmesh_log::LogEntry;
 use proofmesh_receipt::ReceiptBody;
 use proofmesh_tlog::{
     decode_bundle, decode_proof, leaf_hash, tiles_for_size, verify_consistency, CheckpointVerifier,
-    LogEntry, TileKind, TilePath, Tree, VerifiedCheckpoint,
+    TileKind, TilePath, Tree, VerifiedCheckpoint,
 };
 
 use crate::clientcfg;

@@ -203,7 +203,7 @@ pub fn report(
         (Some(_), None) => {
             println!("note log inclusion not checked: no log key (pass --log-key)")
         }
-        (Some(inc), Some(v)) => match proofmesh_tlog::verify_receipt_inclusion(&receipt, v) {
+        (Some(inc), Some(v)) => match proofmesh_log::verify_receipt_inclusion(&receipt, v) {
             Ok(cp) => println!(
                 "ok   log inclusion: entry {} of {} in a checkpoint signed by {}",
                 inc.index, cp.size, cp.origin

@@ -137,7 +137,7 @@ fn logged(
     let what = "receipt is in the transparency log";
     let outcome = match (&r.log, log) {
         (None, _) => Err("no inclusion proof attached (logged at the next start)".into()),
-        (Some(_), Some(v)) => proofmesh_tlog::verify_receipt_inclusion(r, v)
+        (Some(_), Some(v)) => proofmesh_log::verify_receipt_inclusion(r, v)
             .map(|_| ())
             .map_err(|e| e.to_string()),
         (Some(_), None) => Ok(()),
