@@ -12,9 +12,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use proofmesh_ambient::clock::now_ms;
 use proofmesh_coordinator::server::{db_path, key_path, log_key_path};
 use proofmesh_coordinator::statements::{self, statement_log_key, Publisher};
-use proofmesh_coordinator::{now_ms, CoordinatorConfig};
+use proofmesh_coordinator::CoordinatorConfig;
 use proofmesh_ledger::{Epoch, SignedStatement, StatementBody};
 use proofmesh_log::LogEntry;
 use proofmesh_receipt::Identity;
