@@ -8,11 +8,11 @@
 
 use proofmesh_engine::Engine;
 use proofmesh_receipt::{
-    receipt_body_digest, response_digest, AuditBody, AuditOutcome, AuditReport, Digest, Identity,
-    AUDIT_VERSION,
+    receipt_body_digest, request_digest, response_digest, AuditBody, AuditOutcome, AuditReport,
+    Digest, Identity, RequestForDigest, AUDIT_VERSION,
 };
 use proofmesh_verify::{prompt_tokens_for, verify_job, JobUnderAudit, Sampling};
-use proofmesh_wire::{fingerprint_bytes, AuditTask, JobSpec, PriceRate};
+use proofmesh_wire::{fingerprint_bytes, AuditTask};
 
 /// Checks evidence against the receipt; `Err(reason)` if they disagree.
 fn check_evidence(engine: &Engine, task: &AuditTask, fp: &[u8]) -> Result<(), String> {
@@ -25,23 +25,17 @@ fn check_evidence(engine: &Engine, task: &AuditTask, fp: &[u8]) -> Result<(), St
         ));
     }
     // Recompute the request digest from the conversation we were given.
-    let spec = JobSpec {
-        job_id: b.job_id.clone(),
-        receipt_id: b.receipt_id.clone(),
-        client: b.client.clone(),
-        model: b.model.clone(),
-        messages: task.messages.clone(),
-        sampling: b.sampling.clone(),
-        dispatched_at_ms: b.dispatched_at_ms,
-        price: PriceRate {
-            currency: String::new(),
-            input_per_mtok_micros: 0,
-            output_per_mtok_micros: 0,
-        },
-        stream: false,
-        attestation: None,
+    let messages: Vec<(&str, &str)> = task
+        .messages
+        .iter()
+        .map(|m| (m.role.as_str(), m.content.as_str()))
+        .collect();
+    let request = RequestForDigest {
+        model: &b.model,
+        messages: &messages,
+        sampling: &b.sampling,
     };
-    if spec.request_digest() != b.request_digest {
+    if request_digest(request) != b.request_digest {
         return Err("evidence: conversation does not match the receipt's request_digest".into());
     }
     if response_digest(&task.completion_token_ids, &task.text, &b.finish_reason)

@@ -59,22 +59,27 @@ impl std::fmt::Display for Digest {
 }
 
 /// What a request digest covers: the model, the conversation and the sampling.
+/// A borrowed view, so callers (the dispatcher's `JobSpec`, a verifier
+/// holding only the receipt and the conversation) need no common type.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestForDigest<'a> {
     /// Model digest the request was dispatched for.
     pub model: &'a Digest,
     /// `(role, content)` pairs in order.
-    pub messages: &'a [(String, String)],
+    pub messages: &'a [(&'a str, &'a str)],
     /// Sampling parameters, seed included.
     pub sampling: &'a SamplingRecord,
 }
 
-/// Digest of a chat request as dispatched to a provider.
+/// Digest of a chat request as dispatched to a provider: SHA-256 over the
+/// canonical encoding (domain `proofmesh/request/v1`) of the model digest,
+/// the message count, each message's role and content, and the sampling
+/// record. Every party that checks a receipt's `request_digest` calls this.
 pub fn request_digest(req: RequestForDigest<'_>) -> Digest {
     let mut e = Encoder::new("proofmesh/request/v1");
     e.str("model", req.model.as_str());
     e.u64("messages", req.messages.len() as u64);
-    for (role, content) in req.messages {
+    for &(role, content) in req.messages {
         e.str("role", role).str("content", content);
     }
     req.sampling.encode(&mut e);
@@ -136,6 +141,29 @@ mod tests {
         assert_ne!(base, response_digest(&[1, 3], "hi", "stop"));
         assert_ne!(base, response_digest(&[1, 2], "ho", "stop"));
         assert_ne!(base, response_digest(&[1, 2], "hi", "length"));
+    }
+
+    #[test]
+    fn request_digest_golden_vector() {
+        // Recorded from `proofmesh_wire::JobSpec::request_digest` (see
+        // crates/wire/tests/request_digest.rs for more vectors).
+        let sampling = SamplingRecord {
+            temperature_milli: 0,
+            top_p_milli: 1000,
+            seed: 0,
+            max_tokens: 16,
+            stop: vec![],
+            top_k_logits: 8,
+        };
+        let got = request_digest(RequestForDigest {
+            model: &Digest::of(b"model"),
+            messages: &[("user", "Hi")],
+            sampling: &sampling,
+        });
+        assert_eq!(
+            got.as_str(),
+            "sha256:10d2efb1a2147d6e48a23f5448282246acc704f287600f90909e447d8b91d68d"
+        );
     }
 
     #[test]

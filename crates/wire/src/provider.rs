@@ -134,12 +134,14 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// The request digest both sides compute for this job.
+    /// The request digest both sides compute for this job
+    /// ([`proofmesh_receipt::request_digest`] of its model, conversation and
+    /// sampling).
     pub fn request_digest(&self) -> Digest {
-        let msgs: Vec<(String, String)> = self
+        let msgs: Vec<(&str, &str)> = self
             .messages
             .iter()
-            .map(|m| (m.role.clone(), m.content.clone()))
+            .map(|m| (m.role.as_str(), m.content.as_str()))
             .collect();
         proofmesh_receipt::request_digest(proofmesh_receipt::RequestForDigest {
             model: &self.model,
