@@ -1,37 +1,47 @@
 //! The proofmesh coordinator: provider discovery over dial-out WebSockets, an
 //! OpenAI-compatible gateway, receipt countersigning and storage.
 //!
-//! Entry point: [`server::run`], which serves on a listener until a shutdown
-//! future resolves (the binary wires that to ctrl-c and SIGTERM).
+//! Entry points: [`server::run`], which serves on a listener until a
+//! shutdown future resolves (the binary wires that to ctrl-c and SIGTERM);
+//! [`server::open`], which builds the services without serving (tests);
+//! [`admin`], the offline operations the CLI calls.
+//!
+//! Layers: the HTTP layer (`gateway`, `zk::infer`'s handler, `billing`'s
+//! read endpoints, `routes`, `log_routes`, `provider_ws`) parses and
+//! answers; the services below it take narrow dependencies, not
+//! [`AppState`]: [`pipeline::Pipeline`] (the one job driver; `chat` and
+//! `zk::infer` are its kinds), [`money::Money`] (the one owner of a job's
+//! money), [`fleet::Fleet`] (the one owner of provider state). Modules are
+//! private unless another crate needs them.
 
 pub mod admin;
-pub mod admission;
-pub mod attestation;
-pub mod audit;
-pub mod auth;
+mod admission;
+mod attestation;
+mod audit;
+mod auth;
 pub mod billing;
-pub mod chat;
+mod chat;
 pub mod config;
-pub mod discovery;
-pub mod dispatch_check;
+mod discovery;
+mod dispatch_check;
 pub mod error;
 pub mod fleet;
-pub mod gateway;
+mod gateway;
 pub mod idempotency;
-pub mod log_routes;
-pub mod metrics_http;
+mod log_routes;
+mod metrics_http;
 pub mod money;
 pub mod pipeline;
 pub mod placement;
-pub mod pools;
-pub mod provider_ws;
+mod pools;
+mod provider_ws;
 pub mod registry;
-pub mod routes;
+mod routes;
 pub mod server;
-pub mod standing;
-pub mod state;
+mod standing;
+mod state;
 pub mod statements;
-pub mod tokens;
+mod tokens;
 pub mod validate;
 pub mod zk;
 
