@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use proofmesh_ledger::money::format_micros;
 use proofmesh_coordinator::admin::{self, Deposit};
+use proofmesh_ledger::money::format_micros;
 use proofmesh_ledger::{Amount, Currency};
 
 use crate::clientcfg::{api_get, ApiArgs};
@@ -102,7 +102,12 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn check(dir: &std::path::Path, grace_s: u64, json: bool) -> anyhow::Result<ExitCode> {
-    let report = admin::check_settlement(dir, std::time::Duration::from_secs(grace_s)).await?;
+    let report = admin::check_settlement(
+        dir,
+        proofmesh_ambient::clock::now_ms(),
+        std::time::Duration::from_secs(grace_s),
+    )
+    .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -149,6 +154,7 @@ async fn credit(
             amount,
             reference,
         },
+        proofmesh_ambient::clock::now_ms(),
     )
     .await?;
     if applied.replayed {

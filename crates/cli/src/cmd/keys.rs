@@ -43,6 +43,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     label: &label,
                     min_attestation: min_attestation.as_deref(),
                 },
+                proofmesh_ambient::clock::now_ms(),
             )
             .await?;
             if let Some(l) = &k.min_attestation {

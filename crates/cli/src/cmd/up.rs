@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use proofmesh_coordinator::admin::{self, Deposit, NewKey};
 use proofmesh_coordinator::CoordinatorConfig;
-use proofmesh_store::{SqliteStore, Store};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
@@ -148,37 +148,36 @@ pub(crate) async fn ensure_client(
     base: &str,
     log_origin: &str,
 ) -> anyhow::Result<ClientConfig> {
-    std::fs::create_dir_all(coord_dir)?;
-    let store = SqliteStore::open(&proofmesh_coordinator::server::db_path(coord_dir)).await?;
-    let coordinator_key = proofmesh_receipt::Identity::load_or_create(
-        &proofmesh_coordinator::server::key_path(coord_dir),
-    )?
-    .public()
-    .to_string();
-    let log_seed = proofmesh_receipt::Identity::load_or_create(
-        &proofmesh_coordinator::server::log_key_path(coord_dir),
-    )?
-    .seed();
-    let log_key = proofmesh_tlog::CheckpointSigner::from_seed(log_origin, &log_seed)?
-        .verifier_key()
-        .to_owned();
-    let existing = clientcfg::load(data_dir);
-    let api_key = match existing {
-        Some(c) if store.authenticate(&c.api_key).await?.is_some() => c.api_key,
-        _ => {
-            store
-                .create_api_key(None, "proofmesh up", proofmesh_ambient::clock::now_ms())
-                .await?
-                .key
+    // Creates the coordinator's keys (and, with the first API key, its
+    // database) before the server opens them.
+    let keys = admin::public_keys(coord_dir, log_origin)?;
+    let reused = match clientcfg::load(data_dir) {
+        Some(c) => admin::authenticate(coord_dir, &c.api_key)
+            .await?
+            .map(|holder| (c.api_key, holder.client_id)),
+        None => None,
+    };
+    let (api_key, client_id) = match reused {
+        Some(known) => known,
+        None => {
+            let k = admin::create_api_key(
+                coord_dir,
+                NewKey {
+                    label: "proofmesh up",
+                    ..NewKey::default()
+                },
+                proofmesh_ambient::clock::now_ms(),
+            )
+            .await?;
+            (k.api_key, k.client_id)
         }
     };
-    credit_local_client(&store, &api_key).await?;
-    store.close().await;
+    credit_local_client(coord_dir, &client_id).await?;
     let cfg = ClientConfig {
         base_url: format!("{base}/v1"),
         api_key,
-        coordinator_key,
-        log_key: Some(log_key),
+        coordinator_key: keys.coordinator_key,
+        log_key: Some(keys.log_key),
     };
     clientcfg::save(data_dir, &cfg)?;
     Ok(cfg)
@@ -189,24 +188,19 @@ pub(crate) async fn ensure_client(
 /// add more).
 const LOCAL_CREDIT_MICROS: u64 = 100_000_000;
 
-async fn credit_local_client(store: &SqliteStore, api_key: &str) -> anyhow::Result<()> {
-    let client = store
-        .authenticate(api_key)
-        .await?
-        .context("the local API key does not authenticate")?;
-    let (bank, task) = proofmesh_settlement::Bank::open(
-        std::sync::Arc::new(store.clone()),
-        proofmesh_settlement::BankConfig::default(),
+async fn credit_local_client(coord_dir: &Path, client_id: &str) -> anyhow::Result<()> {
+    let usd = proofmesh_ledger::Currency::parse("USD")?;
+    let reference = format!("proofmesh-up-{client_id}");
+    admin::credit(
+        coord_dir,
+        Deposit {
+            client_id,
+            amount: proofmesh_ledger::Amount::from_micros(usd, LOCAL_CREDIT_MICROS)?,
+            reference: &reference,
+        },
+        proofmesh_ambient::clock::now_ms(),
     )
     .await?;
-    let usd = proofmesh_ledger::Currency::parse("USD")?;
-    let amount = proofmesh_ledger::Amount::from_micros(usd, LOCAL_CREDIT_MICROS)?;
-    let reference = format!("proofmesh-up-{}", client.client_id);
-    let tx = proofmesh_ledger::settle::deposit(&client.client_id, amount, &reference)?;
-    let result = bank.apply(tx, proofmesh_ambient::clock::now_ms()).await;
-    bank.close().await;
-    let _ = task.await;
-    result?;
     Ok(())
 }
 
