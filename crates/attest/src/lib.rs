@@ -13,7 +13,6 @@
 //! What is and is not checked offline is documented at the top of each
 //! verifier module.
 
-pub mod bench;
 pub mod binding;
 pub mod bundle;
 pub mod certs;

@@ -1,6 +1,7 @@
 //! Load-robust timing probe for a busy machine: best and median per-token
 //! decode time, best one-pass verification time, for the default model:
 //! `cargo run --release -p proofmesh-engine --example probe -- [threads] [runs]`.
+//! (The median figures providers advertise come from `proofmesh bench engine`.)
 
 use std::time::Instant;
 
@@ -36,11 +37,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let unit = engine.encode("The quick brown fox jumps over the lazy dog. ")?;
     let plen = proofmesh_ambient::env::parse("PROBE_PROMPT").unwrap_or(16);
     let prompt: Vec<u32> = unit.iter().copied().cycle().take(plen).collect();
-    if proofmesh_ambient::env::var_os("PROBE_BENCH").is_some() {
-        let r = proofmesh_engine::bench::run(&engine, 128, 64, runs)?;
-        println!("{r:?}");
-        return Ok(());
-    }
     if proofmesh_ambient::env::var_os("PROBE_VERIFY_ONLY").is_some() {
         let tokens: Vec<u32> = unit.iter().copied().cycle().take(80).collect();
         for _ in 0..runs {
@@ -97,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         gen[0],
         verify[0],
         verify[0] / gen[0],
-        proofmesh_engine::bench::peak_rss_bytes() as f64 / 1e6
+        peak_rss_bytes() as f64 / 1e6
     );
     Ok(())
 }
@@ -113,4 +109,16 @@ fn cpu_ms() -> f64 {
     // Fields 14 and 15 (utime, stime) are at 11, 12 after the ')' split;
     // clock ticks of 10 ms.
     (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) * 10.0
+}
+
+/// Peak resident set (`VmHWM` in `/proc/self/status`), bytes; 0 if unknown.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }

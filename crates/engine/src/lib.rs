@@ -4,7 +4,6 @@
 //! re-score a provider's output; sampling is seeded and fully specified.
 
 mod attention;
-pub mod bench;
 mod bpe;
 mod chat;
 mod engine;

@@ -4,12 +4,13 @@
 //!
 //! Why a pure crate: every rule about money must be testable without a
 //! database and identical wherever it runs (coordinator, store, CLI, a
-//! lender's laptop). Nothing here does I/O, spawns tasks or reads the clock
-//! (except [`bench`]); times and epochs are passed in. A durable store uses
-//! [`Ledger`] as the authoritative validator: [`Ledger::check`] computes the
-//! exact balance changes (with `before` values to guard SQL updates) without
-//! mutating; the store writes them and the journal row in one database
-//! transaction, then calls [`Ledger::commit`].
+//! lender's laptop). Nothing here does I/O, spawns tasks or reads the clock;
+//! times and epochs are passed in (`proofmesh bench ledger` times it from
+//! the CLI). A durable store uses [`Ledger`] as the authoritative
+//! validator: [`Ledger::check`] computes the exact balance changes (with
+//! `before` values to guard SQL updates) without mutating; the store writes
+//! them and the journal row in one database transaction, then calls
+//! [`Ledger::commit`].
 //!
 //! Money is integer micro-units ([`Amount`], `0..=i64::MAX`, so it fits SQL
 //! `BIGINT`); balances are `i64` and only the external account may be
@@ -33,11 +34,9 @@
 //! | [`covenant`] | [`CovenantPolicy`] (TOML/JSON), [`evaluate`] → [`CovenantReport`] |
 //! | [`batch`] | epoch [`SignedBatch`]: RFC 6962 Merkle root of journal entries, inclusion proofs |
 //! | [`hash`] | [`Hash32`], the raw SHA-256 type |
-//! | [`bench`] | in-memory throughput ([`bench::run`]) |
 
 pub mod account;
 pub mod batch;
-pub mod bench;
 pub mod covenant;
 pub mod epoch;
 pub mod hash;

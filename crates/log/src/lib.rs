@@ -19,9 +19,7 @@
 //! - [`config`]: batch size and age, origin, queue bound.
 //! - [`service`]: [`Log`], open/append/read/close.
 //! - [`sequencer`]: the batching task.
-//! - [`bench`]: `proofmesh bench log`.
 
-pub mod bench;
 pub mod config;
 pub mod entry;
 pub mod error;

@@ -10,8 +10,8 @@ use proofmesh_ambient::clock::now_ms;
 use proofmesh_receipt::LogInclusion;
 use proofmesh_store::{LogStore, StoredCheckpoint};
 use proofmesh_tlog::{
-    encode_bundle, encode_proof, tile_exists, CheckpointSigner, CheckpointVerifier, Hash,
-    TileKind, TilePath, Tree,
+    encode_bundle, encode_proof, tile_exists, CheckpointSigner, CheckpointVerifier, Hash, TileKind,
+    TilePath, Tree,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;

@@ -3,13 +3,12 @@
 //! `cargo bench -p proofmesh-placement --bench placement`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use proofmesh_placement::bench::BENCH_NOW_MS;
-use proofmesh_placement::synthetic::{fleet, request, Rng};
+use proofmesh_placement::synthetic::{fleet, request, Rng, NOW_MS};
 use proofmesh_placement::{ClassKind, PlacementConfig, Request};
 
 fn requests_of(kind: ClassKind, n: usize, providers: usize) -> Vec<Request> {
     let mut rng = Rng::new(42);
-    std::iter::repeat_with(|| request(&mut rng, providers, BENCH_NOW_MS))
+    std::iter::repeat_with(|| request(&mut rng, providers, NOW_MS))
         .filter(|r| r.class.kind() == kind)
         .take(n)
         .collect()
@@ -17,7 +16,7 @@ fn requests_of(kind: ClassKind, n: usize, providers: usize) -> Vec<Request> {
 
 fn placement(c: &mut Criterion) {
     let providers = 10_000;
-    let reg = fleet(providers, 1, PlacementConfig::default(), BENCH_NOW_MS);
+    let reg = fleet(providers, 1, PlacementConfig::default(), NOW_MS);
     for kind in ClassKind::ALL {
         let reqs = requests_of(kind, 1_024, providers);
         let mut i = 0;

@@ -88,12 +88,11 @@
 //! - [`plan`]: `proofmesh plan` — a fleet and a workload mix simulated into
 //!   cost, SLO attainment, tier savings, colocated vs decentralized.
 //! - [`listing`]: provider queries for `GET /v1/providers`.
-//! - [`mod@bench`]: `proofmesh bench schedule`.
-//! - [`synthetic`]: seeded synthetic fleets and request mixes (bench, tests).
+//! - [`synthetic`]: seeded synthetic fleets and request mixes
+//!   (`proofmesh bench schedule`, `plan`, benches, tests).
 //! - [`uptime`]: live per-epoch uptime from connection and heartbeat events
 //!   (first and current epochs pro-rated), the figure behind `uptime_bp`.
 
-pub mod bench;
 pub mod config;
 pub mod economics;
 pub mod error;

@@ -121,6 +121,19 @@ impl Registry {
             .and_then(|&s| self.records[s as usize].as_ref())
     }
 
+    /// Models the registry indexes (registered, or offered by a provider).
+    pub fn model_count(&self) -> usize {
+        self.models.len()
+    }
+
+    /// Live offers of `model` in its index: the candidates a placement for
+    /// it starts from, before any filter (0 for an unknown model).
+    pub fn candidates(&self, model: &str) -> usize {
+        self.model_ids
+            .get(model)
+            .map_or(0, |&m| self.models[m as usize].index.live_entries)
+    }
+
     /// The spec the registry uses for a model.
     pub fn model_spec(&self, model: &str) -> Option<&ModelSpec> {
         self.model_ids

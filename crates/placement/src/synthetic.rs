@@ -18,6 +18,9 @@ use crate::registry::Registry;
 use crate::workload::{ClientInfo, ModelSpec, PriceCap, Request, WorkloadClass};
 use crate::PlacementConfig;
 
+/// The fixed "now" of the synthetic world, unix ms (benches and tests).
+pub const NOW_MS: u64 = 1_750_000_000_000;
+
 /// SplitMix64: a tiny, fast, well-mixed deterministic generator.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);

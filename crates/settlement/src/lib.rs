@@ -8,10 +8,8 @@
 //! channel and the store, like `proofmesh-log` does for the transparency log.
 //!
 //! - [`bank`]: [`Bank`] open/apply/close.
-//! - [`bench`]: `proofmesh bench ledger`.
 
 pub mod bank;
-pub mod bench;
 mod writer;
 
 pub use bank::{Bank, BankConfig, BankError};

@@ -8,8 +8,9 @@
 use candle_core::quantized::GgmlDType;
 use proofmesh_engine::testing::write_tiny_gguf;
 use proofmesh_engine::{default_model_path, Engine, EngineOptions};
-use proofmesh_verify::bench::{job_messages, job_sampling};
-use proofmesh_verify::testing::{foreign_job, fp16_noise, requantize_gguf, round_to_f16, Perturb};
+use proofmesh_verify::testing::{
+    foreign_job, fp16_noise, job_messages, job_sampling, requantize_gguf, round_to_f16, Perturb,
+};
 use proofmesh_verify::{prompt_tokens_for, verify_job_with, JobUnderAudit, VerifyOptions};
 
 const TOLERANCES: [f64; 9] = [0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];

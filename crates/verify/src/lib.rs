@@ -12,7 +12,6 @@ mod f16;
 pub mod fingerprint;
 mod finish;
 
-pub mod bench;
 #[doc(hidden)]
 pub mod testing;
 

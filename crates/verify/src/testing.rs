@@ -1,7 +1,9 @@
 //! Provider-side helpers for tests, the bench and calibration: run a job the
 //! honest way and package it as a [`JobUnderAudit`], simulate a foreign
-//! (non-bit-exact) engine by perturbing logits, and write "same weights,
-//! other quantization" model files. Not part of the verification API.
+//! (non-bit-exact) engine by perturbing logits, write "same weights, other
+//! quantization" model files, and the fixed job mix (messages, sampling)
+//! that `proofmesh bench verify` and the calibration example run. Not part
+//! of the verification API.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::ops::ControlFlow;
@@ -10,7 +12,9 @@ use std::time::Instant;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::Device;
-use proofmesh_engine::{sample_token, Engine, GenerateRequest, SamplingParams, Session};
+use proofmesh_engine::{
+    sample_token, ChatMessage, Engine, GenerateRequest, SamplingParams, Session,
+};
 
 use crate::check::{JobUnderAudit, Sampling};
 use crate::f16::{f16_bits_to_f32, f32_to_f16_bits};
@@ -215,4 +219,32 @@ pub fn requantize_gguf(
     gguf_file::write(&mut w, &md, &t_refs).map_err(err(dst))?;
     w.flush().map_err(io(dst))?;
     Ok(changed)
+}
+
+/// User questions the bench's jobs cycle through.
+pub const PROMPTS: [&str; 8] = [
+    "What is the capital of France?",
+    "Write a haiku about GPUs.",
+    "Explain photosynthesis in one sentence.",
+    "List three prime numbers.",
+    "What is 12 times 7?",
+    "Give me a name for a cat.",
+    "Translate 'good morning' to Spanish.",
+    "Why is the sky blue?",
+];
+
+/// Sampling of honest job `i`: greedy, 0.7 and 1.0, with top_p 1 or 0.9.
+pub fn job_sampling(i: usize, gen_tokens: usize) -> Sampling {
+    Sampling {
+        temperature: [0.0, 0.7, 1.0][i % 3],
+        top_p: if i % 2 == 0 { 1.0 } else { 0.9 },
+        seed: 1000 + i as u64,
+        max_tokens: gen_tokens as u32,
+        stop: Vec::new(),
+    }
+}
+
+/// Chat messages of job `i`.
+pub fn job_messages(i: usize) -> Vec<ChatMessage> {
+    vec![ChatMessage::new("user", PROMPTS[i % PROMPTS.len()])]
 }

@@ -188,6 +188,29 @@ impl ConstraintSynthesizer<Fr> for InferenceCircuit<'_> {
     }
 }
 
+/// How big a model's circuit is: what the setup and every proof pay for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircuitSize {
+    /// R1CS constraints.
+    pub constraints: usize,
+    /// Witness variables.
+    pub witness_variables: usize,
+    /// Public inputs (without the constant 1), [`num_public_inputs`].
+    pub public_inputs: usize,
+}
+
+/// Synthesizes the blank circuit of `model` in a fresh constraint system
+/// and counts it.
+pub fn size(model: &QuantModel) -> Result<CircuitSize, SynthesisError> {
+    let cs = ark_relations::gr1cs::ConstraintSystem::<Fr>::new_ref();
+    InferenceCircuit::blank(model).generate_constraints(cs.clone())?;
+    Ok(CircuitSize {
+        constraints: cs.num_constraints(),
+        witness_variables: cs.num_witness_variables(),
+        public_inputs: num_public_inputs(model),
+    })
+}
+
 /// Synthesizes `c` in a fresh constraint system and returns whether the
 /// witness satisfies it, with the public inputs it holds (without the
 /// leading 1) and the constraint count.

@@ -17,6 +17,14 @@ pub const INPUT_SCALE: f64 = 1.0 / 16.0;
 /// Rows in the dataset.
 pub const ROWS: usize = 1797;
 
+/// The first image of the digits dataset (a 0): the input of `proofmesh
+/// bench zk`, of the tests, and of `proofmesh zk infer` without `--input`.
+pub const SAMPLE_ZERO: [i8; 64] = [
+    0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0,
+    8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6,
+    13, 10, 0, 0, 0,
+];
+
 /// Why the dataset could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {

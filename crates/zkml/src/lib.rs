@@ -31,7 +31,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod bench;
 pub mod bundle;
 pub mod circuit;
 pub mod digits;

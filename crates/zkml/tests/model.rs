@@ -19,7 +19,7 @@ fn committed_model_loads_with_pinned_digest() {
     let bytes = m.to_safetensors().unwrap();
     assert_eq!(QuantModel::from_safetensors(&bytes).unwrap(), m);
     assert_eq!(
-        m.evaluate(&proofmesh_zkml::bench::SAMPLE_ZERO)
+        m.evaluate(&proofmesh_zkml::digits::SAMPLE_ZERO)
             .unwrap()
             .class,
         0
@@ -112,7 +112,7 @@ fn committed_cnn_loads_with_pinned_digest_and_round_trips() {
     assert_eq!(builtin_model("digits-cnn").unwrap(), m);
     assert!(builtin_model("digits-rnn").is_err());
     assert_eq!(
-        m.evaluate(&proofmesh_zkml::bench::SAMPLE_ZERO)
+        m.evaluate(&proofmesh_zkml::digits::SAMPLE_ZERO)
             .unwrap()
             .class,
         0

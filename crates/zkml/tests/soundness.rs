@@ -4,7 +4,7 @@
 
 use ark_std::rand::{rngs::StdRng, SeedableRng};
 use base64::Engine as _;
-use proofmesh_zkml::bench::SAMPLE_ZERO;
+use proofmesh_zkml::digits::SAMPLE_ZERO;
 use proofmesh_zkml::{
     digits_cnn, digits_model, prove, setup, verify_bundle, ProofBundle, Registry, RegistryEntry,
     VerifyingKey, ZkError,

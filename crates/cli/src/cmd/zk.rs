@@ -141,7 +141,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let input = match input {
                 Some(s) => parse_input(&s)?,
-                None => proofmesh_zkml::bench::SAMPLE_ZERO.to_vec(),
+                None => proofmesh_zkml::digits::SAMPLE_ZERO.to_vec(),
             };
             let saves = (save_bundle, save_receipt);
             crate::cmd::zk_infer::run(&model, input, vk.as_deref(), saves, api).await

@@ -3,6 +3,8 @@
 //! `--against-llama-cpp`, the same figures from llama.cpp on the same file,
 //! each engine measured in its own fresh process so peak RSS is its own.
 
+mod measure;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, ExitCode};
 
@@ -69,7 +71,7 @@ fn measure(
 ) -> anyhow::Result<Value> {
     let name = proofmesh_provider::advertised_name(path);
     let engine = Engine::load(path, EngineOptions { threads })?;
-    let r = proofmesh_engine::bench::run(&engine, prompt_tokens, gen_tokens, runs)?;
+    let r = measure::run(&engine, prompt_tokens, gen_tokens, runs)?;
     Ok(serde_json::json!({
         "engine": "proofmesh",
         "model": name,
@@ -82,7 +84,7 @@ fn measure(
         "decode_tokens_per_s": r.decode_tokens_per_s,
         "peak_rss_bytes": r.peak_rss_bytes,
         "model_file_bytes": r.model_file_bytes,
-        "verify_prompt_tokens": proofmesh_engine::bench::VERIFY_PROMPT_TOKENS,
+        "verify_prompt_tokens": measure::VERIFY_PROMPT_TOKENS,
         "generate_ms": r.generate_ms,
         "verify_ms": r.verify_ms,
         "verify_to_generate_ratio": r.verify_to_generate_ratio,
@@ -177,7 +179,9 @@ fn llama_command(a: &Args, path: &Path, common: &[String]) -> Process {
         None => {
             let manifest =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/llama-ref/Cargo.toml");
-            let mut c = Process::new(proofmesh_ambient::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            let mut c = Process::new(
+                proofmesh_ambient::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+            );
             c.args(["run", "--quiet", "--release", "--manifest-path"])
                 .arg(manifest)
                 .arg("--");

@@ -1,6 +1,9 @@
 //! `proofmesh bench ledger`: durable balanced transactions per second
 //! through the settlement writer and SQLite, beside the pure in-memory rate.
 
+mod durable;
+mod in_memory;
+
 use std::process::ExitCode;
 
 /// Options.
@@ -22,7 +25,7 @@ pub struct Args {
 
 /// Runs it.
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let r = proofmesh_settlement::bench::run(a.jobs.max(1), a.clients, a.concurrency).await?;
+    let r = durable::run(a.jobs.max(1), a.clients, a.concurrency).await?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);

@@ -1,10 +1,14 @@
-//! `proofmesh bench log`: prints `proofmesh_log::bench` figures beside the
-//! published references (Tessera, Trillian, real CT load).
+//! `proofmesh bench log`: prints the transparency log's figures
+//! ([`measure`]) beside the published references (Tessera, Trillian, real
+//! CT load).
+
+mod measure;
 
 use std::process::ExitCode;
 
-use proofmesh_log::bench::{run as bench, BenchOptions};
 use proofmesh_log::LogConfig;
+
+use measure::{run as bench, BenchOptions};
 
 /// Options.
 #[derive(clap::Args, Debug)]

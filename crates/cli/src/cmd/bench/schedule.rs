@@ -1,11 +1,13 @@
-//! `proofmesh bench schedule`: prints `proofmesh_placement::bench` figures —
+//! `proofmesh bench schedule`: prints the placement figures ([`measure`]) —
 //! placements per second and decision time with N registered synthetic
 //! providers and a realistic request mix — beside the published references
 //! (kube-scheduler, Ray) and the target.
 
+mod measure;
+
 use std::process::ExitCode;
 
-use proofmesh_placement::bench::{run_with, BenchConfig, BenchReport};
+use measure::{run_with, BenchConfig, BenchReport};
 
 /// Options.
 #[derive(clap::Args, Debug)]

@@ -2,6 +2,8 @@
 //! MLP and CNN — setup, prove and verify time, proof and key size,
 //! constraints and peak memory.
 
+mod measure;
+
 use std::process::ExitCode;
 
 /// Options.
@@ -18,7 +20,7 @@ pub struct Args {
 /// Runs it.
 pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     let runs = a.runs.max(1);
-    let r = tokio::task::spawn_blocking(move || proofmesh_zkml::bench::run(runs)).await??;
+    let r = tokio::task::spawn_blocking(move || measure::run(runs)).await??;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(ExitCode::SUCCESS);
@@ -29,7 +31,7 @@ pub async fn run(a: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(r: &proofmesh_zkml::bench::BenchReport) {
+fn print_report(r: &measure::BenchReport) {
     println!("zk benchmark: {} ({}), {} runs", r.model, r.system, r.runs);
     println!(
         "  circuit      {} constraints, {} witness variables, {} public inputs",

@@ -1,24 +1,37 @@
-//! `proofmesh bench attest`: verifications per second for each evidence kind,
-//! on real public samples compiled into the binary (tests/data, see its
-//! SOURCES.md), each at a `now` inside its validity window. Measures the full
-//! offline verification (parse, chains, collateral, signatures), no policy.
+//! The measurement behind `proofmesh bench attest`: verifications per second
+//! for each evidence kind, on real public samples compiled into the binary
+//! (`proofmesh-attest`'s tests/data, see its SOURCES.md), each at a `now`
+//! inside its validity window. Measures the full offline verification
+//! (parse, chains, collateral, signatures) through the crate's public
+//! verifiers, no policy.
 
-use crate::certs::Revocation;
-use crate::{intel, nvidia, snp};
-use serde::Serialize;
 use std::time::Instant;
 
-const TDX_QUOTE: &[u8] = include_bytes!("../tests/data/dcap-qvl/tdx_quote");
-const TDX_COLLATERAL: &[u8] = include_bytes!("../tests/data/dcap-qvl/tdx_quote_collateral.json");
+use proofmesh_attest::{intel, nvidia, snp, Revocation};
+use serde::Serialize;
+
+/// A sample file of `proofmesh-attest`'s test data.
+macro_rules! sample {
+    ($path:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../attest/tests/data/",
+            $path
+        ))
+    };
+}
+
+const TDX_QUOTE: &[u8] = sample!("dcap-qvl/tdx_quote");
+const TDX_COLLATERAL: &[u8] = sample!("dcap-qvl/tdx_quote_collateral.json");
 const TDX_NOW: u64 = 1_752_919_234;
-const SGX_QUOTE: &[u8] = include_bytes!("../tests/data/dcap-qvl/sgx_quote");
-const SGX_COLLATERAL: &[u8] = include_bytes!("../tests/data/dcap-qvl/sgx_quote_collateral.json");
+const SGX_QUOTE: &[u8] = sample!("dcap-qvl/sgx_quote");
+const SGX_COLLATERAL: &[u8] = sample!("dcap-qvl/sgx_quote_collateral.json");
 const SGX_NOW: u64 = 1_752_919_277;
-const SNP_REPORT_HEX: &[u8] = include_bytes!("../tests/data/sev/report_milan.hex");
-const SNP_VCEK: &[u8] = include_bytes!("../tests/data/sev/vcek_milan.der");
+const SNP_REPORT_HEX: &[u8] = sample!("sev/report_milan.hex");
+const SNP_VCEK: &[u8] = sample!("sev/vcek_milan.der");
 const SNP_NOW: u64 = 1_750_000_000;
-const GPU_REPORT_HEX: &[u8] = include_bytes!("../tests/data/nvtrust/hopperAttestationReport.txt");
-const GPU_CHAIN: &[u8] = include_bytes!("../tests/data/nvtrust/hopperCertChain.txt");
+const GPU_REPORT_HEX: &[u8] = sample!("nvtrust/hopperAttestationReport.txt");
+const GPU_CHAIN: &[u8] = sample!("nvtrust/hopperCertChain.txt");
 const GPU_NOW: u64 = 1_750_000_000;
 
 /// Timings; key names carry their units.
@@ -82,7 +95,7 @@ pub fn run(iters: u32) -> BenchReport {
             (0.0, 0.0)
         }
     };
-    let report = crate::decode_hex_or_raw(SNP_REPORT_HEX);
+    let report = proofmesh_attest::decode_hex_or_raw(SNP_REPORT_HEX);
     let coll = snp::SnpCollateral {
         vcek: SNP_VCEK.to_vec(),
         ask_ark_pem: None,
@@ -92,7 +105,7 @@ pub fn run(iters: u32) -> BenchReport {
     });
     let gpu = nvidia::GpuEvidence {
         arch: None,
-        evidence: crate::decode_hex_or_raw(GPU_REPORT_HEX),
+        evidence: proofmesh_attest::decode_hex_or_raw(GPU_REPORT_HEX),
         cert_chain: String::from_utf8_lossy(GPU_CHAIN).into_owned(),
     };
     let (nv_ms, nv_ps) = time("nvidia", iters, &mut errors, || {

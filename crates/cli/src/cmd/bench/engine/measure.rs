@@ -1,13 +1,15 @@
-//! Throughput measurement for a loaded engine: prefill and decode tokens per
-//! second (median over runs), the cost of verifying a generation (one
-//! prefill over prompt + output) relative to generating it, and peak
-//! resident memory, so providers can advertise honest capacity figures.
+//! The measurement behind `proofmesh bench engine`: prefill and decode
+//! tokens per second of a loaded engine (median over runs), the cost of
+//! verifying a generation (one prefill over prompt + output) relative to
+//! generating it, and peak resident memory, so providers can advertise
+//! honest capacity figures. Uses only the engine's public API.
 
 use std::time::Instant;
 
-use crate::generate::Session;
-use crate::sampling::argmax;
-use crate::{Engine, EngineError};
+use anyhow::{bail, ensure};
+use proofmesh_engine::{argmax, Engine, Session};
+
+use crate::cmd::bench::process;
 
 /// Text repeated to build benchmark prompts.
 const FILLER: &str =
@@ -52,17 +54,17 @@ pub fn run(
     prompt_tokens: usize,
     gen_tokens: usize,
     runs: usize,
-) -> Result<BenchReport, EngineError> {
-    if prompt_tokens == 0 {
-        return Err(EngineError::EmptyPrompt);
-    }
+) -> anyhow::Result<BenchReport> {
+    ensure!(
+        prompt_tokens > 0,
+        "the benchmark prompt must have at least one token"
+    );
     let total = prompt_tokens.max(VERIFY_PROMPT_TOKENS) + gen_tokens;
-    if total > engine.max_sequence_len() {
-        return Err(EngineError::ContextOverflow {
-            tokens: total,
-            context_length: engine.max_sequence_len(),
-        });
-    }
+    ensure!(
+        total <= engine.max_sequence_len(),
+        "{total} tokens exceed the model's context length {}",
+        engine.max_sequence_len()
+    );
     let prompt = bench_prompt(engine, prompt_tokens)?;
     let verify_prompt = bench_prompt(engine, VERIFY_PROMPT_TOKENS)?;
     let (mut prefill, mut decode) = (Vec::new(), Vec::new());
@@ -87,7 +89,7 @@ pub fn run(
         generated_tokens: gen_tokens,
         prefill_tokens_per_s: median(&mut prefill),
         decode_tokens_per_s: median(&mut decode),
-        peak_rss_bytes: peak_rss_bytes(),
+        peak_rss_bytes: process::peak_rss_bytes().unwrap_or(0),
         model_file_bytes: engine.info().file_size_bytes,
         threads: engine.threads(),
         generate_ms: median(&mut generate),
@@ -101,7 +103,7 @@ pub fn run(
 /// top-k logits of the `gen` positions that predict completion tokens
 /// (prompt positions before the last need none). Without completion tokens,
 /// the whole prompt with logits everywhere.
-fn verify_pass(engine: &Engine, tokens: &[u32], gen: usize) -> Result<(), EngineError> {
+fn verify_pass(engine: &Engine, tokens: &[u32], gen: usize) -> anyhow::Result<()> {
     if gen == 0 {
         engine.prefill_top_k(tokens, VERIFY_TOP_K)?;
     } else {
@@ -119,7 +121,7 @@ struct Timed {
     decode_s: f64,
 }
 
-fn generate_greedy(engine: &Engine, prompt: &[u32], n: usize) -> Result<Timed, EngineError> {
+fn generate_greedy(engine: &Engine, prompt: &[u32], n: usize) -> anyhow::Result<Timed> {
     let mut session = Session::new(engine);
     let mut tokens = prompt.to_vec();
     let t0 = Instant::now();
@@ -139,12 +141,10 @@ fn generate_greedy(engine: &Engine, prompt: &[u32], n: usize) -> Result<Timed, E
 }
 
 /// A prompt of exactly `n` tokens cut from repeated filler text.
-fn bench_prompt(engine: &Engine, n: usize) -> Result<Vec<u32>, EngineError> {
+fn bench_prompt(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
     let unit = engine.encode(FILLER)?;
     if unit.is_empty() {
-        return Err(EngineError::Tokenizer {
-            reason: "benchmark filler encodes to no tokens".into(),
-        });
+        bail!("the benchmark filler encodes to no tokens");
     }
     Ok(unit.iter().copied().cycle().take(n).collect())
 }
@@ -162,33 +162,29 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// `VmHWM` from `/proc/self/status`, in bytes (0 where unavailable).
-pub fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_plausible_numbers_on_the_tiny_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        proofmesh_engine::testing::write_tiny_gguf(&path, 1).unwrap();
+        let e = Engine::load(&path, proofmesh_engine::EngineOptions { threads: Some(2) }).unwrap();
+        let r = run(&e, 16, 4, 2).unwrap();
+        assert_eq!((r.prompt_tokens, r.generated_tokens, r.threads), (16, 4, 2));
+        assert!(r.prefill_tokens_per_s > 0.0 && r.decode_tokens_per_s > 0.0);
+        assert!(r.generate_ms > 0.0 && r.verify_ms > 0.0);
+        assert_eq!(r.model_file_bytes, e.info().file_size_bytes);
+        assert!(r.peak_rss_bytes > 0 || !cfg!(target_os = "linux"));
+        assert!(run(&e, 0, 4, 1).is_err());
+    }
 
     #[test]
     fn median_of_odd_and_even() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
         assert_eq!(median(&mut []), 0.0);
-    }
-
-    #[test]
-    fn peak_rss_is_reported_on_linux() {
-        if cfg!(target_os = "linux") {
-            assert!(peak_rss_bytes() > 1024 * 1024);
-        }
     }
 }

@@ -1,17 +1,19 @@
-//! `proofmesh bench ledger`: balanced transactions per second through the
-//! real writer and SQLite store (WAL, synchronous=FULL), as a job workload
+//! The durable half of `proofmesh bench ledger`: balanced transactions per
+//! second through the real settlement writer (`proofmesh-settlement`'s
+//! [`Bank`]) and SQLite store (WAL, synchronous=FULL), as a job workload
 //! (escrow at dispatch, then release to provider earnings + protocol fee),
-//! next to the in-memory rate of the pure ledger measured in the same run.
+//! next to the in-memory rate of the pure ledger ([`super::in_memory`])
+//! measured in the same run.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
 use proofmesh_ledger::settle::{self, AuditDecision, JobParties, SettlementConfig};
 use proofmesh_ledger::{Amount, Currency, ModelPrice};
+use proofmesh_settlement::{Bank, BankConfig};
 use proofmesh_store::SqliteStore;
 use serde::Serialize;
-
-use crate::bank::{Bank, BankConfig, BankError};
 
 /// Figures; key names carry units.
 #[derive(Debug, Clone, Serialize)]
@@ -36,10 +38,6 @@ pub struct BenchReport {
     pub target_transactions_per_s: f64,
 }
 
-fn bench_err(reason: String) -> BankError {
-    BankError::CommitFailed { reason }
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -48,22 +46,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Runs `jobs` escrow+release pairs from `concurrency` callers.
-pub async fn run(
-    jobs: usize,
-    clients: usize,
-    concurrency: usize,
-) -> Result<BenchReport, BankError> {
-    let in_memory = proofmesh_ledger::bench::run(jobs.clamp(1, 200_000)).transactions_per_s;
-    let dir = tempfile::tempdir().map_err(|e| bench_err(e.to_string()))?;
+pub async fn run(jobs: usize, clients: usize, concurrency: usize) -> anyhow::Result<BenchReport> {
+    let in_memory = super::in_memory::run(jobs.clamp(1, 200_000)).transactions_per_s;
+    let dir = tempfile::tempdir().context("temporary directory")?;
     let store = SqliteStore::open(&dir.path().join("ledger.sqlite")).await?;
     let (bank, task) = Bank::open(Arc::new(store.clone()), BankConfig::default()).await?;
-    let usd = Currency::parse("USD").map_err(|e| bench_err(e.to_string()))?;
+    let usd = Currency::parse("USD")?;
     let clients = clients.max(1);
     for c in 0..clients {
-        let amount =
-            Amount::from_micros(usd, 1_000_000_000).map_err(|e| bench_err(e.to_string()))?;
-        let tx = settle::deposit(&format!("c{c}"), amount, &format!("bench-{c}"))
-            .map_err(|e| bench_err(e.to_string()))?;
+        let amount = Amount::from_micros(usd, 1_000_000_000)?;
+        let tx = settle::deposit(&format!("c{c}"), amount, &format!("bench-{c}"))?;
         bank.apply(tx, 0).await?;
     }
     let price = ModelPrice {
@@ -86,12 +78,9 @@ pub async fn run(
                     client: format!("c{}", j % clients),
                     provider: format!("p{}", j % 97),
                 };
-                let esc = settle::escrow_at_dispatch(&job, &price, 200, 64, None)
-                    .map_err(|e| bench_err(e.to_string()))?;
+                let esc = settle::escrow_at_dispatch(&job, &price, 200, 64, None)?;
                 let held = esc.settlement.breakdown.held;
-                let charge = price
-                    .charge(180, 40)
-                    .map_err(|e| bench_err(e.to_string()))?;
+                let charge = price.charge(180, 40)?;
                 let rel = settle::settle_completed(
                     &job,
                     &format!("rcpt{j}"),
@@ -100,20 +89,19 @@ pub async fn run(
                     &cfg,
                     None,
                     AuditDecision::NotAudited,
-                )
-                .map_err(|e| bench_err(e.to_string()))?;
+                )?;
                 for tx in [esc.settlement.tx, rel.tx] {
                     let t = Instant::now();
                     bank.apply(tx, 1).await?;
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             }
-            Ok::<_, BankError>(lat)
+            anyhow::Ok(lat)
         }));
     }
     let mut lat = Vec::new();
     for h in handles {
-        lat.extend(h.await.map_err(|e| bench_err(e.to_string()))??);
+        lat.extend(h.await.context("bench worker")??);
     }
     let secs = started.elapsed().as_secs_f64().max(1e-9);
     bank.close().await;
@@ -133,4 +121,17 @@ pub async fn run(
         in_memory_transactions_per_s: in_memory,
         target_transactions_per_s: 20_000.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn settles_every_job_durably() {
+        let r = super::run(50, 4, 8).await.unwrap();
+        assert_eq!((r.jobs, r.clients, r.concurrency), (50, 4, 8));
+        assert!(r.transactions_per_s > 0.0 && r.in_memory_transactions_per_s > 0.0);
+        assert!(r.apply_p50_ms <= r.apply_p99_ms);
+        let j = serde_json::to_value(&r).unwrap();
+        assert!(j.get("transactions_per_s").is_some() && j.get("apply_p99_ms").is_some());
+    }
 }

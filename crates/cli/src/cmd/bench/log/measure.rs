@@ -1,20 +1,18 @@
-//! `proofmesh bench log`: sustained durable appends per second through the
-//! real sequencer and the real SQLite store (WAL, synchronous=FULL), the
-//! append-to-checkpoint latency distribution, and proof sizes, next to the
-//! published reference figures.
+//! The measurement behind `proofmesh bench log`: sustained durable appends
+//! per second through the real sequencer (`proofmesh-log`'s [`Log`]) and
+//! the real SQLite store (WAL, synchronous=FULL), the append-to-checkpoint
+//! latency distribution, and proof sizes, next to the published reference
+//! figures.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use anyhow::Context;
+use proofmesh_log::{Log, LogConfig, LogEntry};
 use proofmesh_receipt::testing::sample_receipt;
 use proofmesh_store::{receipt_log_key, SqliteStore};
 use proofmesh_tlog::CheckpointSigner;
 use serde::Serialize;
-
-use crate::config::LogConfig;
-use crate::entry::LogEntry;
-use crate::error::LogError;
-use crate::service::Log;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -89,10 +87,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Runs the benchmark in a fresh temporary database.
-pub async fn run(opts: BenchOptions) -> Result<BenchReport, LogError> {
-    let dir = tempfile::tempdir().map_err(|e| LogError::CommitFailed {
-        reason: format!("temporary directory: {e}"),
-    })?;
+pub async fn run(opts: BenchOptions) -> anyhow::Result<BenchReport> {
+    let dir = tempfile::tempdir().context("temporary directory")?;
     let db = dir.path().join("bench.sqlite");
     let store = SqliteStore::open(&db).await?;
     let signer = CheckpointSigner::from_seed(&opts.config.origin, &[7u8; 32])?;
@@ -126,14 +122,12 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, LogError> {
                 log.append(e, Some(k.clone())).await?;
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
             }
-            Ok::<_, LogError>(lat)
+            anyhow::Ok(lat)
         }));
     }
     let mut lat = Vec::with_capacity(opts.entries);
     for h in handles {
-        let part = h.await.map_err(|e| LogError::CommitFailed {
-            reason: format!("bench worker: {e}"),
-        })??;
+        let part = h.await.context("bench worker")??;
         lat.extend(part);
     }
     let elapsed = started.elapsed().as_secs_f64();

@@ -1,23 +1,19 @@
-//! `proofmesh bench schedule`: placements per second and decision latency
-//! with N registered synthetic providers and a realistic request mix (see
-//! [`crate::synthetic`]). This module is the one place that reads a clock —
-//! it measures wall time around [`Registry::place`]; placement itself never
-//! does. Key names carry units.
+//! The measurement behind `proofmesh bench schedule`: placements per second
+//! and decision latency with N registered synthetic providers and a
+//! realistic request mix (`proofmesh_placement::synthetic`). It measures
+//! wall time around [`Registry::place`]; placement itself never reads a
+//! clock. Key names carry units.
 
 use std::time::Instant;
 
+use proofmesh_placement::synthetic::{fleet, request, Rng, NOW_MS};
+use proofmesh_placement::{ClassKind, PlacementConfig, PlacementError, Registry, Request};
 use serde::Serialize;
-
-use crate::synthetic::{fleet, request, Rng};
-use crate::workload::{ClassKind, Request};
-use crate::{PlacementConfig, Registry};
 
 /// The throughput target, placements/s.
 pub const TARGET_PLACEMENTS_PER_S: f64 = 50_000.0;
 /// The p99 target, µs.
 pub const TARGET_P99_DECISION_US: f64 = 1_000.0;
-/// Fixed "now" of the synthetic world, unix ms.
-pub const BENCH_NOW_MS: u64 = 1_750_000_000_000;
 
 /// Bench parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,16 +99,6 @@ pub struct BenchReport {
     pub reference_ray_tasks_per_s_high: f64,
 }
 
-/// Runs the bench on one thread.
-pub fn run(providers: usize, placements: usize, seed: u64) -> BenchReport {
-    run_with(&BenchConfig {
-        providers,
-        placements,
-        seed,
-        threads: 1,
-    })
-}
-
 /// One timed placement.
 #[derive(Clone, Copy)]
 struct Sample {
@@ -129,15 +115,10 @@ fn time_all(reg: &Registry, reqs: &[Request]) -> Vec<Sample> {
             let t = Instant::now();
             let out = reg.place(r);
             let ns = t.elapsed().as_nanos() as u64;
-            let index_size = reg
-                .model_ids
-                .get(&r.model)
-                .map_or(0, |&m| reg.models[m as usize].index.live_entries);
+            let index_size = reg.candidates(&r.model);
             let (placed, examined) = match &out {
                 Ok(p) => (true, p.examined),
-                Err(crate::PlacementError::NoFeasibleProvider { candidates, .. }) => {
-                    (false, *candidates)
-                }
+                Err(PlacementError::NoFeasibleProvider { candidates, .. }) => (false, *candidates),
                 Err(_) => (false, 0),
             };
             Sample {
@@ -154,16 +135,11 @@ fn time_all(reg: &Registry, reqs: &[Request]) -> Vec<Sample> {
 /// Runs the bench with explicit parameters.
 pub fn run_with(cfg: &BenchConfig) -> BenchReport {
     let t0 = Instant::now();
-    let reg = fleet(
-        cfg.providers,
-        cfg.seed,
-        PlacementConfig::default(),
-        BENCH_NOW_MS,
-    );
+    let reg = fleet(cfg.providers, cfg.seed, PlacementConfig::default(), NOW_MS);
     let registry_build_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut rng = Rng::new(cfg.seed ^ 0x5EED);
     let reqs: Vec<Request> = (0..cfg.placements)
-        .map(|_| request(&mut rng, cfg.providers, BENCH_NOW_MS))
+        .map(|_| request(&mut rng, cfg.providers, NOW_MS))
         .collect();
     // Warm caches and branch predictors.
     let _ = time_all(&reg, &reqs[..reqs.len().min(2_000)]);
@@ -233,7 +209,7 @@ fn report(
     let p99 = percentile_us(&ns, 99);
     BenchReport {
         providers: reg.len(),
-        models: reg.models.len(),
+        models: reg.model_count(),
         placements: samples.len(),
         threads: cfg.threads.max(1),
         seed: cfg.seed,
@@ -266,7 +242,12 @@ mod tests {
 
     #[test]
     fn small_bench_reports_consistent_figures() {
-        let r = run(300, 400, 11);
+        let r = run_with(&BenchConfig {
+            providers: 300,
+            placements: 400,
+            seed: 11,
+            threads: 1,
+        });
         assert_eq!(r.providers, 300);
         assert_eq!(r.placements, 400);
         assert_eq!(r.placed + r.infeasible, 400);

@@ -1,34 +1,23 @@
-//! `proofmesh bench verify`: what verification costs and what it catches.
-//! Runs honest jobs on a provider engine, verifies each on a verifier engine
-//! (generation vs verification time, false positives), then mounts every
-//! attack of [`crate::attacks`] on a few jobs and reports detection rates.
-//! Alternative engines (other weights, requantized) come from the caller.
+//! The measurement behind `proofmesh bench verify`: what verification costs
+//! and what it catches. Runs honest jobs on a provider engine, verifies each
+//! on a verifier engine (generation vs verification time, false positives),
+//! then mounts every attack of `proofmesh_verify::attacks` on a few jobs and
+//! reports detection rates. Alternative engines (other weights,
+//! requantized) come from the caller.
 
 use proofmesh_engine::{ChatMessage, Engine};
+use proofmesh_verify::fingerprint::{ENTRY_LEN, HEADER_LEN};
+use proofmesh_verify::testing::{honest_job, job_messages, job_sampling};
+use proofmesh_verify::{
+    attacks, prompt_tokens_for, verify_job, FingerprintMode, JobUnderAudit, Sampling, VerifyError,
+    DEFAULT_EXACT_K,
+};
 use serde::Serialize;
-
-use crate::attacks;
-use crate::check::{prompt_tokens_for, verify_job, JobUnderAudit, Sampling};
-use crate::fingerprint::{FingerprintMode, DEFAULT_EXACT_K, ENTRY_LEN, HEADER_LEN};
-use crate::testing::honest_job;
-use crate::VerifyError;
 
 /// TOPLOC's commitment size, for comparison: 258 bytes per 32 tokens.
 pub const TOPLOC_BYTES_PER_TOKEN: f64 = 258.0 / 32.0;
 /// Attacked jobs per attack row (at most).
 pub const ATTACK_JOBS_PER_ROW: usize = 4;
-
-/// User questions the bench cycles through.
-pub const PROMPTS: [&str; 8] = [
-    "What is the capital of France?",
-    "Write a haiku about GPUs.",
-    "Explain photosynthesis in one sentence.",
-    "List three prime numbers.",
-    "What is 12 times 7?",
-    "Give me a name for a cat.",
-    "Translate 'good morning' to Spanish.",
-    "Why is the sky blue?",
-];
 
 /// One attack and how often it was caught.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -66,22 +55,6 @@ pub struct VerifyBenchReport {
     pub honest_false_positives: usize,
     pub honest_false_positive_rate: f64,
     pub attacks: Vec<AttackRow>,
-}
-
-/// Sampling of honest job `i`: greedy, 0.7 and 1.0, with top_p 1 or 0.9.
-pub fn job_sampling(i: usize, gen_tokens: usize) -> Sampling {
-    Sampling {
-        temperature: [0.0, 0.7, 1.0][i % 3],
-        top_p: if i % 2 == 0 { 1.0 } else { 0.9 },
-        seed: 1000 + i as u64,
-        max_tokens: gen_tokens as u32,
-        stop: Vec::new(),
-    }
-}
-
-/// Chat messages of job `i`.
-pub fn job_messages(i: usize) -> Vec<ChatMessage> {
-    vec![ChatMessage::new("user", PROMPTS[i % PROMPTS.len()])]
 }
 
 /// Measure `jobs` honest jobs of up to `gen_tokens` tokens and the attack
@@ -276,4 +249,43 @@ fn sampling_and_fingerprint_tampers<'a>(
             }),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use proofmesh_engine::testing::write_tiny_gguf;
+    use proofmesh_engine::EngineOptions;
+
+    use super::*;
+
+    fn load(path: &std::path::Path, threads: usize) -> Engine {
+        Engine::load(
+            path,
+            EngineOptions {
+                threads: Some(threads),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn zero_false_positives_and_full_detection_on_the_tiny_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, other) = (dir.path().join("tiny.gguf"), dir.path().join("other.gguf"));
+        write_tiny_gguf(&base, 1).unwrap();
+        write_tiny_gguf(&other, 2).unwrap();
+        let (provider, verifier, other) = (load(&base, 1), load(&base, 2), load(&other, 1));
+        let r = run(&provider, &verifier, 6, 16, &[("different_model", &other)]).unwrap();
+        assert_eq!(r.honest_false_positives, 0);
+        assert_eq!(r.fingerprint_bytes_per_token, 8.0);
+        assert!(r.completion_tokens_total > 0);
+        assert!(r.verify_ms_total > 0.0 && r.generate_ms_total > 0.0);
+        assert_eq!(r.attacks.len(), 9);
+        for row in &r.attacks {
+            assert_eq!(row.jobs, ATTACK_JOBS_PER_ROW, "{row:?}");
+            assert_eq!(row.detected, ATTACK_JOBS_PER_ROW, "{row:?}");
+        }
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"verify_ms_total\""));
+    }
 }

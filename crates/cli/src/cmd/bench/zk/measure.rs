@@ -1,22 +1,17 @@
-//! `proofmesh bench zk`: setup, prove and verify times, proof size, key
-//! sizes, constraint count and peak memory for each committed worked model
-//! (the digits MLP and CNN).
+//! The measurement behind `proofmesh bench zk`: setup, prove and verify
+//! times, proof size, key sizes, constraint count and peak memory for each
+//! committed worked model (the digits MLP and CNN), through
+//! `proofmesh-zkml`'s public API.
 
 use std::time::Instant;
 
-use ark_bn254::Fr;
-use ark_relations::gr1cs::{ConstraintSynthesizer, ConstraintSystem};
+use anyhow::Context;
+use proofmesh_zkml::digits::SAMPLE_ZERO;
+use proofmesh_zkml::{
+    builtin_model, circuit, prove, setup, verify_bundle, OsRng, QuantModel, BUILTIN_MODELS,
+};
 
-use crate::circuit::{num_public_inputs, InferenceCircuit};
-use crate::model::QuantModel;
-use crate::{builtin_model, prove, setup, verify_bundle, ZkError, BUILTIN_MODELS};
-
-/// The first image of the digits dataset (a 0), used as the bench input.
-pub const SAMPLE_ZERO: [i8; 64] = [
-    0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0,
-    8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6,
-    13, 10, 0, 0, 0,
-];
+use crate::cmd::bench::process::{cpu_ms, peak_rss_bytes};
 
 /// Figures for one model.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -65,24 +60,6 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// Peak resident set of this process from `/proc/self/status`.
-pub fn peak_rss_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// CPU time (user + system) of this process from `/proc/self/stat`, in
-/// milliseconds, assuming the usual 100 ticks per second.
-pub fn cpu_ms() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = s.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 * 10.0)
-}
-
 /// The whole suite: one report per committed model.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchSuite {
@@ -91,7 +68,7 @@ pub struct BenchSuite {
 }
 
 /// Benchmarks every committed model (see [`run_model`]).
-pub fn run(runs: usize) -> Result<BenchSuite, ZkError> {
+pub fn run(runs: usize) -> anyhow::Result<BenchSuite> {
     let mut models = Vec::new();
     for (name, _) in BUILTIN_MODELS {
         models.push(run_model(name, &builtin_model(name)?, runs)?);
@@ -101,11 +78,10 @@ pub fn run(runs: usize) -> Result<BenchSuite, ZkError> {
 
 /// Benchmarks one model on [`SAMPLE_ZERO`]: one setup, then `runs` proofs
 /// and verifications.
-pub fn run_model(name: &str, model: &QuantModel, runs: usize) -> Result<BenchReport, ZkError> {
+pub fn run_model(name: &str, model: &QuantModel, runs: usize) -> anyhow::Result<BenchReport> {
     let runs = runs.max(1);
-    let cs = ConstraintSystem::<Fr>::new_ref();
-    InferenceCircuit::blank(model).generate_constraints(cs.clone())?;
-    let mut rng = rand_core::OsRng;
+    let size = circuit::size(model)?;
+    let mut rng = OsRng;
     let t = Instant::now();
     let (pk, vk) = setup(model, &mut rng)?;
     let setup_ms = ms(t);
@@ -123,15 +99,15 @@ pub fn run_model(name: &str, model: &QuantModel, runs: usize) -> Result<BenchRep
         verify_t.push(ms(t));
         last = Some(b);
     }
-    let b = last.ok_or(ZkError::VerificationFailed)?;
+    let b = last.context("no proof was made")?;
     Ok(BenchReport {
         model: name.into(),
         model_digest: model.digest_hex(),
         system: "groth16-bn254 (arkworks 0.6)".into(),
         runs,
-        constraints: cs.num_constraints(),
-        witness_variables: cs.num_witness_variables(),
-        public_inputs: num_public_inputs(model),
+        constraints: size.constraints,
+        witness_variables: size.witness_variables,
+        public_inputs: size.public_inputs,
         setup_ms,
         prove_ms: median(prove_t),
         prove_cpu_ms: Some(cpu / runs as f64).filter(|c| c.is_finite()),
