@@ -19,6 +19,13 @@
 //!
 //! The job nonce, a public input of the proof, is [`zk_job_nonce`] of the job
 //! id: a proof made for one job cannot be presented for another.
+//!
+//! The proof itself travels as a [`bundle::ProofBundle`] (plain JSON data;
+//! proving and verifying it is `proofmesh-zkml`'s).
+
+pub mod bundle;
+
+pub use bundle::ProofBundle;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};

@@ -2,16 +2,20 @@
 //! advertises, the job it is sent, what it answers, and the gateway's
 //! `POST /v1/zk/infer` request and response.
 //!
+//! The proof travels as [`ProofBundle`], plain data defined with the
+//! receipt's zk digests (`proofmesh_receipt::zk::bundle`) and re-exported by
+//! `proofmesh-zkml`, which proves and verifies it; this crate links no
+//! proving system.
+//!
 //! Pricing: a zk model's [`PriceRate`] uses `input_per_mtok_micros` as the
 //! price per 1M proved inferences (a receipt counts one inference as one
 //! prompt token; see `proofmesh_receipt::zk`); `output_per_mtok_micros` must
 //! be 0.
 
 use proofmesh_receipt::zk::{
-    zk_job_nonce, zk_logits_digest, zk_request_digest, zk_response_digest,
+    zk_job_nonce, zk_logits_digest, zk_request_digest, zk_response_digest, ProofBundle,
 };
 use proofmesh_receipt::{AttestationRef, Digest, Receipt, ReceiptBody};
-use proofmesh_zkml::ProofBundle;
 use serde::{Deserialize, Serialize};
 
 use crate::provider::PriceRate;

@@ -1,4 +1,8 @@
 //! The proof bundle the network carries, proving into one and verifying one.
+//!
+//! The bundle itself is plain data defined in `proofmesh_receipt::zk::bundle`
+//! (so the protocol crate can carry it without arkworks) and re-exported
+//! here; this module does the Groth16 parts.
 
 use ark_bn254::{Bn254, Fr};
 use ark_groth16::{Groth16, Proof};
@@ -6,41 +10,15 @@ use ark_serialize::{CanonicalDeserialize, CanonicalSerialize, Compress, Validate
 use ark_snark::SNARK;
 use ark_std::rand::{CryptoRng, RngCore};
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 
 use crate::circuit::{public_inputs, InferenceCircuit};
 use crate::keys::{ProvingKey, VerifyingKey};
 use crate::model::{Output, QuantModel};
 use crate::ZkError;
 
-/// Bundle format version.
-pub const BUNDLE_VERSION: u32 = 1;
-/// Size of a compressed BN254 Groth16 proof.
-pub const PROOF_BYTES: usize = 128;
-/// Largest accepted bundle JSON.
-pub const MAX_BUNDLE_JSON: usize = 1 << 20;
-
-/// A proof that `output = model(input)` for job `nonce`, as JSON.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProofBundle {
-    /// [`BUNDLE_VERSION`].
-    pub version: u32,
-    /// Hex SHA-256 of the model's canonical encoding.
-    pub model_digest: String,
-    /// Hex SHA-256 of the verifying key file.
-    pub vk_digest: String,
-    /// The int8 input.
-    pub input: Vec<i8>,
-    /// The int8 logits.
-    pub logits: Vec<i8>,
-    /// Their argmax.
-    pub class: u32,
-    /// Hex of the 32-byte job nonce.
-    pub nonce: String,
-    /// Base64 (standard, padded) of the compressed Groth16 proof.
-    pub proof: String,
-}
+pub use proofmesh_receipt::zk::bundle::{
+    parse_hex32, BundleError, ProofBundle, BUNDLE_VERSION, MAX_BUNDLE_JSON, PROOF_BYTES,
+};
 
 fn bad(field: &'static str, reason: impl Into<String>) -> ZkError {
     ZkError::BadBundle {
@@ -49,49 +27,13 @@ fn bad(field: &'static str, reason: impl Into<String>) -> ZkError {
     }
 }
 
-impl ProofBundle {
-    /// Parses bundle JSON (size-capped). Safe on untrusted bytes.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ZkError> {
-        if bytes.len() > MAX_BUNDLE_JSON {
-            return Err(bad("json", "too large"));
+impl From<BundleError> for ZkError {
+    fn from(e: BundleError) -> ZkError {
+        ZkError::BadBundle {
+            field: e.field,
+            reason: e.reason,
         }
-        serde_json::from_slice(bytes).map_err(|e| bad("json", e.to_string()))
     }
-
-    /// The bundle as JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// The raw proof bytes.
-    pub fn proof_bytes(&self) -> Result<Vec<u8>, ZkError> {
-        let b = base64::engine::general_purpose::STANDARD
-            .decode(&self.proof)
-            .map_err(|e| bad("proof", e.to_string()))?;
-        if b.len() != PROOF_BYTES {
-            return Err(bad(
-                "proof",
-                format!("{} bytes, expected {PROOF_BYTES}", b.len()),
-            ));
-        }
-        Ok(b)
-    }
-
-    /// SHA-256 of the raw proof bytes (what a receipt carries).
-    pub fn proof_digest(&self) -> Result<[u8; 32], ZkError> {
-        Ok(Sha256::digest(self.proof_bytes()?).into())
-    }
-
-    /// The decoded nonce.
-    pub fn nonce_bytes(&self) -> Result<[u8; 32], ZkError> {
-        parse_hex32(&self.nonce).ok_or_else(|| bad("nonce", "not 64 hex digits"))
-    }
-}
-
-/// 64 hex digits to 32 bytes.
-pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let v = hex::decode(s).ok()?;
-    v.try_into().ok()
 }
 
 /// Parses compressed proof bytes with curve and subgroup checks. Safe on
