@@ -371,7 +371,7 @@ impl CoordinatorConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::result_large_err)] // figment::Jail's closure signature
+#[allow(clippy::result_large_err, reason = "figment::Jail's closure signature")]
 mod tests {
     use super::*;
 

@@ -332,8 +332,8 @@ fn sse(
                         content: Some(String::new()),
                     };
                 }
-                c.usage = Some(usage(&r));
-                c.proofmesh = Some(ext(&r, Some(timing)));
+                c.usage = Some(usage(r));
+                c.proofmesh = Some(ext(r, Some(timing)));
                 vec![data(&c), SseEvent::default().data("[DONE]")]
             }
             Event::Error(e) => vec![data(&e.body())],

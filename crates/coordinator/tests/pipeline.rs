@@ -451,7 +451,7 @@ async fn a_job_no_provider_can_do_is_refunded_in_full_with_a_named_error() {
     let j = job(&app.pipeline, &client_id, "xyz");
     let job_id = j.head.job_id.clone();
     let (_, done) = run(&app.pipeline, j).await;
-    let code = done.err().expect("no honest provider: the job fails");
+    let code = done.expect_err("no honest provider: the job fails");
     assert!(
         code == "provider_failed" || code == "deadline_unmet" || code == "no_provider",
         "named error, got {code}"
@@ -477,7 +477,7 @@ async fn a_client_that_cannot_pay_is_refused_before_any_job_row() {
     let client_id = client(&opened, 1).await;
     let j = job(&app.pipeline, &client_id, "too dear");
     let job_id = j.head.job_id.clone();
-    let err = app.pipeline.submit(j).await.err().expect("402");
+    let err = app.pipeline.submit(j).await.expect_err("402");
     assert_eq!(err.code, "insufficient_balance");
     assert!(app.store.job_status(&job_id).await.unwrap().is_none());
     assert_eq!(balance(&opened, AccountId::Client(client_id)).await, 1);

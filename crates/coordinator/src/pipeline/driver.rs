@@ -426,7 +426,7 @@ impl Pipeline {
                 return Attempt::Retry(format!("result rejected: {why}"));
             }
             Err(Rejection::Fraud { why, failure }) => {
-                self.penalize(failure).await;
+                self.penalize(*failure).await;
                 return Attempt::Retry(format!("proof failed: {why}"));
             }
             Err(Rejection::Fatal(e)) => return Attempt::Fatal(e),

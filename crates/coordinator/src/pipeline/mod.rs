@@ -128,7 +128,7 @@ pub enum Rejection {
         /// Why.
         why: String,
         /// What is stored as evidence.
-        failure: ProofFailure,
+        failure: Box<ProofFailure>,
     },
     /// The job cannot succeed anywhere.
     Fatal(ApiError),

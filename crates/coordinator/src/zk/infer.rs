@@ -123,17 +123,16 @@ async fn handle(app: AppState, req: Request) -> Result<Response, ApiError> {
         models: app.zk.clone(),
     };
     let mut rx = app.pipeline.submit(Job { head, kind }).await?;
-    let done = loop {
-        match rx.recv().await {
-            Some(Event::Done(d)) => break *d,
-            Some(Event::Error(e)) => return Err(e),
-            Some(Event::Delta(never)) => match never {},
-            None => {
-                return Err(ApiError::internal(
-                    "zk job",
-                    "driver ended without a result",
-                ))
-            }
+    // A proof has no deltas: the first event is the answer.
+    let done = match rx.recv().await {
+        Some(Event::Done(d)) => *d,
+        Some(Event::Error(e)) => return Err(e),
+        Some(Event::Delta(never)) => match never {},
+        None => {
+            return Err(ApiError::internal(
+                "zk job",
+                "driver ended without a result",
+            ))
         }
     };
     let bundle = done.output;
@@ -256,7 +255,10 @@ impl JobKind for Zk {
                     bundle_json: result.bundle.to_json(),
                     at_ms: ctx.now_ms,
                 };
-                return Err(Rejection::Fraud { why, failure });
+                return Err(Rejection::Fraud {
+                    why,
+                    failure: Box::new(failure),
+                });
             }
         }
         let result = *result;
