@@ -158,6 +158,9 @@ mod tests {
             "json"
         );
         let huge = vec![b' '; MAX_BUNDLE_JSON + 1];
-        assert_eq!(ProofBundle::from_json(&huge).unwrap_err().reason, "too large");
+        assert_eq!(
+            ProofBundle::from_json(&huge).unwrap_err().reason,
+            "too large"
+        );
     }
 }
