@@ -37,7 +37,9 @@ use proofmesh_store::{SqliteStore, Store, StoreError};
 use crate::billing::CheckError;
 use crate::server::{db_path, key_path, log_key_path};
 
-/// Why an administration operation failed.
+/// Why an administration operation failed. Each message says what was
+/// being done; the cause is its [`std::error::Error::source`] (print the
+/// chain, e.g. `{:#}` with anyhow, to see both).
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// The data directory holds no coordinator database (and the operation
@@ -48,7 +50,7 @@ pub enum AdminError {
         path: PathBuf,
     },
     /// The data directory could not be created.
-    #[error("creating the coordinator data directory {}: {source}", path.display())]
+    #[error("creating the coordinator data directory {}", path.display())]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -56,7 +58,7 @@ pub enum AdminError {
         source: std::io::Error,
     },
     /// Opening (or migrating) the database failed.
-    #[error("opening the coordinator database {}: {source}", path.display())]
+    #[error("opening the coordinator database {}", path.display())]
     Open {
         /// The database path.
         path: PathBuf,
@@ -64,7 +66,7 @@ pub enum AdminError {
         source: Box<StoreError>,
     },
     /// A read or write on the open database failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Store {
         /// What was being done.
         op: &'static str,
@@ -79,7 +81,7 @@ pub enum AdminError {
     },
     /// The key row was written but setting its attestation requirement
     /// failed. Its secret was never returned, so the key cannot be used.
-    #[error("key {key_id} of {client_id}: setting its attestation requirement {level}: {source}")]
+    #[error("key {key_id} of {client_id}: setting its attestation requirement {level}")]
     Attestation {
         /// The key that was created.
         key_id: String,
@@ -99,7 +101,7 @@ pub enum AdminError {
         client_id: String,
     },
     /// The deposit transaction could not be built (e.g. a zero amount).
-    #[error("deposit for {client_id} (reference {reference}): {source}")]
+    #[error("deposit for {client_id} (reference {reference})")]
     Deposit {
         /// The client.
         client_id: String,
@@ -109,7 +111,7 @@ pub enum AdminError {
         source: Box<SettleError>,
     },
     /// The ledger refused or failed to commit a transaction, or did not load.
-    #[error("ledger ({op}): {source}")]
+    #[error("ledger: {op}")]
     Ledger {
         /// What was being done.
         op: &'static str,
@@ -117,13 +119,13 @@ pub enum AdminError {
         source: Box<BankError>,
     },
     /// The settlement check could not read the stored accounts.
-    #[error("settlement check: {source}")]
+    #[error("settlement check")]
     Check {
         /// Why.
         source: Box<CheckError>,
     },
     /// A coordinator key file could not be read or created.
-    #[error("{role} key: {source}")]
+    #[error("{role} key {}", path.display())]
     Identity {
         /// `coordinator` (receipt countersigning) or `log` (checkpoints).
         role: &'static str,
@@ -133,7 +135,7 @@ pub enum AdminError {
         source: Box<IdentityError>,
     },
     /// The log origin is not a valid checkpoint origin.
-    #[error("log origin {origin:?}: {source}")]
+    #[error("log origin {origin:?}")]
     LogOrigin {
         /// The origin given.
         origin: String,
