@@ -439,7 +439,8 @@ fn zk_proved_inference(net: &Network) {
 /// `net`, asserts it succeeded, verifies every receipt id it printed, and
 /// returns its JSON report.
 fn run_openai_script(net: &Network, script: &str) -> serde_json::Value {
-    let python = proofmesh_ambient::env::var("PROOFMESH_E2E_PYTHON").unwrap_or_else(|| "python3".into());
+    let python =
+        proofmesh_ambient::env::var("PROOFMESH_E2E_PYTHON").unwrap_or_else(|| "python3".into());
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/e2e")
         .join(script);

@@ -368,8 +368,7 @@ fn show(data: &[u8]) -> String {
 }
 
 fn cases(default: u32) -> u32 {
-    proofmesh_ambient::env::parse("PROPTEST_CASES")
-        .unwrap_or(default)
+    proofmesh_ambient::env::parse("PROPTEST_CASES").unwrap_or(default)
 }
 
 /// Run target `name` on its seeds, then on `n` generated inputs.

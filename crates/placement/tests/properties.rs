@@ -17,8 +17,7 @@ const NOW: u64 = 1_000_000;
 
 /// 48 cases by default; `PROPTEST_CASES` raises it for a soak run.
 fn cases() -> u32 {
-    proofmesh_ambient::env::parse("PROPTEST_CASES")
-        .unwrap_or(48)
+    proofmesh_ambient::env::parse("PROPTEST_CASES").unwrap_or(48)
 }
 
 fn config(direct: bool, alternates: usize, swap_rankings: bool) -> PlacementConfig {

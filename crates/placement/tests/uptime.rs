@@ -15,8 +15,7 @@ const DAY: u64 = 86_400 * SEC;
 
 /// 64 cases by default; `PROPTEST_CASES` raises it for a soak run.
 fn cases() -> u32 {
-    proofmesh_ambient::env::parse("PROPTEST_CASES")
-        .unwrap_or(64)
+    proofmesh_ambient::env::parse("PROPTEST_CASES").unwrap_or(64)
 }
 
 /// An epoch length ≥ 60 s, often short (many boundaries crossed), sometimes

@@ -207,8 +207,14 @@ pub fn execute_zk_job(
     let mut rng = proofmesh_zkml::OsRng;
     let bundle = proofmesh_zkml::prove(&p.pk, &p.model, &spec.input, &spec.nonce(), &mut rng)
         .map_err(|e| ("prover_error", e.to_string()))?;
-    let body = zk_receipt_body(spec, identity.public(), coordinator, &bundle, proofmesh_ambient::clock::now_ms())
-        .map_err(|e| ("prover_error", e.to_string()))?;
+    let body = zk_receipt_body(
+        spec,
+        identity.public(),
+        coordinator,
+        &bundle,
+        proofmesh_ambient::clock::now_ms(),
+    )
+    .map_err(|e| ("prover_error", e.to_string()))?;
     Ok(ZkJobResult {
         receipt: Receipt::sign_as_provider(body, identity),
         bundle,
