@@ -9,16 +9,16 @@ use proofmesh_ledger::{
     SignedStatement, SignedTransfer, StatementBody, StatementFigures, StatementParams,
     UnitTransfer,
 };
-use proofmesh_receipt::{
-    receipt_body_digest, testing::sample_receipt, AuditBody, AuditOutcome, AuditReport, Identity,
-    AUDIT_VERSION,
-};
 use proofmesh_log::entry::{
     ENTRY_HEADER_LEN, ENTRY_VERSION, MAX_ENTRY_SIZE, TAG_AUDIT_REPORT, TAG_HEARTBEATS,
     TAG_POOL_CHARTER, TAG_POOL_DISTRIBUTION, TAG_POOL_TRANSFER, TAG_RECEIPT, TAG_SETTLEMENT_BATCH,
     TAG_STATEMENT,
 };
 use proofmesh_log::{EntryError, LogEntry};
+use proofmesh_receipt::{
+    receipt_body_digest, testing::sample_receipt, AuditBody, AuditOutcome, AuditReport, Identity,
+    AUDIT_VERSION,
+};
 use proofmesh_tlog::{decode_bundle, encode_bundle, leaf_hash};
 use sha2::{Digest, Sha256};
 
@@ -236,14 +236,46 @@ fn statement_and_heartbeat_entries_are_strict() {
 #[test]
 fn golden_leaf_hashes_of_every_entry_type() {
     let golden: [(u8, usize, &str); 8] = [
-        (1, 1346, "2324adb951a1ba4c84b2b91708e6d04c7f367deb99a2c813bfd85b6a07598776"),
-        (2, 476, "6c8da2b6316c65bb159f9907d2f6e5305f4718ea1f7368dd4c4754a451be7be3"),
-        (3, 864, "e5335f3b4f53c09f340dcd8fb7ab56e95aba53a7cc6cae8925518ddd4e38737b"),
-        (4, 433, "f35ba8605e3ed5fb146c105a109d1fc00f79912248faad2531a0b6bf44738f87"),
-        (5, 434, "11a0b06b3826951d65a92b4f8c44be2e1bf353da6faa4f755eba27ab2f6459a5"),
-        (6, 374, "1933f61d2c99beb4c00b93275666f948a15d2fb115f86607a4811b1faca05abe"),
-        (7, 540, "55f31cc6b1995586f0f81cd1794fb2c433102729bbcb532301b63b8100fdd968"),
-        (8, 493, "f6bc589df09007f8e4f1a9a1110736ed9ce43df880a4b7c1aa8ab65dba6f9203"),
+        (
+            1,
+            1346,
+            "2324adb951a1ba4c84b2b91708e6d04c7f367deb99a2c813bfd85b6a07598776",
+        ),
+        (
+            2,
+            476,
+            "6c8da2b6316c65bb159f9907d2f6e5305f4718ea1f7368dd4c4754a451be7be3",
+        ),
+        (
+            3,
+            864,
+            "e5335f3b4f53c09f340dcd8fb7ab56e95aba53a7cc6cae8925518ddd4e38737b",
+        ),
+        (
+            4,
+            433,
+            "f35ba8605e3ed5fb146c105a109d1fc00f79912248faad2531a0b6bf44738f87",
+        ),
+        (
+            5,
+            434,
+            "11a0b06b3826951d65a92b4f8c44be2e1bf353da6faa4f755eba27ab2f6459a5",
+        ),
+        (
+            6,
+            374,
+            "1933f61d2c99beb4c00b93275666f948a15d2fb115f86607a4811b1faca05abe",
+        ),
+        (
+            7,
+            540,
+            "55f31cc6b1995586f0f81cd1794fb2c433102729bbcb532301b63b8100fdd968",
+        ),
+        (
+            8,
+            493,
+            "f6bc589df09007f8e4f1a9a1110736ed9ce43df880a4b7c1aa8ab65dba6f9203",
+        ),
     ];
     let mut all = vec![
         receipt_entry(),
@@ -257,7 +289,11 @@ fn golden_leaf_hashes_of_every_entry_type() {
         let bytes = entry.encode().unwrap();
         assert_eq!(entry.tag(), tag);
         assert_eq!(bytes.len(), len, "entry type {tag:#04x}");
-        assert_eq!(hex::encode(entry.leaf_hash().unwrap().0), hash, "entry type {tag:#04x}");
+        assert_eq!(
+            hex::encode(entry.leaf_hash().unwrap().0),
+            hash,
+            "entry type {tag:#04x}"
+        );
         assert_eq!(LogEntry::decode(&bytes).unwrap(), *entry);
     }
 }

@@ -29,9 +29,9 @@ pub mod inclusion;
 pub mod paths;
 pub mod tree;
 
+pub use bundle::{decode_bundle, encode_bundle, leaf_hash, BUNDLE_WIDTH, MAX_ENTRY_SIZE};
 pub use checkpoint::{CheckpointSigner, CheckpointVerifier, VerifiedCheckpoint};
 pub use cosignature::{verify_cosigned, Cosigned, WitnessSigner, WitnessVerifier};
-pub use bundle::{decode_bundle, encode_bundle, leaf_hash, BUNDLE_WIDTH, MAX_ENTRY_SIZE};
 pub use error::TlogError;
 pub use inclusion::{decode_proof, encode_proof};
 pub use paths::{TileKind, TilePath};
