@@ -66,9 +66,10 @@ mod tests {
     }
 
     #[test]
-    fn cargo_sets_the_manifest_dir_for_tests() {
-        // cargo sets CARGO_MANIFEST_DIR for `cargo test` runs.
-        let dir = var("CARGO_MANIFEST_DIR");
-        assert!(dir.is_some_and(|d| d.ends_with("ambient")));
+    fn the_readers_agree() {
+        for (name, value) in vars() {
+            assert_eq!(var(&name).as_deref(), Some(value.as_str()), "{name}");
+            assert_eq!(var_os(&name), Some(value.clone().into()), "{name}");
+        }
     }
 }
