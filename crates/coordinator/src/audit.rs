@@ -180,6 +180,10 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
         .map_err(|e| e.to_string())?;
     let penalty = AuditPenalty {
         slash_micros: app.config.slash_micros,
+        stake_after_micros: app
+            .money
+            .stake_after_slash(receipt.body.provider_key.as_str())
+            .await,
         refund_micros: i64::try_from(receipt.body.price.charged_micros).unwrap_or(i64::MAX),
         max_failed_audits: u64::from(app.config.max_failed_audits),
     };
@@ -213,7 +217,6 @@ pub(crate) mod tests {
     pub(crate) fn stats(passed: u64, failed: u64) -> ProviderStats {
         ProviderStats {
             provider_key: "p".into(),
-            stake_micros: 0,
             jobs_completed: 0,
             audits_passed: passed,
             audits_failed: failed,

@@ -292,6 +292,23 @@ impl Money {
         Ok(u64::try_from(micros).unwrap_or(0))
     }
 
+    /// What `provider`'s USD stake will hold once one more slash is taken
+    /// (never below zero), read from the ledger: the figure the audit
+    /// record's exclusion rule uses. If the ledger cannot be read, nothing
+    /// is assumed (`i64::MAX`: stake alone excludes no one).
+    pub async fn stake_after_slash(&self, provider: &str) -> i64 {
+        let Ok(currency) = Currency::parse("USD") else {
+            return i64::MAX;
+        };
+        match self.stake(provider, currency).await {
+            Ok(s) => i64::try_from(s.saturating_sub(self.stake.slash_micros)).unwrap_or(i64::MAX),
+            Err(e) => {
+                tracing::error!(error = %e, provider, "reading stake");
+                i64::MAX
+            }
+        }
+    }
+
     /// Slashes a provider whose proof of job `job_id` failed (a failed audit
     /// without a held charge: nothing was paid for it), up to what its stake
     /// holds, to the insurance fund. Idempotent by job and provider.

@@ -210,7 +210,7 @@ async fn register_provider(
     };
     app.store.upsert_provider(&rec).await.map_err(internal)?;
     app.store
-        .ensure_provider_stats(provider_key.as_str(), app.config.initial_stake_micros)
+        .ensure_provider_stats(provider_key.as_str())
         .await
         .map_err(internal)?;
     app.money.ensure_stake(provider_key.as_str()).await;

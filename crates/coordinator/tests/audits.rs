@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use proofmesh_receipt::{AuditOutcome, Guarantee, Identity};
-use proofmesh_store::AuditStore;
+use proofmesh_store::{AuditStore, LedgerStore};
 use serde_json::Value;
 
 fn always(mut body: Value) -> Value {
@@ -16,6 +16,26 @@ fn always(mut body: Value) -> Value {
 }
 
 /// Polls the receipt until its audit is no longer pending.
+/// A provider's USD stake as the ledger (stake's one source of truth) holds
+/// it, once it reads `want` (the slash of a failed audit is applied just
+/// after its report is stored), or what it holds after 5 s.
+async fn ledger_stake(c: &Coordinator, provider: &str, want: i64) -> i64 {
+    let account = proofmesh_ledger::AccountId::ProviderStake(provider.to_string()).to_string();
+    let mut last = 0;
+    for _ in 0..100 {
+        let balances = c.store.ledger_balances(&account).await.unwrap();
+        last = balances
+            .iter()
+            .find(|(cur, _)| cur == "USD")
+            .map_or(0, |(_, m)| *m);
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    last
+}
+
 async fn audited_receipt(c: &Coordinator, key: &str, id: &str) -> proofmesh_receipt::Receipt {
     let coord_key = c.coordinator_key().await;
     poll_until(&format!("audit of {id}"), || {
@@ -60,10 +80,8 @@ async fn honest_jobs_pass_audit_and_receipts_say_audited() {
             .unwrap()
             .unwrap();
         assert_eq!((stats.audits_passed, stats.audits_failed), (1, 0));
-        assert_eq!(
-            stats.stake_micros,
-            proofmesh_coordinator::CoordinatorConfig::default().initial_stake_micros
-        );
+        let initial = proofmesh_coordinator::CoordinatorConfig::default().initial_stake_micros;
+        assert_eq!(ledger_stake(&c, p.key().as_str(), initial).await, initial);
     })
     .await;
 }
@@ -113,9 +131,10 @@ async fn fabricated_output_fails_audit_slashes_and_excludes_the_provider() {
             .unwrap();
         let cfg = proofmesh_coordinator::CoordinatorConfig::default();
         assert_eq!(stats.audits_failed, 1);
+        let slashed = cfg.initial_stake_micros - cfg.slash_micros;
         assert_eq!(
-            stats.stake_micros,
-            cfg.initial_stake_micros - cfg.slash_micros
+            ledger_stake(&c, cheat.key().as_str(), slashed).await,
+            slashed
         );
         assert!(stats.excluded);
         // Excluded: the next request finds no eligible provider.

@@ -655,6 +655,7 @@ async fn holds_left_stuck_by_early_reports_are_settled_at_the_next_start() {
             };
             let penalty = AuditPenalty {
                 slash_micros: 1_000_000,
+                stake_after_micros: i64::MAX,
                 refund_micros: jobs[i].3,
                 max_failed_audits: 3,
             };

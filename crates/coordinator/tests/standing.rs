@@ -92,6 +92,7 @@ async fn reputation_and_uptime_survive_a_reconnect() {
         };
         let penalty = AuditPenalty {
             slash_micros: 0,
+            stake_after_micros: i64::MAX,
             refund_micros: 0,
             max_failed_audits: 100,
         };

@@ -24,8 +24,6 @@ pub struct Evidence {
 pub struct ProviderStats {
     /// Provider key.
     pub provider_key: String,
-    /// Stake left, micro-units.
-    pub stake_micros: i64,
     /// Jobs completed.
     pub jobs_completed: u64,
     /// Audits passed.
@@ -71,8 +69,13 @@ pub struct PendingAudit {
 /// Consequences of a failed audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuditPenalty {
-    /// Stake slashed.
+    /// Stake slashed (as recorded; the ledger moves at most what the stake
+    /// holds).
     pub slash_micros: i64,
+    /// The provider's stake once this outcome's slash is taken, as the
+    /// ledger (stake's one source of truth) says: a provider whose stake
+    /// could not cover another slash is excluded.
+    pub stake_after_micros: i64,
     /// Refunded to the client (the job's charge).
     pub refund_micros: i64,
     /// Failed audits after which the provider is excluded.
@@ -100,12 +103,9 @@ pub struct ProofFailure {
 /// Verification storage.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Creates stats with `initial_stake` on first registration; no-op after.
-    async fn ensure_provider_stats(
-        &self,
-        provider_key: &str,
-        initial_stake: i64,
-    ) -> Result<(), StoreError>;
+    /// Creates stats on first registration; no-op after. (Stake is not
+    /// here: it is money, and lives in the ledger.)
+    async fn ensure_provider_stats(&self, provider_key: &str) -> Result<(), StoreError>;
     /// A provider's standing.
     async fn provider_stats(&self, provider_key: &str)
         -> Result<Option<ProviderStats>, StoreError>;

@@ -20,18 +20,19 @@ pub(crate) fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> Store
 fn stats_from(r: &sqlx::sqlite::SqliteRow) -> ProviderStats {
     ProviderStats {
         provider_key: r.get(0),
-        stake_micros: r.get(1),
-        jobs_completed: r.get::<i64, _>(2).max(0) as u64,
-        audits_passed: r.get::<i64, _>(3).max(0) as u64,
-        audits_failed: r.get::<i64, _>(4).max(0) as u64,
-        slashed_micros: r.get(5),
-        excluded: r.get::<i64, _>(6) != 0,
+        jobs_completed: r.get::<i64, _>(1).max(0) as u64,
+        audits_passed: r.get::<i64, _>(2).max(0) as u64,
+        audits_failed: r.get::<i64, _>(3).max(0) as u64,
+        slashed_micros: r.get(4),
+        excluded: r.get::<i64, _>(5) != 0,
     }
 }
 
 /// Applies one audit outcome to a provider's standing (inside `tx`): the
 /// pass/fail counters, the slash, and exclusion once failures reach the
-/// limit or the stake can no longer cover a slash.
+/// limit or the stake left in the ledger (`penalty.stake_after_micros`) can
+/// no longer cover a slash. The `stake_micros` column is no longer written
+/// or read: stake lives in the ledger.
 async fn apply_outcome(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     provider: &str,
@@ -41,9 +42,8 @@ async fn apply_outcome(
 ) -> Result<ProviderStats, StoreError> {
     let q = format!(
         "UPDATE provider_stats SET audits_passed = audits_passed + ?, \
-         audits_failed = audits_failed + ?, stake_micros = stake_micros - ?, \
-         slashed_micros = slashed_micros + ?, \
-         excluded = CASE WHEN excluded = 1 OR audits_failed + ? >= ? OR stake_micros - ? < ? \
+         audits_failed = audits_failed + ?, slashed_micros = slashed_micros + ?, \
+         excluded = CASE WHEN excluded = 1 OR audits_failed + ? >= ? OR ? < ? \
                     THEN 1 ELSE 0 END \
          WHERE provider_key = ? RETURNING {STATS_COLS}"
     );
@@ -53,10 +53,9 @@ async fn apply_outcome(
         .bind(1 - f)
         .bind(f)
         .bind(slash)
-        .bind(slash)
         .bind(f)
         .bind(max_failed)
-        .bind(slash)
+        .bind(penalty.stake_after_micros)
         .bind(if failed {
             penalty.slash_micros
         } else {
@@ -73,21 +72,17 @@ async fn apply_outcome(
     Ok(stats_from(&stats))
 }
 
-const STATS_COLS: &str = "provider_key, stake_micros, jobs_completed, audits_passed, \
-                          audits_failed, slashed_micros, excluded";
+const STATS_COLS: &str = "provider_key, jobs_completed, audits_passed, audits_failed, \
+                          slashed_micros, excluded";
 
 #[async_trait]
 impl AuditStore for SqliteStore {
-    async fn ensure_provider_stats(
-        &self,
-        provider_key: &str,
-        initial_stake: i64,
-    ) -> Result<(), StoreError> {
+    async fn ensure_provider_stats(&self, provider_key: &str) -> Result<(), StoreError> {
+        // The legacy stake column (NOT NULL) is written as 0 and never read.
         sqlx::query(
-            "INSERT OR IGNORE INTO provider_stats (provider_key, stake_micros) VALUES (?, ?)",
+            "INSERT OR IGNORE INTO provider_stats (provider_key, stake_micros) VALUES (?, 0)",
         )
         .bind(provider_key)
-        .bind(initial_stake)
         .execute(&self.pool)
         .await
         .map_err(db("create provider stats"))?;

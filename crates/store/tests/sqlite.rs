@@ -149,6 +149,7 @@ fn report(
 
 const PENALTY: AuditPenalty = AuditPenalty {
     slash_micros: 100,
+    stake_after_micros: 1_000,
     refund_micros: 7,
     max_failed_audits: 2,
 };
@@ -181,8 +182,8 @@ async fn audits_apply_consequences_atomically() {
         .unwrap();
     let k = s.create_api_key(None, "t", 1).await.unwrap();
     let provider = sample_receipt("x", "x").body.provider_key.to_string();
-    s.ensure_provider_stats(&provider, 1_000).await.unwrap();
-    s.ensure_provider_stats(&provider, 5).await.unwrap(); // no-op the second time
+    s.ensure_provider_stats(&provider).await.unwrap();
+    s.ensure_provider_stats(&provider).await.unwrap(); // no-op the second time
 
     let r1 = audited_job(&s, &k.client_id, 1).await;
     let pending = s.pending_audits(10).await.unwrap();
@@ -195,13 +196,8 @@ async fn audits_apply_consequences_atomically() {
         .await
         .unwrap();
     assert_eq!(
-        (
-            st.audits_passed,
-            st.audits_failed,
-            st.stake_micros,
-            st.excluded
-        ),
-        (1, 0, 1_000, false)
+        (st.audits_passed, st.audits_failed, st.excluded),
+        (1, 0, false)
     );
     assert_eq!(st.jobs_completed, 1);
     // A report for an audit that is no longer pending is refused, and changes nothing.
@@ -221,13 +217,8 @@ async fn audits_apply_consequences_atomically() {
         .await
         .unwrap();
     assert_eq!(
-        (
-            st.audits_failed,
-            st.stake_micros,
-            st.slashed_micros,
-            st.excluded
-        ),
-        (1, 900, 100, false)
+        (st.audits_failed, st.slashed_micros, st.excluded),
+        (1, 100, false)
     );
     let r3 = audited_job(&s, &k.client_id, 3).await;
     let st = s
@@ -242,4 +233,29 @@ async fn audits_apply_consequences_atomically() {
         (req.as_str(), ev),
         (job("j", "c").request_json.as_str(), evidence())
     );
+}
+
+/// Stake lives in the ledger: the store excludes a provider whose stake, as
+/// the caller read it from the ledger, could not cover another slash.
+#[tokio::test]
+async fn a_failure_that_leaves_too_little_stake_excludes_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let k = s.create_api_key(None, "t", 1).await.unwrap();
+    let provider = sample_receipt("x", "x").body.provider_key.to_string();
+    s.ensure_provider_stats(&provider).await.unwrap();
+    let r = audited_job(&s, &k.client_id, 1).await;
+    let low = AuditPenalty {
+        stake_after_micros: 99,
+        max_failed_audits: 100,
+        ..PENALTY
+    };
+    let st = s
+        .finish_audit(&report(&r, "aud_1", AuditOutcome::Failed), low, 4)
+        .await
+        .unwrap();
+    assert_eq!(st.audits_failed, 1);
+    assert!(st.excluded, "99 left cannot cover a slash of 100");
 }

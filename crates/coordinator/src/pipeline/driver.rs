@@ -468,6 +468,7 @@ impl Pipeline {
         metrics::counter!("proofmesh_zk_proofs_failed_total").increment(1);
         let penalty = AuditPenalty {
             slash_micros: self.config.slash_micros,
+            stake_after_micros: self.money.stake_after_slash(&failure.provider_key).await,
             refund_micros: 0,
             max_failed_audits: u64::from(self.config.max_failed_audits),
         };
