@@ -21,7 +21,7 @@ pub use audit::{
 pub use digest::{client_hash, request_digest, response_digest, Digest, RequestForDigest};
 pub use identity::{Identity, IdentityError, PublicKey, Signature};
 pub use receipt::{
-    charge_micros, token_cost, AttestationRef, Guarantee, LogInclusion, Price, Receipt, ReceiptBody,
-    ReceiptError, SamplingRecord, VerifiedReceipt,
+    charge_micros, token_cost, AttestationRef, Guarantee, LogInclusion, Price, Receipt,
+    ReceiptBody, ReceiptError, SamplingRecord, VerifiedReceipt,
 };
 pub use zk::ZkRef;
