@@ -18,7 +18,6 @@ use rand::Rng;
 
 use crate::config::CoordinatorConfig;
 use crate::pipeline::Pipeline;
-use crate::state::AppState;
 
 /// An audit not reported within this long is sent again.
 const AUDIT_STALE: Duration = Duration::from_secs(120);
@@ -97,8 +96,7 @@ pub async fn maybe_audit(app: &Pipeline, receipt: &Receipt, verification: &str) 
 }
 
 /// Sends pending audits to verifiers until shutdown.
-pub async fn dispatch_loop(app: AppState) {
-    let mut shutdown = app.shutdown.clone();
+pub async fn dispatch_loop(app: Pipeline, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         if let Err(e) = dispatch_once(&app).await {
             tracing::error!(%e, "audit dispatch");
@@ -111,7 +109,7 @@ pub async fn dispatch_loop(app: AppState) {
     }
 }
 
-async fn dispatch_once(app: &AppState) -> Result<(), proofmesh_store::StoreError> {
+async fn dispatch_once(app: &Pipeline) -> Result<(), proofmesh_store::StoreError> {
     if app.fleet.registry().verifier_count() == 0 {
         return Ok(());
     }
@@ -150,34 +148,64 @@ async fn dispatch_once(app: &AppState) -> Result<(), proofmesh_store::StoreError
     Ok(())
 }
 
+/// Why a verifier's report was not applied (nothing is stored then).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportRejected {
+    /// The report names another verifier than the connection's.
+    #[error("report names verifier {named} but came from {from}")]
+    WrongVerifier {
+        /// Key in the report.
+        named: String,
+        /// Key of the connection.
+        from: String,
+    },
+    /// The audit was not sent to this verifier.
+    #[error("audit {audit_id} was not assigned to this verifier")]
+    NotAssigned {
+        /// The audit.
+        audit_id: String,
+    },
+    /// No such receipt.
+    #[error("unknown receipt {receipt_id}")]
+    UnknownReceipt {
+        /// The receipt the report names.
+        receipt_id: String,
+    },
+    /// The report is not a valid report about that receipt.
+    #[error(transparent)]
+    Invalid(#[from] proofmesh_receipt::AuditError),
+    /// Storing it failed (or the audit is no longer pending).
+    #[error(transparent)]
+    Store(#[from] proofmesh_store::StoreError),
+}
+
 /// Handles a report from verifier `verifier`: checks it, stores it, applies
-/// consequences. Errors are reasons to log; nothing is stored then.
-pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> Result<(), String> {
+/// consequences (store, money, log, the fleet).
+pub async fn on_report(
+    app: &Pipeline,
+    verifier: &str,
+    report: &AuditReport,
+) -> Result<(), ReportRejected> {
     let b = &report.body;
     if b.verifier_key.as_str() != verifier {
-        return Err(format!(
-            "report names verifier {} but came from {verifier}",
-            b.verifier_key
-        ));
+        return Err(ReportRejected::WrongVerifier {
+            named: b.verifier_key.to_string(),
+            from: verifier.to_string(),
+        });
     }
     // The claim is released only once a valid report is applied, so a forged
     // report cannot free the audit for someone else.
     if app.fleet.registry().audit_claimant(&b.audit_id).as_deref() != Some(verifier) {
-        return Err(format!(
-            "audit {} was not assigned to this verifier",
-            b.audit_id
-        ));
+        return Err(ReportRejected::NotAssigned {
+            audit_id: b.audit_id.clone(),
+        });
     }
-    let stored = app
-        .store
-        .get_receipt(&b.receipt_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let stored = stored.ok_or_else(|| format!("unknown receipt {}", b.receipt_id))?;
+    let stored = app.store.get_receipt(&b.receipt_id).await?;
+    let stored = stored.ok_or_else(|| ReportRejected::UnknownReceipt {
+        receipt_id: b.receipt_id.clone(),
+    })?;
     let (client_id, receipt) = (stored.client_id, stored.receipt);
-    report
-        .verify_for(&receipt.body)
-        .map_err(|e| e.to_string())?;
+    report.verify_for(&receipt.body)?;
     let penalty = AuditPenalty {
         slash_micros: app.config.slash_micros,
         stake_after_micros: app
@@ -190,8 +218,7 @@ pub async fn on_report(app: &AppState, verifier: &str, report: &AuditReport) -> 
     let stats = app
         .store
         .finish_audit(report, penalty, app.clock.now_ms())
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     app.fleet.registry().release_audit(&b.audit_id);
     app.money.settle_audit(&client_id, &receipt, report).await;
     let entry = proofmesh_log::LogEntry::AuditReport(report.clone());

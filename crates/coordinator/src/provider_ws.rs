@@ -339,7 +339,7 @@ async fn on_message(app: &AppState, h: &ProviderHandle, role: Role, text: &str) 
                 tracing::warn!(key, "audit report from a non-verifier; dropping connection");
                 return false;
             }
-            if let Err(why) = crate::audit::on_report(app, key, &report).await {
+            if let Err(why) = crate::audit::on_report(&app.pipeline, key, &report).await {
                 tracing::warn!(verifier = key, %why, "rejected audit report");
                 metrics::counter!("proofmesh_audit_reports_rejected_total").increment(1);
             }

@@ -267,7 +267,10 @@ pub async fn run(
         tracing::info!("coordinator shutting down");
         let _ = stop.send(true);
     };
-    let auditor = tokio::spawn(crate::audit::dispatch_loop(app.clone()));
+    let auditor = tokio::spawn(crate::audit::dispatch_loop(
+        app.pipeline.clone(),
+        app.shutdown.clone(),
+    ));
     let statements = tokio::spawn(crate::statements::run(app.clone()));
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(graceful)

@@ -174,8 +174,8 @@ async fn audited_job(s: &SqliteStore, client: &str, n: u32) -> proofmesh_receipt
     r
 }
 
-#[tokio::test]
-async fn audits_apply_consequences_atomically() {
+/// A store with a client and the sample receipts' provider registered.
+async fn audit_store() -> (tempfile::TempDir, SqliteStore, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteStore::open(&dir.path().join("db.sqlite"))
         .await
@@ -183,9 +183,15 @@ async fn audits_apply_consequences_atomically() {
     let k = s.create_api_key(None, "t", 1).await.unwrap();
     let provider = sample_receipt("x", "x").body.provider_key.to_string();
     s.ensure_provider_stats(&provider).await.unwrap();
+    (dir, s, k.client_id, provider)
+}
+
+#[tokio::test]
+async fn audits_apply_consequences_atomically() {
+    let (_dir, s, client_id, provider) = audit_store().await;
     s.ensure_provider_stats(&provider).await.unwrap(); // no-op the second time
 
-    let r1 = audited_job(&s, &k.client_id, 1).await;
+    let r1 = audited_job(&s, &client_id, 1).await;
     let pending = s.pending_audits(10).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].evidence, evidence());
@@ -211,7 +217,7 @@ async fn audits_apply_consequences_atomically() {
     );
     assert_eq!(s.audit_reports("rcpt_j1").await.unwrap().len(), 1);
 
-    let r2 = audited_job(&s, &k.client_id, 2).await;
+    let r2 = audited_job(&s, &client_id, 2).await;
     let st = s
         .finish_audit(&report(&r2, "aud_2", AuditOutcome::Failed), PENALTY, 6)
         .await
@@ -220,7 +226,7 @@ async fn audits_apply_consequences_atomically() {
         (st.audits_failed, st.slashed_micros, st.excluded),
         (1, 100, false)
     );
-    let r3 = audited_job(&s, &k.client_id, 3).await;
+    let r3 = audited_job(&s, &client_id, 3).await;
     let st = s
         .finish_audit(&report(&r3, "aud_3", AuditOutcome::Failed), PENALTY, 7)
         .await
@@ -239,14 +245,8 @@ async fn audits_apply_consequences_atomically() {
 /// the caller read it from the ledger, could not cover another slash.
 #[tokio::test]
 async fn a_failure_that_leaves_too_little_stake_excludes_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
-        .await
-        .unwrap();
-    let k = s.create_api_key(None, "t", 1).await.unwrap();
-    let provider = sample_receipt("x", "x").body.provider_key.to_string();
-    s.ensure_provider_stats(&provider).await.unwrap();
-    let r = audited_job(&s, &k.client_id, 1).await;
+    let (_dir, s, client_id, _provider) = audit_store().await;
+    let r = audited_job(&s, &client_id, 1).await;
     let low = AuditPenalty {
         stake_after_micros: 99,
         max_failed_audits: 100,
