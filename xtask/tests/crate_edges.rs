@@ -9,8 +9,9 @@
 //!   entry format and `verify_receipt_inclusion`; `proofmesh-tlog`:
 //!   checkpoints) needs neither arkworks nor the server, the prover or the
 //!   engine (re-execution and zk proof checks stay behind the CLI);
-//! - `proofmesh-wire`, the protocol crate, links no prover (no
-//!   `proofmesh-zkml`, no `ark-*`);
+//! - `proofmesh-wire`, the protocol crate, links no prover and no
+//!   attestation verifier: of proofmesh's crates it depends on
+//!   `proofmesh-receipt` only (no `ark-*` either);
 //! - `proofmesh-ledger` is pure accounting: receipt types only.
 //!
 //! Each failure names every offending crate.
@@ -105,12 +106,14 @@ fn the_offline_receipt_verifier_needs_neither_arkworks_nor_the_server() {
 #[test]
 fn wire_links_no_prover() {
     let bad = offending("proofmesh-wire", |n| {
-        n.starts_with("ark-") || n == "proofmesh-zkml"
+        n.starts_with("ark-")
+            || (n.starts_with("proofmesh-") && n != "proofmesh-wire" && n != "proofmesh-receipt")
     });
     assert!(
         bad.is_empty(),
         "proofmesh-wire is a protocol crate; carry plain data (the proof bundle \
-         is proofmesh_receipt::zk::ProofBundle). It depends on:\n  {}",
+         is proofmesh_receipt::zk::ProofBundle, attestation evidence is \
+         EvidenceJson). It depends on:\n  {}",
         bad.join("\n  ")
     );
 }
@@ -123,6 +126,18 @@ fn ledger_is_pure_accounting() {
     assert!(
         bad.is_empty(),
         "proofmesh-ledger may use receipt types only; it depends on:\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+#[test]
+fn receipt_crate_pulls_in_no_arkworks() {
+    let bad = offending("proofmesh-receipt", |n| {
+        n.starts_with("ark-") || n.starts_with("proofmesh-")
+    });
+    assert!(
+        bad.is_empty(),
+        "proofmesh-receipt is what every verifier links; it depends on:\n  {}",
         bad.join("\n  ")
     );
 }

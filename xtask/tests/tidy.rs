@@ -6,14 +6,12 @@
 //! - no Rust file reads the project's shared test data (the `shared`
 //!   directory beside the crates, or its `testdata`) at run time: golden
 //!   vectors are copied into the crate that uses them, with their
-//!   SOURCES.md;
-//! - `proofmesh-receipt`, the crate every verifier links, pulls in no
-//!   arkworks (`ark-*`) crate.
+//!   SOURCES.md.
 //!
-//! Each failure names every offending file (or crate), not just the first.
+//! Dependency rules between crates are `crate_edges.rs`'s. Each failure
+//! names every offending file, not just the first.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The workspace root (this test runs from `xtask/`).
 fn root() -> PathBuf {
@@ -105,42 +103,5 @@ fn no_test_reads_the_shared_test_data() {
         "tests must not read the shared test data at run time; copy the vectors into \
          the crate's testdata/ with their SOURCES.md:\n  {}",
         hits.join("\n  ")
-    );
-}
-
-#[test]
-fn receipt_crate_pulls_in_no_arkworks() {
-    let cargo = proofmesh_ambient::env::var("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(root())
-        .args([
-            "tree",
-            "--quiet",
-            "-p",
-            "proofmesh-receipt",
-            "--edges",
-            "normal,build",
-            "--prefix",
-            "none",
-        ])
-        .output()
-        .expect("running cargo tree");
-    assert!(
-        out.status.success(),
-        "cargo tree failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        tree.lines().any(|l| l.starts_with("proofmesh-receipt ")),
-        "cargo tree printed no proofmesh-receipt:\n{tree}"
-    );
-    let mut ark: Vec<&str> = tree.lines().filter(|l| l.starts_with("ark-")).collect();
-    ark.sort_unstable();
-    ark.dedup();
-    assert!(
-        ark.is_empty(),
-        "proofmesh-receipt depends on arkworks (keep proving out of the receipt crate):\n  {}",
-        ark.join("\n  ")
     );
 }

@@ -9,6 +9,7 @@ use proofmesh_attest::{
 };
 use proofmesh_placement::AttestationLevel;
 use proofmesh_receipt::PublicKey;
+use proofmesh_wire::EvidenceJson;
 
 use crate::registry::{Attested, ProviderHandle};
 use crate::state::AppState;
@@ -65,11 +66,16 @@ pub async fn admit(
     app: &AppState,
     key: &PublicKey,
     nonce: &[u8; 32],
-    bundle: Option<&EvidenceBundle>,
+    bundle: Option<&EvidenceJson>,
 ) -> Result<Option<Attested>, String> {
-    let Some(bundle) = bundle else {
+    let Some(json) = bundle else {
         return Ok(None);
     };
+    // The protocol carries the bundle as JSON; its format is attest's.
+    let bundle: EvidenceBundle = json
+        .decode()
+        .map_err(|e| format!("the evidence bundle does not parse: {e}"))?;
+    let bundle = &bundle;
     let known: Vec<[u8; 32]> = app
         .store
         .list_providers()
@@ -178,7 +184,7 @@ pub async fn on_evidence(
     app: &AppState,
     handle: &ProviderHandle,
     nonce_hex: &str,
-    bundle: Option<&EvidenceBundle>,
+    bundle: Option<&EvidenceJson>,
 ) {
     let pending = handle
         .pending_nonce

@@ -164,7 +164,9 @@ async fn rejected_hello(c: &Coordinator, bundle: EvidenceBundle) -> String {
     let (mut ws, nonce, coord_key) = raw_connect(c).await;
     let mut h = hello(&Identity::generate(), &nonce, &coord_key, 1);
     if let ProviderMsg::Hello { attestation, .. } = &mut h {
-        *attestation = Some(Box::new(bundle));
+        *attestation = Some(Box::new(
+            proofmesh_wire::EvidenceJson::encode(&bundle).unwrap(),
+        ));
     }
     send_msg(&mut ws, &h).await;
     match next_coordinator_msg(&mut ws).await {

@@ -157,7 +157,10 @@ pub fn provider_msg() -> Vec<Vec<u8>> {
             }],
             max_concurrent_jobs: 4,
             site: None,
-            attestation: Some(Box::new(proofmesh_attest::EvidenceBundle::none())),
+            attestation: Some(Box::new(
+                proofmesh_wire::EvidenceJson::encode(&proofmesh_attest::EvidenceBundle::none())
+                    .unwrap(),
+            )),
             zk_models: vec![zk_advert()],
         }),
         json(&ProviderMsg::Heartbeat { in_flight: 2 }),

@@ -35,6 +35,20 @@ pub enum AttestSource {
     FixedForTesting(Box<EvidenceBundle>),
 }
 
+/// [`evidence_for`], as the protocol carries it.
+pub fn wire_evidence_for(
+    source: &AttestSource,
+    key: &PublicKey,
+    nonce_hex: &str,
+) -> Result<Option<Box<proofmesh_wire::EvidenceJson>>, String> {
+    let Some(b) = evidence_for(source, key, nonce_hex)? else {
+        return Ok(None);
+    };
+    proofmesh_wire::EvidenceJson::encode(&b)
+        .map(|j| Some(Box::new(j)))
+        .map_err(|e| format!("encoding the evidence bundle: {e}"))
+}
+
 /// Evidence for `nonce_hex` (the coordinator's challenge or re-check nonce),
 /// or None without a TEE.
 pub fn evidence_for(

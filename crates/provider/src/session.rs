@@ -195,10 +195,12 @@ async fn handshake(agent: &Agent, ws: &mut Ws) -> Result<(PublicKey, u64), Provi
     }
     let e = &agent.engine;
     let digest = model_digest(e).map_err(ProviderError::Handshake)?;
-    let attestation =
-        crate::attest::evidence_for(&agent.config.attestation, agent.identity.public(), &nonce)
-            .map_err(|e| ProviderError::Handshake(format!("attestation evidence: {e}")))?
-            .map(Box::new);
+    let attestation = crate::attest::wire_evidence_for(
+        &agent.config.attestation,
+        agent.identity.public(),
+        &nonce,
+    )
+    .map_err(|e| ProviderError::Handshake(format!("attestation evidence: {e}")))?;
     let hello = ProviderMsg::Hello {
         provider_key: agent.identity.public().clone(),
         signature: agent.identity.sign(&auth_message(
@@ -283,12 +285,12 @@ async fn session(agent: &Arc<Agent>, url: &str) -> Result<(), ProviderError> {
                         spawn_audit(agent.clone(), *task, out_tx.clone());
                     }
                     Ok(CoordinatorMsg::Reattest { nonce }) => {
-                        let bundle = match crate::attest::evidence_for(
+                        let bundle = match crate::attest::wire_evidence_for(
                             &agent.config.attestation,
                             agent.identity.public(),
                             &nonce,
                         ) {
-                            Ok(b) => b.map(Box::new),
+                            Ok(b) => b,
                             Err(e) => {
                                 tracing::warn!(error = %e, "collecting attestation evidence");
                                 None

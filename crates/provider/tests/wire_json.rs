@@ -88,3 +88,25 @@ fn zk_infer_response_carries_the_zkml_bundle_json_unchanged() {
         bundle()
     );
 }
+
+/// Attestation evidence travels as `EvidenceJson`: the Hello a provider
+/// sends carries exactly the JSON attest's bundle serializes to, and the
+/// coordinator decodes the same bundle from it.
+#[test]
+fn hello_carries_the_attestation_bundle_json_unchanged() {
+    let mut b = proofmesh_attest::EvidenceBundle::none();
+    b.evidence = vec![1, 2, 3, 250];
+    let wire = proofmesh_wire::EvidenceJson::encode(&b).unwrap();
+    assert_eq!(
+        serde_json::to_string(&wire).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+    let back: proofmesh_attest::EvidenceBundle = wire.decode().unwrap();
+    assert_eq!(back, b);
+    let msg = ProviderMsg::Attestation {
+        nonce: "00".into(),
+        bundle: Some(Box::new(wire)),
+    };
+    let text = serde_json::to_string(&msg).unwrap();
+    assert!(text.contains(&serde_json::to_string(&b).unwrap()), "{text}");
+}

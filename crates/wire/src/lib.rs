@@ -9,8 +9,8 @@ pub mod provider;
 pub mod zk;
 
 pub use provider::{
-    auth_message, fingerprint_bytes, AuditTask, ChatMessage, CoordinatorMsg, Gpu, Hardware,
-    JobResult, JobSpec, ModelAdvert, PriceRate, ProviderMsg, Site, MAX_FINGERPRINT_BYTES,
+    auth_message, fingerprint_bytes, AuditTask, ChatMessage, CoordinatorMsg, EvidenceJson, Gpu,
+    Hardware, JobResult, JobSpec, ModelAdvert, PriceRate, ProviderMsg, Site, MAX_FINGERPRINT_BYTES,
     PROTOCOL_VERSION,
 };
 pub use zk::{

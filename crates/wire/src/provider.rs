@@ -259,7 +259,7 @@ pub enum ProviderMsg {
         /// Hardware attestation evidence bound to this key and the
         /// challenge nonce (absent: trust level `none`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        attestation: Option<Box<proofmesh_attest::EvidenceBundle>>,
+        attestation: Option<Box<EvidenceJson>>,
         /// Zero-knowledge-provable models this provider can prove (issue 9).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         zk_models: Vec<crate::zk::ZkModelAdvert>,
@@ -269,7 +269,7 @@ pub enum ProviderMsg {
         /// The nonce it answers, hex.
         nonce: String,
         /// Evidence bound to the key and that nonce (None: no TEE).
-        bundle: Option<Box<proofmesh_attest::EvidenceBundle>>,
+        bundle: Option<Box<EvidenceJson>>,
     },
     /// Liveness and load.
     Heartbeat {
@@ -339,5 +339,28 @@ mod tests {
         assert_eq!(s, r#"{"type":"heartbeat","in_flight":3}"#);
         assert_eq!(serde_json::from_str::<ProviderMsg>(&s).unwrap(), m);
         assert!(serde_json::from_str::<ProviderMsg>(r#"{"type":"bogus"}"#).is_err());
+    }
+}
+
+/// A provider's hardware attestation evidence bundle
+/// (`proofmesh_attest::EvidenceBundle`) as the JSON document it is on the
+/// wire. The protocol carries it without parsing it, so that speaking the
+/// protocol (or verifying receipts offline) does not link attestation
+/// verification; the provider encodes it and the coordinator decodes it with
+/// `proofmesh-attest`, which owns the format and rejects a malformed bundle
+/// with a named reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EvidenceJson(pub serde_json::Value);
+
+impl EvidenceJson {
+    /// The JSON of `bundle`.
+    pub fn encode<T: Serialize>(bundle: &T) -> Result<EvidenceJson, serde_json::Error> {
+        serde_json::to_value(bundle).map(EvidenceJson)
+    }
+
+    /// The bundle this JSON holds.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.0)
     }
 }

@@ -201,7 +201,7 @@ impl ZkModels {
 /// `GET /v1/zk/models`: every registered model with its digests, widths
 /// and how many live providers prove it (public: what a verifier needs).
 pub async fn models(State(app): State<AppState>) -> Json<serde_json::Value> {
-    let live = app.registry.live();
+    let live = app.fleet.registry().live();
     let data: Vec<serde_json::Value> = app
         .zk
         .all()
