@@ -91,6 +91,15 @@ struct AttemptClock {
     result_at: Instant,
 }
 
+/// How an attempt began: how long the job waited for it, how busy its
+/// provider was, and how placement found it.
+#[derive(Debug, Clone, Copy)]
+struct AttemptStart {
+    queued_ms: f64,
+    before: u32,
+    mode: Mode,
+}
+
 /// A job that reached an outcome, with what it took.
 struct Outcome<O> {
     finished: Box<Finished<O>>,
@@ -215,29 +224,12 @@ impl Pipeline {
             self.fleet.end_attempt(&job.head.job_id, &p);
             match attempt {
                 Attempt::Finished(f) => {
-                    let b = &f.receipt.body;
-                    let timing = JobTiming {
-                        queued_at_provider: before >= p.max_concurrent || !K::MEASURES_TOKENS,
-                        prompt_tokens: b.prompt_tokens,
-                        completion_tokens: b.completion_tokens,
-                        first_token_ms: f.clock.first_ms,
-                        last_token_ms: f.clock.last_ms,
-                        service_ms: f.clock.provider_ms,
-                        rtt_ms: self.fleet.placer().rtt_ms(p.key.as_str()),
-                    };
-                    self.fleet.succeeded(
-                        p.key.as_str(),
-                        &job.head.model,
-                        &timing,
-                        self.clock.now_ms(),
-                    );
-                    let timing = JobTimingExt {
+                    let started_at = AttemptStart {
                         queued_ms,
-                        provider_ttft_ms: f.clock.first_ms,
-                        provider_ms: f.clock.provider_ms,
-                        finish_ms: 0.0,
-                        objective_missed: placed.mode == Mode::BestEffort,
+                        before,
+                        mode: placed.mode,
                     };
+                    let timing = self.measured::<K>(&job.head.model, &p, &f, started_at);
                     break Ok(Outcome {
                         finished: f,
                         timing,
@@ -259,6 +251,37 @@ impl Pipeline {
         match outcome {
             Ok(o) => self.succeed(&job, held, o, started, &out).await,
             Err(err) => self.fail(&job, held, err, &last_failure, &out).await,
+        }
+    }
+
+    /// What a successful attempt measured: fed to the fleet's estimates
+    /// (unless the job queued at the provider, or its kind's timings say
+    /// nothing about token rates), and returned as the answer's timing.
+    fn measured<K: JobKind>(
+        &self,
+        model: &str,
+        p: &ProviderHandle,
+        f: &Finished<K::Output>,
+        at: AttemptStart,
+    ) -> JobTimingExt {
+        let b = &f.receipt.body;
+        let timing = JobTiming {
+            queued_at_provider: at.before >= p.max_concurrent || !K::MEASURES_TOKENS,
+            prompt_tokens: b.prompt_tokens,
+            completion_tokens: b.completion_tokens,
+            first_token_ms: f.clock.first_ms,
+            last_token_ms: f.clock.last_ms,
+            service_ms: f.clock.provider_ms,
+            rtt_ms: self.fleet.placer().rtt_ms(p.key.as_str()),
+        };
+        self.fleet
+            .succeeded(p.key.as_str(), model, &timing, self.clock.now_ms());
+        JobTimingExt {
+            queued_ms: at.queued_ms,
+            provider_ttft_ms: f.clock.first_ms,
+            provider_ms: f.clock.provider_ms,
+            finish_ms: 0.0,
+            objective_missed: at.mode == Mode::BestEffort,
         }
     }
 
