@@ -11,6 +11,7 @@ mod log;
 mod process;
 mod schedule;
 mod serve;
+mod stats;
 mod verify;
 mod zk;
 

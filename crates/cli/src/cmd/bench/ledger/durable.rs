@@ -15,6 +15,8 @@ use proofmesh_settlement::{Bank, BankConfig};
 use proofmesh_store::SqliteStore;
 use serde::Serialize;
 
+use crate::cmd::bench::stats::percentile;
+
 /// Figures; key names carry units.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -36,13 +38,6 @@ pub struct BenchReport {
     pub in_memory_transactions_per_s: f64,
     /// Target on this machine.
     pub target_transactions_per_s: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Runs `jobs` escrow+release pairs from `concurrency` callers.

@@ -14,6 +14,8 @@ use proofmesh_store::{receipt_log_key, SqliteStore};
 use proofmesh_tlog::CheckpointSigner;
 use serde::Serialize;
 
+use crate::cmd::bench::stats::percentile;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -76,14 +78,6 @@ pub struct BenchReport {
     pub target_appends_per_s: f64,
     /// Target p99 append-to-checkpoint.
     pub target_p99_ms: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Runs the benchmark in a fresh temporary database.
